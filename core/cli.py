@@ -1,0 +1,237 @@
+"""Command line: ``python -m core optimize`` (headless runs), ``python -m core serve-offline``.
+
+Bad input exits with status 2 and one line ``error: ...`` on stderr, never a traceback, and
+registers nothing. Progress goes to stderr; the last (only) stdout line of ``optimize`` is one JSON
+object describing the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        _fail(f"{message} (see python -m core {self.prog.split()[-1]} --help)")
+
+
+def _fail(message: str) -> NoReturn:
+    sys.stderr.write("error: " + " ".join(message.split()) + "\n")
+    sys.stderr.flush()
+    raise SystemExit(EXIT_BAD_INPUT)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m core", description="GEPA Explorer: headless prompt optimization.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    opt = commands.add_parser(
+        "optimize",
+        help="optimize a prompt with GEPA through MLflow",
+        description=(
+            "Optimize a registered prompt with mlflow.genai.optimize_prompts and GepaPromptOptimizer. "
+            "With no options it optimizes the bundled baseline on the bundled short-answer set with the "
+            "offline demo model (simulated)."
+        ),
+    )
+    data = opt.add_argument_group("data and prompt")
+    data.add_argument("--dataset", metavar="PATH", help="JSONL/JSON/CSV dataset (default: bundled short-answer QA)")
+    data.add_argument("--prompt-uri", metavar="URI", help="prompts:/NAME/VERSION or prompts:/NAME@ALIAS")
+    data.add_argument("--prompt-name", metavar="NAME", help="register --template under this name and optimize it")
+    data.add_argument("--template", metavar="TEXT", help="prompt template with {{variables}}")
+    data.add_argument(
+        "--validation-fraction", type=float, metavar="F", help="hold out this share of rows for validation"
+    )
+    scoring = opt.add_argument_group("scoring")
+    scoring.add_argument("--scorer", default="exact_match", choices=["exact_match", "f1", "contains"])
+    scoring.add_argument(
+        "--normalize",
+        default="case,whitespace",
+        metavar="STEPS",
+        help="comma-separated from case,whitespace,punctuation,articles, or none (default: case,whitespace)",
+    )
+    search = opt.add_argument_group("search")
+    search.add_argument("--budget", type=int, default=150, metavar="N", help="GEPA metric calls (default 150)")
+    search.add_argument(
+        "--patience", type=int, default=4, metavar="P", help="iterations without improvement before stopping; 0 = off"
+    )
+    search.add_argument("--minibatch", type=int, default=3, metavar="K", help="reflection minibatch size (default 3)")
+    search.add_argument("--selection", default="pareto", choices=["pareto", "current_best"])
+    search.add_argument("--seed", type=int, default=0, metavar="S")
+    search.add_argument("--concurrency", type=int, default=8, metavar="N", help="model calls at once (default 8)")
+    models = opt.add_argument_group("models")
+    models.add_argument(
+        "--provider",
+        default="offline",
+        choices=["offline", "openai"],
+        help="offline = built-in simulated demo model; openai reads OPENAI_API_KEY and OPENAI_BASE_URL",
+    )
+    models.add_argument("--base-url", metavar="URL", help="OpenAI-compatible endpoint (Ollama, vLLM, llama.cpp)")
+    models.add_argument("--model", metavar="NAME", help="task model name")
+    models.add_argument("--reflection-model", metavar="NAME", help="reflection model name (called through litellm)")
+    tracking = opt.add_argument_group("tracking")
+    tracking.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (default: local SQLite store)")
+    tracking.add_argument("--experiment", default="GEPA Explorer", metavar="NAME")
+    tracking.add_argument("--no-register", action="store_true", help="never register an optimized version")
+    tracking.add_argument(
+        "--run-dir", metavar="DIR", help="folder for the live event log (default: under GEPA_EXPLORER_HOME)"
+    )
+    opt.add_argument("--quiet", action="store_true", help="print only the final JSON line")
+
+    serve = commands.add_parser(
+        "serve-offline",
+        help="serve the offline demo model (simulated) as an OpenAI-compatible endpoint",
+        description="Serve the offline demo model on 127.0.0.1 at /v1/chat/completions and /v1/models.",
+    )
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--delay-ms", type=float, default=0.0, help="fixed latency per request")
+    serve.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered 429/500")
+    serve.add_argument("--seed", type=int, default=0)
+
+    worker = commands.add_parser("worker", help=argparse.SUPPRESS)
+    worker.add_argument("run_dir")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "optimize":
+        return _optimize(args)
+    if args.command == "serve-offline":
+        return _serve(args)
+    from core.runs import worker_main
+
+    return worker_main(Path(args.run_dir))
+
+
+def _config_from_args(args: argparse.Namespace):  # -> OptimizationConfig
+    from core.models import ModelConfig
+    from core.optimization import OptimizationConfig
+    from core.scorers import ScorerSpec
+
+    if args.template is not None and not args.prompt_name:
+        _fail("--template needs --prompt-name (the registry name to register it under)")
+    if args.prompt_name and args.template is None and not args.prompt_uri:
+        _fail("--prompt-name needs --template (or use --prompt-uri prompts:/NAME@ALIAS)")
+    models = ModelConfig.from_env(
+        args.provider,
+        model=args.model,
+        reflection_model=args.reflection_model,
+        **({"base_url": args.base_url} if args.base_url else {}),
+    )
+    return OptimizationConfig(
+        dataset_path=args.dataset,
+        prompt_uri=args.prompt_uri,
+        prompt_name=args.prompt_name,
+        template=args.template,
+        scorer=ScorerSpec.parse(args.scorer, args.normalize),
+        budget=args.budget,
+        patience=args.patience,
+        minibatch_size=args.minibatch,
+        selection=args.selection,
+        seed=args.seed,
+        validation_fraction=args.validation_fraction,
+        models=models,
+        concurrency=args.concurrency,
+        register=not args.no_register,
+        tracking_uri=args.tracking_uri,
+        experiment=args.experiment,
+    )
+
+
+def _optimize(args: argparse.Namespace) -> int:
+    from core.runs import BAD_INPUT_ERRORS, new_run_dir
+
+    try:
+        config = _config_from_args(args)
+    except ValueError as error:
+        _fail(str(error))
+    run_dir = Path(args.run_dir) if args.run_dir else new_run_dir()
+    from core.optimization import request_cancel, run_optimization
+
+    def on_sigint(_signum: int, _frame: Any) -> None:
+        sys.stderr.write("\nStopping at the next iteration boundary (Ctrl-C again to abort)...\n")
+        request_cancel(run_dir)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, on_sigint)
+    reporter = None if args.quiet else _ProgressPrinter()
+    try:
+        summary = run_optimization(config, run_dir, on_event=reporter)
+    except BAD_INPUT_ERRORS as error:
+        _fail(str(error))
+    print(json.dumps(summary.cli_dict()), flush=True)
+    return EXIT_FAILED if summary.status == "failed" else EXIT_OK
+
+
+class _ProgressPrinter:
+    """Human-readable progress on stderr, one line per notable event."""
+
+    def __init__(self) -> None:
+        self.budget = 0
+        self.started = time.monotonic()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        line = self.describe(event)
+        if line:
+            elapsed = time.monotonic() - self.started
+            sys.stderr.write(f"[{elapsed:6.1f}s] {line}\n")
+            sys.stderr.flush()
+
+    def describe(self, event: dict[str, Any]) -> str | None:
+        kind = event["type"]
+        if kind == "run_started":
+            self.budget = event["budget"]["budget"]
+            models = event["models"]
+            return (
+                f"Optimizing {event['baseline']['uri']} on {event['dataset']['name']} "
+                f"({len(event['val_ids'])} validation rows) · budget {self.budget} · "
+                f"{models['task_model']} ({'simulated' if models['simulated'] else models['provider']})"
+            )
+        if kind == "validation":
+            return (
+                f"candidate {event['candidate']} scored {event['aggregate']:.1%} on validation "
+                f"({event['metric_calls']}/{self.budget} metric calls)"
+            )
+        if kind == "iteration":
+            return f"iteration {event['iteration']}: {event['outcome'].replace('_', ' ')} - {event['reason']}"
+        if kind == "run_finished":
+            if event["status"] == "failed":
+                return f"Run failed: {event['error']}"
+            initial, final = event["initial_score"], event["final_score"]
+            scores = f"{initial:.1%} -> {final:.1%}" if initial is not None and final is not None else "no score"
+            where = event["registered"]["uri"] if event.get("registered") else event["not_registered_reason"]
+            return f"Stopped by {event['stopped_by']} after {event['iterations']} iterations: {scores}; {where}"
+        return None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from core.offline_model.server import OfflineConfig, serve_forever
+
+    try:
+        config = OfflineConfig(delay_ms=args.delay_ms, error_rate=args.error_rate, seed=args.seed)
+    except ValueError as error:
+        _fail(str(error))
+    sys.stderr.write(
+        f"Offline demo model (simulated, not a language model) at http://127.0.0.1:{args.port}/v1 "
+        f"- model name 'gepa-offline-demo'\n"
+    )
+    try:
+        serve_forever(args.port, config)
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os._exit(main())

@@ -1,0 +1,357 @@
+"""Evaluation datasets: load JSONL, JSON or CSV in two shapes, validate, split.
+
+Shapes accepted, per row:
+
+* MLflow: ``{"inputs": {"question": ...}, "expectations": {"expected_response": ...}}``
+  (``"outputs": ...`` is accepted in place of ``expectations``);
+* flat: one field per template variable plus ``expected_response`` (alias ``answer``).
+
+Everything is checked before any model call. Errors name the file, the row and the field.
+Pure Python (no pandas): loading a dataset must not slow the app down.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import random
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.templates import template_variables
+
+MAX_BYTES = 20 * 1024 * 1024
+MAX_ROWS = 5000
+MAX_REPORTED_PROBLEMS = 20
+EXPECTED_KEYS = ("expected_response", "answer")
+SAMPLE_DATA_DIR = Path(__file__).resolve().parent.parent / "sample_data"
+
+
+@dataclass(frozen=True)
+class DatasetProblem:
+    """One thing wrong with a dataset, located as precisely as possible."""
+
+    message: str
+    row: int | None = None
+    field: str | None = None
+
+    def describe(self, source: str) -> str:
+        where = source
+        if self.row is not None:
+            where += f", row {self.row}"
+        if self.field is not None:
+            where += f", field '{self.field}'"
+        return f"{where}: {self.message}"
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be used; ``problems`` lists every problem found (up to a limit)."""
+
+    def __init__(self, source: str, problems: Sequence[DatasetProblem]):
+        self.source = source
+        self.problems = list(problems)
+        lines = [p.describe(source) for p in self.problems[:5]]
+        if len(self.problems) > 5:
+            lines.append(f"... and {len(self.problems) - 5} more problem(s)")
+        super().__init__("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class Example:
+    """One row: the template inputs and the expected answer. ``row`` is 1-based, as in the file."""
+
+    inputs: dict[str, str]
+    expected: str
+    row: int
+
+    def to_mlflow_record(self) -> dict[str, object]:
+        return {"inputs": dict(self.inputs), "expectations": {"expected_response": self.expected}}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A validated dataset. ``fields`` are the input fields present in every row."""
+
+    name: str
+    source: str
+    examples: tuple[Example, ...]
+    fields: tuple[str, ...] = field(default=())
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def to_mlflow_records(self) -> list[dict[str, object]]:
+        return [example.to_mlflow_record() for example in self.examples]
+
+    def subset(self, indices: Iterable[int], suffix: str) -> Dataset:
+        examples = tuple(self.examples[i] for i in indices)
+        return Dataset(f"{self.name} ({suffix})", self.source, examples, self.fields)
+
+    def check_template(self, template: str) -> None:
+        """Raise :class:`DatasetError` listing the rows that lack a variable of ``template``."""
+        problems = []
+        for variable in template_variables(template):
+            for example in self.examples:
+                if variable not in example.inputs:
+                    problems.append(
+                        DatasetProblem(
+                            f"the template uses {{{{{variable}}}}} but this row has no '{variable}'",
+                            example.row,
+                            variable,
+                        )
+                    )
+                    if len(problems) >= MAX_REPORTED_PROBLEMS:
+                        raise DatasetError(self.source, problems)
+        if problems:
+            raise DatasetError(self.source, problems)
+
+
+@dataclass(frozen=True)
+class BundledDataset:
+    """A dataset shipped in ``sample_data/`` with its plain baseline prompt."""
+
+    key: str
+    title: str
+    description: str
+    path: Path
+    prompt_name: str
+    baseline_template: str
+
+
+def bundled_datasets() -> list[BundledDataset]:
+    """The datasets listed in ``sample_data/catalog.json``; the first is the default."""
+    catalog = json.loads((SAMPLE_DATA_DIR / "catalog.json").read_text(encoding="utf-8"))
+    return [
+        BundledDataset(
+            key=item["key"],
+            title=item["title"],
+            description=item["description"],
+            path=SAMPLE_DATA_DIR / item["file"],
+            prompt_name=item["prompt_name"],
+            baseline_template=item["baseline_template"],
+        )
+        for item in catalog["datasets"]
+    ]
+
+
+def default_dataset() -> BundledDataset:
+    return bundled_datasets()[0]
+
+
+def load_dataset(path: str | os.PathLike[str], *, name: str | None = None) -> Dataset:
+    """Load and validate a dataset file (``.jsonl``, ``.json`` or ``.csv``).
+
+    The size is checked from the file system before anything is read, so a huge file is refused
+    without being loaded.
+    """
+    path = Path(path)
+    source = str(path)
+    if not path.exists():
+        raise DatasetError(source, [DatasetProblem("no such file: check the path")])
+    if path.is_dir():
+        raise DatasetError(source, [DatasetProblem("this is a folder: give a .jsonl, .json or .csv file")])
+    size = path.stat().st_size
+    if size > MAX_BYTES:
+        raise DatasetError(source, [_too_big(size)])
+    with path.open("rb") as handle:
+        data = handle.read(MAX_BYTES + 1)
+    return parse_dataset(data, path.name, source=source, name=name)
+
+
+def parse_dataset(data: bytes, filename: str, *, source: str | None = None, name: str | None = None) -> Dataset:
+    """Validate dataset ``data`` (an upload's bytes); ``filename``'s extension picks the format."""
+    source = source or filename
+    if len(data) > MAX_BYTES:
+        raise DatasetError(source, [_too_big(len(data))])
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DatasetError(
+            source,
+            [
+                DatasetProblem(
+                    f"not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}): save the file as UTF-8"
+                )
+            ],
+        ) from None
+    suffix = Path(filename).suffix.lower()
+    if suffix == ".jsonl":
+        raw_rows = _jsonl_rows(text, source)
+    elif suffix == ".json":
+        raw_rows = _json_rows(text, source)
+    elif suffix == ".csv":
+        raw_rows = _csv_rows(text, source)
+    else:
+        raise DatasetError(
+            source, [DatasetProblem(f"unsupported file type '{suffix or filename}': use .jsonl, .json or .csv")]
+        )
+    return _validate(raw_rows, source, name or Path(filename).stem)
+
+
+def split_dataset(dataset: Dataset, validation_fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    """Shuffle with ``seed`` and cut into (train, validation); both keep at least one row."""
+    if not 0 < validation_fraction < 1:
+        raise ValueError("The validation fraction must be between 0 and 1 (for example 0.5).")
+    if len(dataset) < 2:
+        raise ValueError("A dataset needs at least 2 rows to be split into train and validation.")
+    order = list(range(len(dataset)))
+    random.Random(seed).shuffle(order)
+    n_val = min(len(order) - 1, max(1, round(len(order) * validation_fraction)))
+    val = sorted(order[:n_val])
+    train = sorted(order[n_val:])
+    return dataset.subset(train, "train"), dataset.subset(val, "validation")
+
+
+def _too_big(size: int) -> DatasetProblem:
+    return DatasetProblem(
+        f"the file is {size / 1e6:.1f} MB; the limit is {MAX_BYTES // (1024 * 1024)} MB: "
+        "use a smaller sample of your data"
+    )
+
+
+_RawRow = tuple[int, object]
+
+
+def _jsonl_rows(text: str, source: str) -> Iterator[_RawRow]:
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield line_number, json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DatasetError(
+                source,
+                [DatasetProblem(f"not valid JSON ({error.msg} at column {error.colno})", line_number)],
+            ) from None
+
+
+def _json_rows(text: str, source: str) -> Iterator[_RawRow]:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DatasetError(
+            source, [DatasetProblem(f"not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})")]
+        ) from None
+    if isinstance(document, dict) and isinstance(document.get("data"), list):
+        document = document["data"]
+    if not isinstance(document, list):
+        raise DatasetError(source, [DatasetProblem("a .json dataset must be a list of rows")])
+    yield from enumerate(document, start=1)
+
+
+def _csv_rows(text: str, source: str) -> Iterator[_RawRow]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if not reader.fieldnames:
+        raise DatasetError(source, [DatasetProblem("the CSV file has no header row")])
+    blank = [i + 1 for i, name in enumerate(reader.fieldnames) if not (name or "").strip()]
+    if blank:
+        raise DatasetError(source, [DatasetProblem(f"header column {blank[0]} has no name")])
+    for row in reader:
+        # Row numbers count the header as line 1, as a spreadsheet shows them.
+        line = reader.line_num
+        if None in row:
+            raise DatasetError(source, [DatasetProblem("this row has more cells than the header", line)])
+        if not any((value or "").strip() for value in row.values()):
+            continue
+        yield line, _decode_json_cells(row)
+
+
+def _decode_json_cells(row: dict[str, str | None]) -> dict[str, object]:
+    """CSV rows in the MLflow shape carry JSON objects in their ``inputs``/``expectations`` cells."""
+    decoded: dict[str, object] = dict(row)
+    for key in ("inputs", "expectations"):
+        cell = row.get(key)
+        if isinstance(cell, str) and cell.strip().startswith("{"):
+            try:
+                decoded[key] = json.loads(cell)
+            except json.JSONDecodeError:
+                pass
+    return decoded
+
+
+def _validate(raw_rows: Iterable[_RawRow], source: str, name: str) -> Dataset:
+    problems: list[DatasetProblem] = []
+    examples: list[Example] = []
+    field_sets: list[set[str]] = []
+    for count, (row_number, raw) in enumerate(raw_rows, start=1):
+        if count > MAX_ROWS:
+            raise DatasetError(
+                source, [DatasetProblem(f"more than {MAX_ROWS} rows: use a smaller sample of your data")]
+            )
+        example, row_problems = _parse_row(raw, row_number)
+        problems.extend(row_problems)
+        if len(problems) >= MAX_REPORTED_PROBLEMS:
+            raise DatasetError(source, problems[:MAX_REPORTED_PROBLEMS])
+        if example is not None:
+            examples.append(example)
+            field_sets.append(set(example.inputs))
+    if problems:
+        raise DatasetError(source, problems)
+    if not examples:
+        raise DatasetError(source, [DatasetProblem("the file has no rows")])
+    common = set.intersection(*field_sets)
+    ordered = tuple(f for f in examples[0].inputs if f in common)
+    return Dataset(name=name, source=source, examples=tuple(examples), fields=ordered)
+
+
+def _parse_row(raw: object, row: int) -> tuple[Example | None, list[DatasetProblem]]:
+    if not isinstance(raw, dict):
+        return None, [DatasetProblem(f"expected an object with named fields, got {type(raw).__name__}", row)]
+    if "inputs" in raw:
+        inputs_raw = raw["inputs"]
+        if not isinstance(inputs_raw, dict):
+            return None, [DatasetProblem("'inputs' must be an object of named fields", row, "inputs")]
+        expected_raw, expected_field = _mlflow_expected(raw)
+    else:
+        inputs_raw = {k: v for k, v in raw.items() if k not in EXPECTED_KEYS}
+        expected_field = next((k for k in EXPECTED_KEYS if k in raw), EXPECTED_KEYS[0])
+        expected_raw = raw.get(expected_field)
+
+    problems: list[DatasetProblem] = []
+    inputs: dict[str, str] = {}
+    for key, value in inputs_raw.items():
+        text = _scalar_text(value)
+        if text is None:
+            problems.append(DatasetProblem(f"expected text, got {type(value).__name__}", row, str(key)))
+        else:
+            inputs[str(key)] = text
+    if not inputs:
+        problems.append(DatasetProblem("no input fields: add one per template variable (e.g. 'question')", row))
+    expected = _scalar_text(expected_raw)
+    if expected_raw is None:
+        problems.append(
+            DatasetProblem("no expected answer: add 'expected_response' (or 'answer')", row, expected_field)
+        )
+    elif expected is None:
+        problems.append(DatasetProblem(f"expected text, got {type(expected_raw).__name__}", row, expected_field))
+    elif not expected.strip():
+        problems.append(DatasetProblem("the expected answer is empty", row, expected_field))
+    if problems:
+        return None, problems
+    assert expected is not None
+    return Example(inputs=inputs, expected=expected, row=row), []
+
+
+def _mlflow_expected(raw: dict[str, object]) -> tuple[object, str]:
+    expectations = raw.get("expectations")
+    if isinstance(expectations, dict):
+        for key in EXPECTED_KEYS:
+            if key in expectations:
+                return expectations[key], f"expectations.{key}"
+        return None, "expectations.expected_response"
+    if expectations is not None:
+        return expectations, "expectations"
+    return raw.get("outputs"), "outputs"
+
+
+def _scalar_text(value: object) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return None

@@ -1,0 +1,424 @@
+"""Task and reflection models: configuration, clients, retries, reachability checks.
+
+The task model is called with the ``openai`` client; the reflection model through litellm, inside
+GEPA. Both point at the same base URL. Providers: the built-in offline demo (simulated), OpenAI, or
+any OpenAI-compatible endpoint (Ollama, vLLM, llama.cpp server, LM Studio) given by its base URL.
+
+Failures are classified once, here: transient ones (429 honouring Retry-After, 5xx, timeouts,
+connection resets, unparseable bodies) are retried with exponential backoff; permanent ones (401,
+403, unknown model) raise :class:`ModelAccessError` with one line saying what to fix.
+API keys are never part of a config's public form and are scrubbed from every error message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from core.offline_model.behaviour import MODEL_NAME as OFFLINE_MODEL_NAME
+
+Provider = Literal["offline", "openai"]
+PROVIDERS: tuple[Provider, ...] = ("offline", "openai")
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+DEFAULT_OPENAI_REFLECTION_MODEL = "gpt-4o"
+NO_KEY_PLACEHOLDER = "not-needed"  # the openai client insists on a key; local servers ignore it
+
+T = TypeVar("T")
+
+
+class ModelError(Exception):
+    """A model call that failed; ``str()`` is one line a user can act on."""
+
+
+class ModelAccessError(ModelError):
+    """Permanent: the key was refused, access denied or the model is unknown. Retrying cannot help."""
+
+
+class ModelCallError(ModelError):
+    """Transient failures that outlasted every retry, or a response that could not be used."""
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """``text`` with every secret replaced by ``***``."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+def public_url(url: str | None) -> str | None:
+    """A URL without user name or password, safe to log."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        if parts.port:
+            host += f":{parts.port}"
+        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return url
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which models a run uses. The API key is held here but never shown, logged or serialised.
+
+    ``provider="openai"`` with a ``base_url`` is any OpenAI-compatible endpoint.
+    """
+
+    provider: Provider = "offline"
+    model: str | None = None
+    reflection_model: str | None = None
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False, compare=False)
+    timeout_seconds: float = 60.0
+    max_retries: int = 4
+
+    def __post_init__(self) -> None:
+        if self.provider not in PROVIDERS:
+            raise ValueError(f"Unknown provider '{self.provider}': choose offline or openai.")
+        if self.base_url is not None:
+            parts = urlsplit(self.base_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(
+                    f"The base URL '{public_url(self.base_url)}' is not an http(s) URL: "
+                    "write it like http://127.0.0.1:11434/v1."
+                )
+        if self.timeout_seconds <= 0:
+            raise ValueError("The model timeout must be more than 0 seconds.")
+        if self.max_retries < 0:
+            raise ValueError("Retries must be 0 or more.")
+        if self.provider == "openai" and self.base_url is None and not self.api_key:
+            raise ValueError(
+                "OpenAI needs an API key: set OPENAI_API_KEY (or type it in the sidebar), "
+                "or choose the offline demo model."
+            )
+        for label, value in (("model", self.model), ("reflection model", self.reflection_model)):
+            if value is not None and not value.strip():
+                raise ValueError(f"The {label} name is empty.")
+
+    @classmethod
+    def from_env(cls, provider: Provider = "offline", **overrides: Any) -> ModelConfig:
+        """Read ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL`` for the openai provider."""
+        if provider == "openai":
+            overrides.setdefault("api_key", os.environ.get("OPENAI_API_KEY") or None)
+            overrides.setdefault("base_url", os.environ.get("OPENAI_BASE_URL") or None)
+        return cls(provider=provider, **overrides)
+
+    @property
+    def is_offline(self) -> bool:
+        return self.provider == "offline"
+
+    @property
+    def task_model(self) -> str:
+        if self.model:
+            return self.model
+        return OFFLINE_MODEL_NAME if self.is_offline else DEFAULT_OPENAI_MODEL
+
+    @property
+    def reflection_model_name(self) -> str:
+        if self.reflection_model:
+            return self.reflection_model
+        if self.is_offline:
+            return OFFLINE_MODEL_NAME
+        # On a custom endpoint the task model is the one model we know exists.
+        return self.task_model if self.base_url else DEFAULT_OPENAI_REFLECTION_MODEL
+
+    @property
+    def label(self) -> str:
+        if self.is_offline:
+            return "Offline demo model (simulated, not a language model)"
+        if self.base_url:
+            return f"OpenAI-compatible endpoint at {public_url(self.base_url)}"
+        return "OpenAI"
+
+    def public_dict(self) -> dict[str, Any]:
+        """Everything about the models that is safe to log: never the key."""
+        return {
+            "provider": self.provider,
+            "task_model": self.task_model,
+            "reflection_model": self.reflection_model_name,
+            "base_url": public_url(self.base_url),
+            "simulated": self.is_offline,
+        }
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A resolved place to send requests. ``api_key`` is never logged."""
+
+    base_url: str
+    api_key: str = field(repr=False)
+
+
+def resolve_endpoint(config: ModelConfig) -> Endpoint:
+    """Where requests go; for the offline provider this starts the in-process endpoint once."""
+    if config.is_offline:
+        from core.offline_model.server import shared_offline_server
+
+        return Endpoint(shared_offline_server().base_url, NO_KEY_PLACEHOLDER)
+    base_url = config.base_url or "https://api.openai.com/v1"
+    return Endpoint(base_url, config.api_key or NO_KEY_PLACEHOLDER)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter; ``Retry-After`` from the server wins, up to ``max_wait``."""
+
+    max_retries: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    max_wait: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_wait)
+        return min(self.max_delay, self.base_delay * 2**attempt) * (0.5 + rng.random() / 2)
+
+
+@dataclass
+class CallStats:
+    """Thread-safe counts of calls, retries and failures for one model."""
+
+    calls: int = 0
+    retries: int = 0
+    failures: int = 0
+    last_error: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, *, retries: int = 0, error: str | None = None) -> None:
+        with self._lock:
+            self.calls += 1
+            self.retries += retries
+            if error is not None:
+                self.failures += 1
+                self.last_error = error
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "calls": self.calls,
+                "retries": self.retries,
+                "failures": self.failures,
+                "last_error": self.last_error,
+            }
+
+
+@dataclass(frozen=True)
+class _Failure:
+    permanent: bool
+    message: str
+    retry_after: float | None = None
+
+
+def classify_error(error: BaseException, *, who: str, model: str, base_url: str) -> _Failure:
+    """Sort an exception from the openai client or litellm into permanent or transient."""
+    status = getattr(error, "status_code", None)
+    response = getattr(error, "response", None)
+    if status is None and response is not None:
+        status = getattr(response, "status_code", None)
+    where = public_url(base_url)
+    if status in (401, 403):
+        verb = "refused the API key" if status == 401 else "denied access"
+        return _Failure(True, f"The {who} endpoint {where} {verb} ({status}): check the API key and its permissions.")
+    if status == 404:
+        return _Failure(
+            True,
+            f"The {who} endpoint {where} does not know the model '{model}' (404): "
+            "check the model name and the base URL.",
+        )
+    if status == 429:
+        return _Failure(False, f"rate limited (429) by {where}", _retry_after(response))
+    if status is not None and status >= 500:
+        return _Failure(False, f"server error ({status}) from {where}")
+    if status is not None:
+        return _Failure(False, f"request rejected ({status}) by {where}: {_short(error)}")
+    name = type(error).__name__
+    if isinstance(error, json.JSONDecodeError | ValueError) or "Timeout" in name or "Connection" in name:
+        kind = "timed out" if "Timeout" in name else "could not be read" if "JSON" in name or "Value" in name else ""
+        detail = kind or f"connection failed ({_short(error)})"
+        return _Failure(False, f"the response from {where} {detail}" if kind else f"{where}: {detail}")
+    return _Failure(False, f"{name} from {where}: {_short(error)}")
+
+
+def _short(error: BaseException) -> str:
+    return " ".join(str(error).split())[:200]
+
+
+def _retry_after(response: Any) -> float | None:
+    headers = getattr(response, "headers", None)
+    value = headers.get("retry-after") if headers is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def call_with_retries(
+    call: Callable[[], T],
+    *,
+    who: str,
+    model: str,
+    base_url: str,
+    policy: RetryPolicy,
+    stats: CallStats | None = None,
+    secrets: tuple[str | None, ...] = (),
+    rng: random.Random | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run ``call``; retry transient failures; raise :class:`ModelAccessError` or :class:`ModelCallError`."""
+    rng = rng or random.Random()
+    attempt = 0
+    while True:
+        try:
+            result = call()
+        except Exception as error:  # noqa: BLE001 - every client error is classified below
+            failure = classify_error(error, who=who, model=model, base_url=base_url)
+            message = redact(failure.message, *secrets)
+            if failure.permanent:
+                if stats is not None:
+                    stats.record(retries=attempt, error=message)
+                raise ModelAccessError(message) from None
+            if attempt >= policy.max_retries:
+                final = f"The {who} call failed after {attempt + 1} attempt(s): {message}."
+                if stats is not None:
+                    stats.record(retries=attempt, error=final)
+                raise ModelCallError(final) from None
+            sleep(policy.delay(attempt, failure.retry_after, rng))
+            attempt += 1
+            continue
+        if stats is not None:
+            stats.record(retries=attempt)
+        return result
+
+
+def _content(completion: Any) -> str:
+    """The reply text of a chat completion; a body without one counts as unparseable."""
+    try:
+        content = completion.choices[0].message.content
+    except (AttributeError, IndexError, TypeError):
+        content = None
+    if not isinstance(content, str):
+        raise ValueError("the response has no message content")
+    return content
+
+
+class TaskModel:
+    """The model that answers dataset examples, through the ``openai`` client. Thread-safe."""
+
+    def __init__(self, config: ModelConfig, endpoint: Endpoint, policy: RetryPolicy | None = None):
+        import openai
+
+        self.config = config
+        self.endpoint = endpoint
+        self.policy = policy or RetryPolicy(max_retries=config.max_retries)
+        self.stats = CallStats()
+        self._client = openai.OpenAI(
+            base_url=endpoint.base_url,
+            api_key=endpoint.api_key,
+            max_retries=0,  # retries are ours: counted, classified, Retry-After honoured
+            timeout=config.timeout_seconds,
+        )
+
+    def complete(self, prompt: str) -> str:
+        def call() -> str:
+            completion = self._client.chat.completions.create(
+                model=self.config.task_model, messages=[{"role": "user", "content": prompt}]
+            )
+            return _content(completion)
+
+        return call_with_retries(
+            call,
+            who="task model",
+            model=self.config.task_model,
+            base_url=self.endpoint.base_url,
+            policy=self.policy,
+            stats=self.stats,
+            secrets=(self.endpoint.api_key, self.config.api_key),
+        )
+
+
+class ReflectionModel:
+    """GEPA's reflection language model, called through litellm with our retries and counts.
+
+    Conforms to GEPA's ``LanguageModel`` protocol: ``(prompt or messages) -> str``.
+    """
+
+    def __init__(self, config: ModelConfig, endpoint: Endpoint, policy: RetryPolicy | None = None):
+        self.config = config
+        self.endpoint = endpoint
+        self.policy = policy or RetryPolicy(max_retries=config.max_retries)
+        self.stats = CallStats()
+
+    @property
+    def litellm_model(self) -> str:
+        return f"openai/{self.config.reflection_model_name}"
+
+    def __call__(self, prompt: str | list[dict[str, Any]]) -> str:
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        import litellm
+
+        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+
+        def call() -> str:
+            completion = litellm.completion(
+                model=self.litellm_model,
+                messages=messages,
+                api_base=self.endpoint.base_url,
+                api_key=self.endpoint.api_key,
+                timeout=self.config.timeout_seconds,
+                num_retries=0,
+                drop_params=True,
+            )
+            return _content(completion)
+
+        return call_with_retries(
+            call,
+            who="reflection model",
+            model=self.config.reflection_model_name,
+            base_url=self.endpoint.base_url,
+            policy=self.policy,
+            stats=self.stats,
+            secrets=(self.endpoint.api_key, self.config.api_key),
+        )
+
+
+@dataclass(frozen=True)
+class ModelCheck:
+    """The outcome of one cheap call to a model."""
+
+    role: str
+    model: str
+    ok: bool
+    message: str
+    seconds: float
+
+
+def check_model(
+    config: ModelConfig, *, role: Literal["task", "reflection"], policy: RetryPolicy | None = None
+) -> ModelCheck:
+    """One short chat call that proves the endpoint answers, the key is accepted and the model exists.
+
+    The reflection model is checked through litellm, the path GEPA will use; the task model through
+    the ``openai`` client.
+    """
+    started = time.perf_counter()
+    endpoint = resolve_endpoint(config)
+    policy = policy or RetryPolicy(max_retries=1, base_delay=0.2)
+    name = config.task_model if role == "task" else config.reflection_model_name
+    probe = "Reply with the single word OK."
+    try:
+        if role == "task":
+            TaskModel(config, endpoint, policy).complete(probe)
+        else:
+            ReflectionModel(config, endpoint, policy)(probe)
+    except ModelError as error:
+        return ModelCheck(role, name, False, str(error), time.perf_counter() - started)
+    return ModelCheck(role, name, True, f"{name} answers", time.perf_counter() - started)

@@ -1,0 +1,255 @@
+"""The offline demo model served as a real OpenAI-compatible endpoint on 127.0.0.1.
+
+``POST /v1/chat/completions`` and ``GET /v1/models`` speak the protocol the ``openai`` client and
+litellm expect, so the app exercises exactly the client path it uses with a real provider.
+Latency and failures can be injected (a fixed delay, a seeded error rate, or a scripted list of
+faults for tests: ``429``, ``500``, ``timeout``, ``garbage``).
+"""
+
+import asyncio
+import itertools
+import json
+import random
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.offline_model.behaviour import MODEL_NAME, answer_prompt, is_reflection_request, reflect
+
+FAULT_KINDS = ("429", "500", "timeout", "garbage")
+
+
+@dataclass(frozen=True)
+class OfflineConfig:
+    """How the endpoint behaves. ``fault_plan`` faults are served first, one per request, in order."""
+
+    delay_ms: float = 0.0
+    error_rate: float = 0.0
+    seed: int = 0
+    fault_plan: Sequence[str] = field(default=())
+    api_key: str | None = None
+    timeout_fault_seconds: float = 30.0
+    retry_after_seconds: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.delay_ms < 0:
+            raise ValueError("The delay must be 0 ms or more.")
+        if not 0.0 <= self.error_rate <= 1.0:
+            raise ValueError("The error rate must be between 0 and 1 (for example 0.1 for 10%).")
+        unknown = [f for f in self.fault_plan if f not in FAULT_KINDS]
+        if unknown:
+            raise ValueError(f"Unknown fault '{unknown[0]}': choose from {', '.join(FAULT_KINDS)}.")
+
+
+def _error_body(message: str, kind: str, code: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def _prompt_text(messages: list[dict[str, Any]]) -> str:
+    parts = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):
+            content = "\n".join(p.get("text", "") for p in content if isinstance(p, dict))
+        if isinstance(content, str):
+            parts.append(content)
+    return "\n\n".join(parts)
+
+
+def reply_to(messages: list[dict[str, Any]]) -> str:
+    """What the offline model answers to a chat request (task answer or reflection)."""
+    prompt = _prompt_text(messages)
+    return reflect(prompt) if is_reflection_request(prompt) else answer_prompt(prompt)
+
+
+def create_app(config: OfflineConfig | None = None):  # -> fastapi.FastAPI
+    """Build the ASGI app. Imported lazily: FastAPI is only needed when the endpoint runs."""
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse, Response
+
+    config = config or OfflineConfig()
+    app = FastAPI(title="GEPA Explorer offline demo model (simulated, not a language model)")
+    rng = random.Random(config.seed)
+    lock = threading.Lock()
+    plan = iter(config.fault_plan)
+    counter = itertools.count(1)
+
+    def next_fault() -> str | None:
+        with lock:
+            planned = next(plan, None)
+            if planned is not None:
+                return planned
+            if config.error_rate and rng.random() < config.error_rate:
+                return rng.choice(("429", "500"))
+            return None
+
+    def unauthorized(request: Request) -> JSONResponse | None:
+        if config.api_key is None:
+            return None
+        if request.headers.get("authorization", "") != f"Bearer {config.api_key}":
+            return JSONResponse(
+                _error_body("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"), 401
+            )
+        return None
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "model": MODEL_NAME, "simulated": "true"}
+
+    @app.get("/v1/models")
+    async def models(request: Request):
+        if (denied := unauthorized(request)) is not None:
+            return denied
+        return {"object": "list", "data": [_model_card()]}
+
+    @app.get("/v1/models/{model_id}")
+    async def model(model_id: str, request: Request):
+        if (denied := unauthorized(request)) is not None:
+            return denied
+        if model_id != MODEL_NAME:
+            return JSONResponse(_unknown_model(model_id), 404)
+        return _model_card()
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request):
+        if (denied := unauthorized(request)) is not None:
+            return denied
+        try:
+            body = json.loads(await request.body())
+        except json.JSONDecodeError:
+            return JSONResponse(_error_body("The request body is not valid JSON.", "invalid_request_error"), 400)
+        if body.get("model") != MODEL_NAME:
+            return JSONResponse(_unknown_model(str(body.get("model"))), 404)
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return JSONResponse(_error_body("'messages' must be a non-empty list.", "invalid_request_error"), 400)
+        if body.get("stream"):
+            return JSONResponse(
+                _error_body("The offline demo model does not stream; send stream=false.", "invalid_request_error"),
+                400,
+            )
+        if config.delay_ms:
+            await asyncio.sleep(config.delay_ms / 1000)
+        fault = next_fault()
+        if fault == "429":
+            return JSONResponse(
+                _error_body("Rate limit reached (simulated).", "rate_limit_error", "rate_limit_exceeded"),
+                429,
+                headers={"retry-after": f"{config.retry_after_seconds:g}"},
+            )
+        if fault == "500":
+            return JSONResponse(_error_body("Internal error (simulated).", "server_error"), 500)
+        if fault == "timeout":
+            await asyncio.sleep(config.timeout_fault_seconds)
+        if fault == "garbage":
+            return Response("<html>upstream proxy error</html>", 200, media_type="application/json")
+        text = reply_to(messages)
+        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
+        return {
+            "id": f"chatcmpl-offline-{next(counter)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": MODEL_NAME,
+            "system_fingerprint": "offline-demo",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": len(text.split()),
+                "total_tokens": prompt_tokens + len(text.split()),
+            },
+        }
+
+    return app
+
+
+def _model_card() -> dict[str, Any]:
+    return {"id": MODEL_NAME, "object": "model", "created": 0, "owned_by": "gepa-explorer (simulated)"}
+
+
+def _unknown_model(name: str) -> dict[str, Any]:
+    return _error_body(
+        f"The model '{name}' does not exist. The offline demo serves '{MODEL_NAME}'.",
+        "invalid_request_error",
+        "model_not_found",
+    )
+
+
+class OfflineServer:
+    """The endpoint running in a background thread of this process, on a free loopback port."""
+
+    def __init__(self, config: OfflineConfig | None = None, port: int = 0):
+        self.config = config or OfflineConfig()
+        self._requested_port = port
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self.port: int | None = None
+
+    @property
+    def base_url(self) -> str:
+        if self.port is None:
+            raise RuntimeError("The offline server is not running.")
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self, timeout: float = 20.0) -> "OfflineServer":
+        import uvicorn
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self._requested_port))
+        self.port = sock.getsockname()[1]
+        uv_config = uvicorn.Config(
+            create_app(self.config), log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30
+        )
+        self._server = uvicorn.Server(uv_config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="offline-model", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("The offline demo model did not start.")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> "OfflineServer":
+        return self.start() if self._server is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+_shared: OfflineServer | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_offline_server() -> OfflineServer:
+    """One endpoint per process, started on first use and left running until the process ends."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = OfflineServer().start()
+        return _shared
+
+
+def serve_forever(port: int, config: OfflineConfig | None = None) -> None:
+    """Run the endpoint in the foreground (``python -m core serve-offline``) until interrupted."""
+    import uvicorn
+
+    uvicorn.run(create_app(config), host="127.0.0.1", port=port, log_level="warning", access_log=False)

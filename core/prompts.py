@@ -1,0 +1,235 @@
+"""The MLflow Prompt Registry, in the user's terms: prompts, versions, aliases.
+
+Registered versions are immutable; this module only ever adds versions and moves aliases.
+Call :func:`core.store.configure_mlflow` first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.templates import check_template
+
+PROMPT_NAME_RULE = re.compile(r"^[a-zA-Z0-9_.-]+$")
+ALIAS_RULE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]*$")
+_URI = re.compile(r"^prompts:/(?P<name>[^/@]+)(?:/(?P<version>[^/@]+)|@(?P<alias>[^/@]+))$")
+BASELINE_ALIAS = "baseline"
+
+
+class PromptError(ValueError):
+    """A prompt that cannot be found or registered; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class PromptVersionInfo:
+    """One registered version, detached from MLflow's entity (safe to cache and compare)."""
+
+    name: str
+    version: int
+    template: str
+    commit_message: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    created_ms: int | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"prompts:/{self.name}/{self.version}"
+
+
+@dataclass(frozen=True)
+class PromptSummary:
+    name: str
+    latest_version: int | None
+    aliases: Mapping[str, int]
+    description: str | None = None
+
+
+def parse_prompt_uri(uri: str) -> tuple[str, int | None, str | None]:
+    """``prompts:/name/3`` -> (name, 3, None); ``prompts:/name@alias`` -> (name, None, alias)."""
+    match = _URI.match(uri.strip())
+    if not match:
+        raise PromptError(f"'{uri}' is not a prompt URI: write prompts:/NAME/VERSION or prompts:/NAME@ALIAS.")
+    version = match.group("version")
+    if version is not None:
+        if not version.isdigit() or int(version) < 1:
+            raise PromptError(f"'{uri}': the version must be a whole number from 1 (for example prompts:/qa/2).")
+        return match.group("name"), int(version), None
+    return match.group("name"), None, match.group("alias")
+
+
+def _info(version: Any) -> PromptVersionInfo:
+    template = version.template
+    if not isinstance(template, str):
+        import json
+
+        template = json.dumps(template)
+    return PromptVersionInfo(
+        name=version.name,
+        version=int(version.version),
+        template=template,
+        commit_message=version.commit_message,
+        tags={k: v for k, v in (version.tags or {}).items() if not k.startswith("mlflow.")},
+        aliases=tuple(sorted(version.aliases or ())),
+        created_ms=version.creation_timestamp,
+    )
+
+
+def _client():
+    import mlflow
+
+    return mlflow.MlflowClient()
+
+
+def validate_prompt_name(name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise PromptError("The prompt needs a name (letters, digits, '-', '_' or '.').")
+    if not PROMPT_NAME_RULE.match(name):
+        raise PromptError(f"'{name}' is not a valid prompt name: use only letters, digits, '-', '_' and '.'.")
+    return name
+
+
+def register_version(
+    name: str,
+    template: str,
+    *,
+    commit_message: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> PromptVersionInfo:
+    """Add a version of prompt ``name`` (creating the prompt if new). Checks the template first."""
+    import mlflow
+
+    name = validate_prompt_name(name)
+    check = check_template(template)
+    if not check.ok:
+        raise PromptError(check.problems[0])
+    version = mlflow.genai.register_prompt(
+        name=name, template=template, commit_message=commit_message or None, tags=dict(tags or {})
+    )
+    return get_version(name, int(version.version))
+
+
+def get_version(name: str, version: int) -> PromptVersionInfo:
+    found = _client().get_prompt_version(name, version)
+    if found is None:
+        raise PromptError(f"Prompt '{name}' has no version {version}.")
+    return _info(found)
+
+
+def load(uri: str) -> PromptVersionInfo:
+    """The version a URI points at, resolving aliases (never cached: aliases move)."""
+    from mlflow.exceptions import MlflowException
+
+    name, version, alias = parse_prompt_uri(uri)
+    try:
+        if alias is not None:
+            if alias == "latest":
+                versions = list_versions(name)
+                if not versions:
+                    raise PromptError(f"There is no prompt named '{name}' in the registry.")
+                return versions[0]
+            found = _client().get_prompt_version_by_alias(name, alias)
+        else:
+            found = _client().get_prompt_version(name, version)
+    except MlflowException as error:
+        raise PromptError(_not_found(uri, name, error)) from None
+    if found is None:
+        raise PromptError(_not_found(uri, name, None))
+    return _info(found)
+
+
+def _not_found(uri: str, name: str, error: BaseException | None) -> str:
+    detail = f" ({' '.join(str(error).split())[:160]})" if error else ""
+    return f"No prompt found at {uri}{detail}: check the name, version or alias on the Prompts page."
+
+
+def list_prompts() -> list[PromptSummary]:
+    """Every prompt in the registry, by name, with its latest version and aliases."""
+    client = _client()
+    summaries = []
+    token = None
+    while True:
+        page = client.search_prompts(max_results=200, page_token=token)
+        for prompt in page:
+            versions = list_versions(prompt.name)
+            aliases = {alias: v.version for v in versions for alias in v.aliases}
+            summaries.append(
+                PromptSummary(
+                    name=prompt.name,
+                    latest_version=versions[0].version if versions else None,
+                    aliases=aliases,
+                    description=getattr(prompt, "description", None),
+                )
+            )
+        token = page.token
+        if not token:
+            break
+    return sorted(summaries, key=lambda s: s.name.lower())
+
+
+def list_versions(name: str) -> list[PromptVersionInfo]:
+    """All versions of ``name``, newest first; empty when the prompt does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    versions = []
+    token = None
+    try:
+        while True:
+            page = client.search_prompt_versions(name, max_results=200, page_token=token)
+            versions.extend(_info(v) for v in page)
+            token = getattr(page, "token", None)
+            if not token:
+                break
+    except MlflowException:
+        return []
+    return sorted(versions, key=lambda v: -v.version)
+
+
+def set_alias(name: str, alias: str, version: int) -> None:
+    """Point ``prompts:/name@alias`` at ``version`` (moving it if it pointed elsewhere)."""
+    alias = alias.strip()
+    if not ALIAS_RULE.match(alias) or alias == "latest":
+        raise PromptError(
+            f"'{alias}' is not a valid alias: start with a letter, then letters, digits, '-' or '_' "
+            "('latest' is reserved)."
+        )
+    get_version(name, version)  # a clear error for a version that does not exist
+    import mlflow
+
+    mlflow.genai.set_prompt_alias(name=name, alias=alias, version=version)
+
+
+def find_version_with_template(name: str, template: str) -> PromptVersionInfo | None:
+    """The newest version of ``name`` whose template is exactly ``template``."""
+    return next((v for v in list_versions(name) if v.template == template), None)
+
+
+def ensure_baseline(name: str, template: str, *, commit_message: str) -> PromptVersionInfo:
+    """Register ``template`` as ``name`` unless a version already holds it; point ``@baseline`` at it
+    when the prompt has no baseline yet."""
+    existing = find_version_with_template(name, template)
+    version = existing or register_version(
+        name, template, commit_message=commit_message, tags={"gepa_explorer.source": "bundled baseline"}
+    )
+    if not any(BASELINE_ALIAS in v.aliases for v in list_versions(name)):
+        set_alias(name, BASELINE_ALIAS, version.version)
+    return get_version(name, version.version)
+
+
+def ensure_bundled_prompts() -> list[PromptVersionInfo]:
+    """Register the bundled baseline of each sample dataset the first time a store is used."""
+    from core.datasets import bundled_datasets
+
+    return [
+        ensure_baseline(
+            bundled.prompt_name,
+            bundled.baseline_template,
+            commit_message=f"Bundled plain baseline for the {bundled.title} sample dataset",
+        )
+        for bundled in bundled_datasets()
+    ]

@@ -1,0 +1,294 @@
+"""From GEPA's typed callback events to the run's event log, and the guard around reflection.
+
+:class:`Recorder` observes GEPA and writes ``validation``, ``pareto_front``, ``budget`` and
+``iteration`` events (schema in :mod:`core.events`); it never raises into GEPA.
+:class:`GuardedReflection` wraps GEPA's stateless reflection to do what GEPA itself swallows:
+count failed reflections, stop the run on a refused key, and discard proposals that drop a
+template variable or change nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from core.datasets import Example
+from core.events import EventLog
+from core.models import ModelAccessError, ModelError, ReflectionModel
+from core.pareto import update_front
+from core.scorers import FAILED_PREDICTION_PREFIX, is_failed_prediction
+from core.templates import lost_variables, malformed_placeholders
+
+_log = logging.getLogger(__name__)
+
+
+class FatalFlag:
+    """Set once by whoever meets a permanent model error; read by a stop callback."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.message: str | None = None
+
+    def set(self, message: str) -> None:
+        with self._lock:
+            self.message = self.message or message
+
+
+def example_key(inputs: Mapping[str, Any]) -> str:
+    return json.dumps(inputs, sort_keys=True, default=str)
+
+
+class Recorder:
+    """GEPA callback turning typed events into the run's event log. Never raises into GEPA."""
+
+    def __init__(
+        self,
+        log: EventLog,
+        *,
+        prompt_name: str,
+        baseline_template: str,
+        train: Sequence[Example],
+        val: Sequence[Example],
+        train_ids: Sequence[int],
+        val_ids: Sequence[int],
+        outputs_cache: Mapping[tuple[str, str], str],
+    ):
+        self.log = log
+        self.prompt_name = prompt_name
+        self.baseline_template = baseline_template
+        self.train_ids = list(train_ids)
+        self.val_ids = list(val_ids)
+        self.val = list(val)
+        self.train = list(train)
+        self.outputs_cache = outputs_cache
+        self.metric_calls = 0
+        self.iterations = 0
+        self.scores: dict[int, list[float]] = {}
+        self.templates: dict[int, str] = {}
+        self.aggregates: dict[int, float] = {}
+        self.front: list[int] = []
+        self.max_front_size = 0
+        self.failed_reflections = 0
+        self._current: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _template_of(self, candidate: Mapping[str, str]) -> str:
+        return candidate.get(self.prompt_name, next(iter(candidate.values()), ""))
+
+    @property
+    def best_candidate(self) -> int:
+        return max(self.aggregates, key=lambda c: (self.aggregates[c], -c)) if self.aggregates else 0
+
+    def _safe(self, fn: Callable[[], None]) -> None:
+        try:
+            with self._lock:
+                fn()
+        except Exception:  # noqa: BLE001 - an observer must never break the optimization
+            _log.exception("GEPA Explorer recorder failed")
+
+    # -- GEPA callbacks ----------------------------------------------------------------------------
+    def on_valset_evaluated(self, event: Mapping[str, Any]) -> None:
+        def record() -> None:
+            candidate = int(event["candidate_idx"])
+            template = self._template_of(event["candidate"])
+            by_id = event["scores_by_val_id"]
+            outputs_by_id = event.get("outputs_by_val_id") or {}
+            order = range(len(self.val))
+            scores = [float(by_id.get(i, 0.0)) for i in order]
+            outputs = [
+                str(outputs_by_id[i])
+                if i in outputs_by_id
+                else self.outputs_cache.get(
+                    (template, example_key(self.val[i].inputs)), f"{FAILED_PREDICTION_PREFIX}: no output recorded"
+                )
+                for i in order
+            ]
+            if candidate == 0:
+                self.metric_calls = max(self.metric_calls, len(by_id))
+            self.scores[candidate] = scores
+            self.templates[candidate] = template
+            self.aggregates[candidate] = float(event["average_score"])
+            self.log.emit(
+                "validation",
+                iteration=int(event["iteration"]),
+                candidate=candidate,
+                parents=[int(p) for p in event.get("parent_ids") or [] if p is not None],
+                template=template,
+                scores=scores,
+                outputs=outputs,
+                aggregate=float(event["average_score"]),
+                failed=sum(1 for o in outputs if is_failed_prediction(o)),
+                metric_calls=self.metric_calls,
+            )
+            self.front = update_front(self.front, self.scores, candidate)
+            self.max_front_size = max(self.max_front_size, len(self.front))
+            self.log.emit(
+                "pareto_front", iteration=int(event["iteration"]), front=self.front, metric_calls=self.metric_calls
+            )
+            if self._current is not None and candidate != 0:
+                self._current["candidate"] = candidate
+
+        self._safe(record)
+
+    def on_budget_updated(self, event: Mapping[str, Any]) -> None:
+        def record() -> None:
+            self.metric_calls = int(event["metric_calls_used"])
+            self.log.emit("budget", iteration=int(event["iteration"]), metric_calls=self.metric_calls)
+
+        self._safe(record)
+
+    def on_iteration_start(self, event: Mapping[str, Any]) -> None:
+        def record() -> None:
+            self._current = {"iteration": int(event["iteration"]), "outcome": None, "reason": None}
+
+        self._safe(record)
+
+    def on_candidate_selected(self, event: Mapping[str, Any]) -> None:
+        self._update(parent=int(event["candidate_idx"]))
+
+    def on_minibatch_sampled(self, event: Mapping[str, Any]) -> None:
+        self._update(minibatch=[self.train_ids[int(i)] for i in event["minibatch_ids"]])
+
+    def on_evaluation_end(self, event: Mapping[str, Any]) -> None:
+        which = "before" if event.get("candidate_idx") is not None else "after"
+        self._update(
+            **{
+                f"scores_{which}": [float(s) for s in event["scores"]],
+                f"outputs_{which}": [str(o) for o in event.get("outputs") or []],
+            }
+        )
+
+    def on_evaluation_skipped(self, event: Mapping[str, Any]) -> None:
+        reasons = {
+            "all_scores_perfect": "every minibatch example already scored perfectly: nothing to fix",
+            "no_trajectories": "the evaluation returned no trajectories to reflect on",
+        }
+        reason = str(event.get("reason"))
+        self._update(
+            outcome="skipped", reason=reasons.get(reason, reason), scores_before=list(event.get("scores") or [])
+        )
+
+    def on_proposal_end(self, event: Mapping[str, Any]) -> None:
+        texts = event.get("new_instructions") or {}
+        prompts = event.get("prompts") or {}
+        raw = event.get("raw_lm_outputs") or {}
+        self._update(
+            template=self._template_of(texts),
+            reflection=str(raw.get(self.prompt_name, next(iter(raw.values()), ""))),
+            reflection_prompt=str(prompts.get(self.prompt_name, next(iter(prompts.values()), "")))[:50_000],
+        )
+
+    def on_candidate_accepted(self, event: Mapping[str, Any]) -> None:
+        self._update(
+            outcome="accepted",
+            candidate=int(event["new_candidate_idx"]),
+            reason="better on the minibatch than its parent, so it was scored on the validation set",
+        )
+
+    def on_candidate_rejected(self, event: Mapping[str, Any]) -> None:
+        self._update(outcome="rejected", reason=_readable_rejection(event))
+
+    def reflection_failed(self, message: str) -> None:
+        def record() -> None:
+            self.failed_reflections += 1
+            if self._current is not None:
+                self._current.update(outcome="reflection_failed", reason=message)
+
+        self._safe(record)
+
+    def invalid_proposal(self, reason: str, template: str, reflection: str) -> None:
+        self._update(outcome="invalid_proposal", reason=reason, template=template, reflection=reflection)
+
+    def on_iteration_end(self, event: Mapping[str, Any]) -> None:
+        def record() -> None:
+            current = self._current or {"iteration": int(event["iteration"])}
+            self._current = None
+            self.iterations += 1
+            outcome = current.get("outcome") or ("accepted" if event.get("proposal_accepted") else "skipped")
+            best = self.best_candidate
+            self.log.emit(
+                "iteration",
+                **{
+                    "parent": None,
+                    "minibatch": [],
+                    "scores_before": [],
+                    "scores_after": [],
+                    "outputs_before": [],
+                    "outputs_after": [],
+                    "candidate": None,
+                    "template": None,
+                    "reflection": None,
+                    "reflection_prompt": None,
+                    **current,
+                    "outcome": outcome,
+                    "reason": current.get("reason") or "the reflection model proposed no change",
+                    "metric_calls": self.metric_calls,
+                    "best_candidate": best,
+                    "best_score": self.aggregates.get(best),
+                },
+            )
+
+        self._safe(record)
+
+    def _update(self, **fields: Any) -> None:
+        def record() -> None:
+            if self._current is not None:
+                self._current.update(fields)
+
+        self._safe(record)
+
+
+def _readable_rejection(event: Mapping[str, Any]) -> str:
+    old, new = event.get("old_score"), event.get("new_score")
+    if isinstance(old, int | float) and isinstance(new, int | float):
+        return f"not better on the minibatch than its parent ({new:g} vs {old:g} correct), so not validated"
+    return str(event.get("reason", "rejected"))
+
+
+class GuardedReflection:
+    """GEPA's stateless reflection, plus what GEPA itself swallows: failures are counted, a refused key
+    stops the run, and proposals that drop a template variable (or change nothing) never reach the pool.
+    """
+
+    def __init__(self, lm: ReflectionModel, *, baseline_template: str, recorder: Recorder, fatal: FatalFlag):
+        from gepa.proposer.reflective_mutation.reflection_lm import StatelessReflectionLM
+
+        self._inner = StatelessReflectionLM(lm)
+        self._baseline_template = baseline_template
+        self._recorder = recorder
+        self._fatal = fatal
+
+    def reflect(self, candidate: dict[str, str], reflective_dataset: Any, components_to_update: list[str]):
+        from gepa.proposer.reflective_mutation.reflection_lm import ReflectionProposal
+
+        empty = ReflectionProposal(new_texts={})
+        try:
+            proposal, _ = self._inner.reflect(candidate, reflective_dataset, components_to_update)
+        except ModelAccessError as error:
+            self._fatal.set(str(error))
+            self._recorder.reflection_failed(str(error))
+            return empty, self
+        except ModelError as error:
+            self._recorder.reflection_failed(str(error))
+            return empty, self
+        for name, text in proposal.new_texts.items():
+            problem = self._problem(candidate.get(name, ""), text)
+            if problem is not None:
+                self._recorder.invalid_proposal(problem, text, proposal.raw_lm_outputs.get(name, ""))
+                return empty, self
+        return proposal, self
+
+    def _problem(self, parent: str, text: str) -> str | None:
+        if not text.strip():
+            return "the reflection model returned an empty instruction"
+        if lost := lost_variables(self._baseline_template, text):
+            return "the proposal dropped " + ", ".join("{{" + v + "}}" for v in lost) + ", so it was discarded"
+        if malformed_placeholders(text):
+            return "the proposal has a malformed {{placeholder}}, so it was discarded"
+        if text.strip() == parent.strip():
+            return "the proposal is identical to its parent"
+        return None

@@ -1,0 +1,176 @@
+"""Scorers: exact match with normalisation switches, token F1, contains-answer. Pure Python.
+
+Each scorer compares a model output with the expected answer and returns a score in [0, 1].
+Normalisation follows the SQuAD evaluation script, with every step switchable on its own:
+
+* ``case``: lower-case both texts;
+* ``punctuation``: drop punctuation characters (any Unicode punctuation, not only ASCII);
+* ``articles``: drop the words *a*, *an*, *the* wherever they stand (SQuAD drops them everywhere);
+* ``whitespace``: trim the ends and collapse inner runs of white space to one space.
+
+:func:`to_mlflow_scorer` wraps a :class:`ScorerSpec` as an MLflow scorer for
+``mlflow.genai.optimize_prompts`` and ``mlflow.genai.evaluate``; MLflow is imported only there.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, get_args
+
+if TYPE_CHECKING:
+    from mlflow.genai.scorers import Scorer
+
+ScorerKind = Literal["exact_match", "f1", "contains"]
+Normalization = Literal["case", "whitespace", "punctuation", "articles"]
+
+SCORER_KINDS: tuple[ScorerKind, ...] = get_args(ScorerKind)
+ALL_NORMALIZATIONS: tuple[Normalization, ...] = ("case", "whitespace", "punctuation", "articles")
+DEFAULT_NORMALIZATION: tuple[Normalization, ...] = ("case", "whitespace")
+SCORER_LABELS: dict[ScorerKind, str] = {
+    "exact_match": "Exact match",
+    "f1": "Token F1",
+    "contains": "Contains answer",
+}
+# MLflow turns an exception raised by predict_fn into an output string starting with this.
+FAILED_PREDICTION_PREFIX = "Failed to invoke the predict_fn"
+
+_ARTICLES = re.compile(r"\b(?:a|an|the)\b\s*", re.IGNORECASE)
+_SPACES = re.compile(r"\s+")
+
+
+def normalize(text: str, steps: Iterable[Normalization]) -> str:
+    """Apply the chosen normalisation steps in SQuAD order: case, punctuation, articles, spaces."""
+    chosen = set(steps)
+    if "case" in chosen:
+        text = text.lower()
+    if "punctuation" in chosen:
+        text = "".join(ch for ch in text if not unicodedata.category(ch).startswith("P"))
+    if "articles" in chosen:
+        text = _ARTICLES.sub("", text)
+    if "whitespace" in chosen:
+        text = _SPACES.sub(" ", text).strip()
+    return text
+
+
+def exact_match(output: str, expected: str, *, steps: Iterable[Normalization] = DEFAULT_NORMALIZATION) -> float:
+    """1.0 when the normalised output equals the normalised expected answer, else 0.0."""
+    steps = tuple(steps)
+    return float(normalize(output, steps) == normalize(expected, steps))
+
+
+def token_f1(output: str, expected: str, *, steps: Iterable[Normalization] = DEFAULT_NORMALIZATION) -> float:
+    """Harmonic mean of token precision and recall (SQuAD's F1), on normalised texts.
+
+    Tokens are split on white space. Two empty texts score 1.0; one empty text scores 0.0.
+    """
+    steps = tuple(steps)
+    out_tokens = normalize(output, steps).split()
+    exp_tokens = normalize(expected, steps).split()
+    if not out_tokens or not exp_tokens:
+        return float(out_tokens == exp_tokens)
+    common = Counter(out_tokens) & Counter(exp_tokens)
+    overlap = sum(common.values())
+    if overlap == 0:
+        return 0.0
+    precision = overlap / len(out_tokens)
+    recall = overlap / len(exp_tokens)
+    return 2 * precision * recall / (precision + recall)
+
+
+def contains_answer(output: str, expected: str, *, steps: Iterable[Normalization] = DEFAULT_NORMALIZATION) -> float:
+    """1.0 when the normalised expected answer appears in the output as whole words.
+
+    "no" is not found in "not"; "Paris" is found in "It is Paris.".
+    """
+    steps = tuple(steps)
+    needle = normalize(expected, steps)
+    if not needle.strip():
+        return 0.0
+    pattern = r"(?<!\w)" + re.escape(needle) + r"(?!\w)"
+    return float(re.search(pattern, normalize(output, steps)) is not None)
+
+
+_SCORE_FUNCTIONS = {"exact_match": exact_match, "f1": token_f1, "contains": contains_answer}
+
+
+@dataclass(frozen=True)
+class ScorerSpec:
+    """Which scorer, with which normalisation. Validates itself on creation."""
+
+    kind: ScorerKind = "exact_match"
+    normalization: tuple[Normalization, ...] = DEFAULT_NORMALIZATION
+
+    def __post_init__(self) -> None:
+        if self.kind not in SCORER_KINDS:
+            raise ValueError(f"Unknown scorer '{self.kind}': choose one of {', '.join(SCORER_KINDS)}.")
+        unknown = [s for s in self.normalization if s not in ALL_NORMALIZATIONS]
+        if unknown:
+            raise ValueError(
+                f"Unknown normalisation '{unknown[0]}': choose from {', '.join(ALL_NORMALIZATIONS)} or none."
+            )
+        ordered = tuple(s for s in ALL_NORMALIZATIONS if s in self.normalization)
+        object.__setattr__(self, "normalization", ordered)
+
+    @classmethod
+    def parse(cls, kind: str, normalization: str) -> ScorerSpec:
+        """Build from CLI-style text: ``normalization`` is comma-separated steps, or ``none``."""
+        text = normalization.strip().lower()
+        steps = () if text in ("", "none") else tuple(s.strip() for s in text.split(",") if s.strip())
+        return cls(kind=kind, normalization=steps)  # type: ignore[arg-type]
+
+    @property
+    def name(self) -> str:
+        return self.kind
+
+    @property
+    def label(self) -> str:
+        steps = ", ".join(self.normalization) if self.normalization else "no normalisation"
+        return f"{SCORER_LABELS[self.kind]} ({steps})"
+
+    def score(self, output: str, expected: str) -> float:
+        if is_failed_prediction(output):
+            return 0.0
+        return _SCORE_FUNCTIONS[self.kind](output, expected, steps=self.normalization)
+
+    def normalized(self, text: str) -> str:
+        return normalize(text, self.normalization)
+
+    def explain(self, output: str, expected: str) -> str:
+        """One sentence a reflection model (or a person) can act on."""
+        if is_failed_prediction(output):
+            return "The model call failed, so there is no answer to score."
+        value = self.score(output, expected)
+        steps = ", ".join(self.normalization) if self.normalization else "nothing"
+        got, want = self.normalized(output), self.normalized(expected)
+        if self.kind == "exact_match":
+            verdict = "matches" if value == 1.0 else "does not match"
+            return (
+                f"The response {verdict} the expected answer exactly (after normalising {steps}): "
+                f"expected '{want}', got '{got}'."
+            )
+        if self.kind == "contains":
+            verdict = "contains" if value == 1.0 else "does not contain"
+            return f"The response {verdict} the expected answer '{want}' (after normalising {steps})."
+        return f"Token F1 {value:.2f} between the response '{got}' and the expected answer '{want}'."
+
+
+def is_failed_prediction(output: object) -> bool:
+    return isinstance(output, str) and output.startswith(FAILED_PREDICTION_PREFIX)
+
+
+def to_mlflow_scorer(spec: ScorerSpec) -> Scorer:
+    """Wrap ``spec`` as an MLflow scorer returning ``Feedback`` with a rationale."""
+    from mlflow.entities import Feedback
+    from mlflow.genai.scorers import scorer
+
+    def score(outputs: object, expectations: dict[str, object]) -> Feedback:
+        output = "" if outputs is None else str(outputs)
+        expected = str(expectations.get("expected_response", ""))
+        return Feedback(value=spec.score(output, expected), rationale=spec.explain(output, expected))
+
+    # timeout=0: these scorers are pure and instant; a timeout would cost a thread per metric call.
+    return scorer(name=spec.name, timeout=0)(score)

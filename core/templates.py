@@ -1,0 +1,161 @@
+"""Prompt templates with ``{{variables}}``: find them, check them, render them, diff them.
+
+Pure Python, no MLflow import: the Prompts page calls these on every keystroke.
+The variable syntax is MLflow's (``{{ name }}``, optional inner spaces, dotted names allowed),
+so what this module accepts is exactly what ``PromptVersion.format`` substitutes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+# Same pattern as mlflow.prompt.constants.PROMPT_TEMPLATE_VARIABLE_PATTERN.
+VARIABLE_PATTERN = re.compile(r"\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*(?:\.[a-zA-Z_][a-zA-Z0-9_]*)*)\s*\}\}")
+_BRACE_RUN = re.compile(r"\{\{|\}\}")
+
+
+class TemplateError(ValueError):
+    """A template that cannot be used as written; the message says what to change."""
+
+
+def template_variables(template: str) -> list[str]:
+    """The distinct ``{{variables}}`` of ``template``, in order of first appearance."""
+    seen: dict[str, None] = {}
+    for match in VARIABLE_PATTERN.finditer(template):
+        seen.setdefault(match.group(1), None)
+    return list(seen)
+
+
+def malformed_placeholders(template: str) -> list[str]:
+    """Brace fragments that look like a placeholder but are not one.
+
+    Examples: ``{{question}`` (unclosed), ``{{ 1st }}`` (not a name), ``}}`` without an opening,
+    ``{question}`` is deliberately *not* reported: single braces are ordinary text (JSON examples).
+    """
+    stripped = VARIABLE_PATTERN.sub("", template)
+    problems: list[str] = []
+    for match in _BRACE_RUN.finditer(stripped):
+        start = max(0, match.start() - 12)
+        end = min(len(stripped), match.end() + 12)
+        problems.append(stripped[start:end].strip())
+    return problems
+
+
+@dataclass(frozen=True)
+class TemplateCheck:
+    """What a template needs from a dataset, and what is wrong with it.
+
+    ``missing``: variables the template uses that the dataset rows do not have.
+    ``unused``: dataset input fields the template never mentions (a warning, not an error).
+    ``malformed``: fragments such as ``{{question}`` that will not be substituted.
+    """
+
+    variables: tuple[str, ...]
+    missing: tuple[str, ...] = ()
+    unused: tuple[str, ...] = ()
+    malformed: tuple[str, ...] = ()
+    problems: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check_template(template: str, dataset_fields: Iterable[str] | None = None) -> TemplateCheck:
+    """Check ``template`` on its own and, when given, against a dataset's input fields.
+
+    Returns a :class:`TemplateCheck`; ``problems`` holds one readable sentence per error.
+    """
+    variables = tuple(template_variables(template))
+    malformed = tuple(malformed_placeholders(template))
+    problems: list[str] = []
+    if not template.strip():
+        problems.append("The template is empty: write the instructions and at least one {{variable}}.")
+    elif not variables:
+        problems.append(
+            "The template has no {{variable}}: add one (for example {{question}}) so each example's "
+            "input reaches the model."
+        )
+    for fragment in malformed:
+        problems.append(f"Malformed placeholder near '{fragment}': write variables as {{{{name}}}}.")
+    missing: tuple[str, ...] = ()
+    unused: tuple[str, ...] = ()
+    if dataset_fields is not None:
+        fields = list(dict.fromkeys(dataset_fields))
+        missing = tuple(v for v in variables if v not in fields)
+        unused = tuple(f for f in fields if f not in variables)
+        for name in missing:
+            available = ", ".join(fields) or "none"
+            problems.append(
+                f"The template uses {{{{{name}}}}} but the dataset has no '{name}' field (its fields: {available})."
+            )
+    return TemplateCheck(variables, missing, unused, malformed, tuple(problems))
+
+
+def render(template: str, values: Mapping[str, object]) -> str:
+    """Substitute ``{{variables}}`` in one pass, as ``PromptVersion.format`` does.
+
+    Raises :class:`TemplateError` naming the variables ``values`` lacks.
+    """
+    missing = [v for v in template_variables(template) if v not in values]
+    if missing:
+        raise TemplateError(f"No value for {', '.join('{{' + m + '}}' for m in missing)}.")
+    return VARIABLE_PATTERN.sub(lambda m: str(values[m.group(1)]), template)
+
+
+def lost_variables(baseline: str, candidate: str) -> list[str]:
+    """Variables of ``baseline`` that ``candidate`` no longer contains."""
+    kept = set(template_variables(candidate))
+    return [v for v in template_variables(baseline) if v not in kept]
+
+
+@dataclass(frozen=True)
+class DiffSegment:
+    """One run of a word diff: ``op`` is ``equal``, ``insert`` or ``delete``."""
+
+    op: Literal["equal", "insert", "delete"]
+    text: str
+
+
+_TOKEN = re.compile(r"\s+|[^\s]+")
+
+
+def word_diff(old: str, new: str) -> list[DiffSegment]:
+    """Word-level diff of two texts; whitespace is kept so the segments rejoin to the texts.
+
+    ``"".join(s.text for s in diff if s.op != "insert") == old`` and likewise for ``new``.
+    """
+    old_tokens = _TOKEN.findall(old)
+    new_tokens = _TOKEN.findall(new)
+    matcher = difflib.SequenceMatcher(a=old_tokens, b=new_tokens, autojunk=False)
+    segments: list[DiffSegment] = []
+
+    def push(op: Literal["equal", "insert", "delete"], tokens: list[str]) -> None:
+        if not tokens:
+            return
+        text = "".join(tokens)
+        if segments and segments[-1].op == op:
+            segments[-1] = DiffSegment(op, segments[-1].text + text)
+        else:
+            segments.append(DiffSegment(op, text))
+
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            push("equal", old_tokens[i1:i2])
+        else:
+            push("delete", old_tokens[i1:i2])
+            push("insert", new_tokens[j1:j2])
+    return segments
+
+
+def diff_counts(segments: Iterable[DiffSegment]) -> dict[str, int]:
+    """Words inserted and deleted in a diff (whitespace runs do not count)."""
+    counts = {"insert": 0, "delete": 0}
+    for segment in segments:
+        if segment.op in counts:
+            counts[segment.op] += len(segment.text.split())
+    return counts
