@@ -79,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--base-url", metavar="URL", help="OpenAI-compatible endpoint (Ollama, vLLM, llama.cpp)")
     models.add_argument("--model", metavar="NAME", help="task model name")
     models.add_argument("--reflection-model", metavar="NAME", help="reflection model name (called through litellm)")
+    models.add_argument("--timeout", type=float, default=60.0, metavar="S", help="seconds per model call (default 60)")
+    models.add_argument(
+        "--max-retries", type=int, default=4, metavar="N", help="retries of a transient model failure (default 4)"
+    )
     tracking = opt.add_argument_group("tracking")
     tracking.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (default: local SQLite store)")
     tracking.add_argument("--experiment", default="GEPA Explorer", metavar="NAME")
@@ -127,6 +131,8 @@ def _config_from_args(args: argparse.Namespace):  # -> OptimizationConfig
         args.provider,
         model=args.model,
         reflection_model=args.reflection_model,
+        timeout_seconds=args.timeout,
+        max_retries=args.max_retries,
         **({"base_url": args.base_url} if args.base_url else {}),
     )
     return OptimizationConfig(

@@ -12,7 +12,6 @@ API keys are never part of a config's public form and are scrubbed from every er
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import threading
@@ -241,11 +240,14 @@ def classify_error(error: BaseException, *, who: str, model: str, base_url: str)
     if status is not None:
         return _Failure(False, f"request rejected ({status}) by {where}: {_short(error)}")
     name = type(error).__name__
-    if isinstance(error, json.JSONDecodeError | ValueError) or "Timeout" in name or "Connection" in name:
-        kind = "timed out" if "Timeout" in name else "could not be read" if "JSON" in name or "Value" in name else ""
-        detail = kind or f"connection failed ({_short(error)})"
-        return _Failure(False, f"the response from {where} {detail}" if kind else f"{where}: {detail}")
-    return _Failure(False, f"{name} from {where}: {_short(error)}")
+    text = _short(error)
+    if "Timeout" in name or "timed out" in text.lower():
+        return _Failure(False, f"no answer from {where} within the timeout")
+    if "Connection" in name or "connect" in text.lower():
+        return _Failure(False, f"could not connect to {where}: is the server running and the URL right?")
+    if isinstance(error, ValueError):  # includes JSONDecodeError: a body that is not a chat completion
+        return _Failure(False, f"the response from {where} could not be read ({text[:80]})")
+    return _Failure(False, f"{name} from {where}: {text}")
 
 
 def _short(error: BaseException) -> str:
@@ -287,7 +289,8 @@ def call_with_retries(
                     stats.record(retries=attempt, error=message)
                 raise ModelAccessError(message) from None
             if attempt >= policy.max_retries:
-                final = f"The {who} call failed after {attempt + 1} attempt(s): {message}."
+                final = f"The {who} call failed after {attempt + 1} attempt(s): {message}"
+                final += "" if final.endswith((".", "?", "!", ")")) else "."
                 if stats is not None:
                     stats.record(retries=attempt, error=final)
                 raise ModelCallError(final) from None
@@ -365,6 +368,7 @@ class ReflectionModel:
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         import litellm
 
+        litellm.suppress_debug_info = True  # otherwise every failure prints a help banner to stdout
         messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
 
         def call() -> str:
@@ -411,7 +415,8 @@ def check_model(
     """
     started = time.perf_counter()
     endpoint = resolve_endpoint(config)
-    policy = policy or RetryPolicy(max_retries=1, base_delay=0.2)
+    # A few quick retries whatever the run's own setting: one unlucky 429 must not fail a check.
+    policy = policy or RetryPolicy(max_retries=2, base_delay=0.2, max_delay=1.0, max_wait=5.0)
     name = config.task_model if role == "task" else config.reflection_model_name
     probe = "Reply with the single word OK."
     try:

@@ -302,9 +302,22 @@ def prepare_data(config: OptimizationConfig) -> tuple[Dataset, Dataset, Dataset,
     return dataset, train, val, [index[id(e)] for e in train.examples], [index[id(e)] for e in val.examples]
 
 
+def check_against_dataset(template: str, dataset: Dataset) -> None:
+    """Raise ``ConfigError`` (whole-template problems) or ``DatasetError`` (rows lacking a variable)."""
+    present_somewhere = dict.fromkeys(f for example in dataset.examples for f in example.inputs)
+    check = check_template(template, present_somewhere)
+    if not check.ok:
+        raise ConfigError(check.problems[0])
+    dataset.check_template(template)
+
+
 def resolve_baseline(config: OptimizationConfig):  # -> PromptVersionInfo
-    """The prompt version to optimize: by URI, by registering the given template, or the bundled one."""
+    """The prompt version to optimize: by URI, by registering the given template, or the bundled one.
+
+    Bundled baselines are registered the first time a store is used (all of them at once).
+    """
     from core import prompts
+    from core.datasets import bundled_datasets
 
     if config.prompt_uri:
         return prompts.load(config.prompt_uri)
@@ -314,19 +327,14 @@ def resolve_baseline(config: OptimizationConfig):  # -> PromptVersionInfo
         return existing or prompts.register_version(
             name, config.template, commit_message="Registered by GEPA Explorer as an optimization baseline"
         )
-    bundled = prompts.ensure_bundled_prompts()
-    default_path = str(default_dataset().path)
-    if config.dataset_path and os.path.abspath(config.dataset_path) != os.path.abspath(default_path):
-        from core.datasets import bundled_datasets
-
-        for info, item in zip(bundled, bundled_datasets(), strict=True):
-            if os.path.abspath(config.dataset_path) == os.path.abspath(item.path):
-                return info
+    path = os.path.abspath(config.dataset_path or default_dataset().path)
+    index = next((i for i, b in enumerate(bundled_datasets()) if os.path.abspath(b.path) == path), None)
+    if index is None:
         raise ConfigError(
             "Choose the prompt to optimize with --prompt-uri, or give --prompt-name and --template: "
             "the bundled baselines only fit the bundled datasets."
         )
-    return bundled[0]
+    return prompts.ensure_bundled_prompts()[index]
 
 
 def run_optimization(
@@ -350,16 +358,17 @@ def run_optimization(
     plan = plan_budget(config.budget, len(val), config.minibatch_size)
     if plan.level == "refuse":
         raise ConfigError(plan.message)
-    store = configure_mlflow(config.tracking_uri)
-    experiment_id = ensure_experiment(config.experiment)
-    baseline = resolve_baseline(config)
-    dataset.check_template(baseline.template)
-    val.check_template(baseline.template)
-
+    if config.template is not None:
+        # Checked before resolve_baseline registers it: bad input must register nothing.
+        check_against_dataset(config.template, dataset)
     checks = [check_model(config.models, role="task"), check_model(config.models, role="reflection")]
     for check in checks:
         if not check.ok:
             raise ModelAccessError(check.message)
+    store = configure_mlflow(config.tracking_uri)
+    experiment_id = ensure_experiment(config.experiment)
+    baseline = resolve_baseline(config)
+    check_against_dataset(baseline.template, dataset)
 
     log = EventLog(run_dir / EVENTS_FILE)
     if on_event is not None:

@@ -114,7 +114,12 @@ def register_version(
 
 
 def get_version(name: str, version: int) -> PromptVersionInfo:
-    found = _client().get_prompt_version(name, version)
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = _client().get_prompt_version(name, version)
+    except MlflowException:
+        found = None
     if found is None:
         raise PromptError(f"Prompt '{name}' has no version {version}.")
     return _info(found)
@@ -171,23 +176,29 @@ def list_prompts() -> list[PromptSummary]:
     return sorted(summaries, key=lambda s: s.name.lower())
 
 
-def list_versions(name: str) -> list[PromptVersionInfo]:
-    """All versions of ``name``, newest first; empty when the prompt does not exist."""
+def list_versions(name: str, *, with_aliases: bool = True) -> list[PromptVersionInfo]:
+    """All versions of ``name``, newest first; empty when the prompt does not exist.
+
+    The registry's version search leaves aliases out, so with ``with_aliases`` each version is
+    fetched on its own (one query each).
+    """
     from mlflow.exceptions import MlflowException
 
     client = _client()
-    versions = []
+    found = []
     token = None
     try:
         while True:
             page = client.search_prompt_versions(name, max_results=200, page_token=token)
-            versions.extend(_info(v) for v in page)
+            found.extend(page)
             token = getattr(page, "token", None)
             if not token:
                 break
+        if with_aliases:
+            found = [client.get_prompt_version(name, v.version) for v in found]
     except MlflowException:
         return []
-    return sorted(versions, key=lambda v: -v.version)
+    return sorted((_info(v) for v in found), key=lambda v: -v.version)
 
 
 def set_alias(name: str, alias: str, version: int) -> None:
@@ -206,7 +217,7 @@ def set_alias(name: str, alias: str, version: int) -> None:
 
 def find_version_with_template(name: str, template: str) -> PromptVersionInfo | None:
     """The newest version of ``name`` whose template is exactly ``template``."""
-    return next((v for v in list_versions(name) if v.template == template), None)
+    return next((v for v in list_versions(name, with_aliases=False) if v.template == template), None)
 
 
 def ensure_baseline(name: str, template: str, *, commit_message: str) -> PromptVersionInfo:

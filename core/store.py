@@ -69,11 +69,35 @@ def configure_mlflow(tracking_uri: str | None = None) -> StoreInfo:
     import mlflow
 
     uri = tracking_uri or default_tracking_uri()
+    info = StoreInfo(uri)
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if info.is_server:
+        # MLflow's client retries an unreachable server for minutes; ask once, quickly, first.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+        ping_server(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    return StoreInfo(uri)
+    return info
+
+
+def ping_server(uri: str, timeout: float = 5.0) -> None:
+    """Raise :class:`StoreError` unless the MLflow server at ``uri`` answers its health check."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as response:
+            response.read()
+    except urllib.error.HTTPError as error:
+        if error.code >= 500:
+            raise StoreError(f"The MLflow server at {uri} answers with an error ({error.code}).") from None
+    except (OSError, ValueError):
+        raise StoreError(
+            f"The MLflow server at {uri} does not answer: start it "
+            "(mlflow server --host 127.0.0.1 --port 5000) or check the tracking URI."
+        ) from None
 
 
 def ensure_experiment(name: str = DEFAULT_EXPERIMENT) -> str:

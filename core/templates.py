@@ -72,7 +72,7 @@ def check_template(template: str, dataset_fields: Iterable[str] | None = None) -
     """
     variables = tuple(template_variables(template))
     malformed = tuple(malformed_placeholders(template))
-    problems: list[str] = []
+    problems = [f"Malformed placeholder near '{fragment}': write variables as {{{{name}}}}." for fragment in malformed]
     if not template.strip():
         problems.append("The template is empty: write the instructions and at least one {{variable}}.")
     elif not variables:
@@ -80,8 +80,6 @@ def check_template(template: str, dataset_fields: Iterable[str] | None = None) -
             "The template has no {{variable}}: add one (for example {{question}}) so each example's "
             "input reaches the model."
         )
-    for fragment in malformed:
-        problems.append(f"Malformed placeholder near '{fragment}': write variables as {{{{name}}}}.")
     missing: tuple[str, ...] = ()
     unused: tuple[str, ...] = ()
     if dataset_fields is not None:

@@ -1,0 +1,208 @@
+"""Shared fixtures: an isolated GEPA Explorer home and MLflow store, loopback endpoints, CLI runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "sample_data"
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An initialised, empty MLflow SQLite file, made once: creating the schema takes seconds,
+    copying it takes milliseconds."""
+    path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    code = f"import mlflow; mlflow.set_tracking_uri('sqlite:///{path}'); mlflow.MlflowClient().search_experiments()"
+    env = {**os.environ, "MLFLOW_LOGGING_LEVEL": "ERROR"}
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=env)
+    return path
+
+
+@pytest.fixture
+def explorer_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_store: Path) -> Path:
+    """A fresh GEPA_EXPLORER_HOME with its own (empty) SQLite store, for one test."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(empty_store, home / "mlflow.db")
+    monkeypatch.setenv("GEPA_EXPLORER_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    return home
+
+
+@pytest.fixture
+def tracking(explorer_home: Path) -> str:
+    """MLflow pointed at the test's own SQLite store."""
+    from core.store import configure_mlflow
+
+    return configure_mlflow().tracking_uri
+
+
+@pytest.fixture(scope="session")
+def offline_server():
+    """The offline demo model on a free loopback port, for the whole session."""
+    from core.offline_model.server import OfflineServer
+
+    with OfflineServer() as server:
+        yield server
+
+
+@pytest.fixture
+def endpoint_factory():
+    """Start offline endpoints with injected faults; all are stopped at the end of the test."""
+    from core.offline_model.server import OfflineConfig, OfflineServer
+
+    servers = []
+
+    def start(**config) -> OfflineServer:
+        server = OfflineServer(OfflineConfig(**config)).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def cli_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    env.update(GEPA_EXPLORER_HOME=str(home), PYTHONPATH=str(ROOT), LITELLM_LOCAL_MODEL_COST_MAP="True")
+    env.update(extra)
+    return env
+
+
+class CliResult:
+    def __init__(self, completed: subprocess.CompletedProcess):
+        self.returncode = completed.returncode
+        self.stdout = completed.stdout
+        self.stderr = completed.stderr
+
+    @property
+    def summary(self) -> dict:
+        lines = self.stdout.strip().splitlines()
+        assert lines, f"no stdout; stderr:\n{self.stderr[-3000:]}"
+        return json.loads(lines[-1])
+
+
+@pytest.fixture
+def run_cli(explorer_home: Path):
+    """Run ``python -m core ...`` in a subprocess against the test's home."""
+
+    def run(*args: str, timeout: float = 240, **env: str) -> CliResult:
+        completed = subprocess.run(
+            [sys.executable, "-m", "core", *args],
+            cwd=ROOT,
+            env=cli_env(explorer_home, **env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        return CliResult(completed)
+
+    return run
+
+
+@pytest.fixture
+def write_file(tmp_path: Path):
+    def write(name: str, content: str | bytes) -> Path:
+        path = tmp_path / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+        return path
+
+    return write
+
+
+def rows_jsonl(rows: list[dict]) -> str:
+    return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+@pytest.fixture
+def short_qa() -> Path:
+    return SAMPLE / "short_answer_qa.jsonl"
+
+
+@pytest.fixture
+def context_qa() -> Path:
+    return SAMPLE / "context_qa.jsonl"
+
+
+def iter_files(root: Path) -> Iterator[Path]:
+    for path in root.rglob("*"):
+        if path.is_file():
+            yield path
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 120) -> None:
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``mlflow server`` on a free loopback port, stopped at the end of the session."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{root / 'server.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        stdout=(root / "server.log").open("w"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/health")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()

@@ -1,0 +1,239 @@
+"""The headless CLI, end to end, on the offline demo model and loopback endpoints."""
+
+import json
+import sqlite3
+
+import pytest
+
+from conftest import iter_files, rows_jsonl
+
+pytestmark = pytest.mark.slow
+
+
+def prompt_versions(home) -> list[tuple[str, int]]:
+    with sqlite3.connect(home / "mlflow.db") as db:
+        return sorted(db.execute("select name, version from model_versions").fetchall())
+
+
+def run_count(home) -> int:
+    with sqlite3.connect(home / "mlflow.db") as db:
+        return db.execute("select count(*) from runs").fetchone()[0]
+
+
+def events_of(summary: dict) -> list[dict]:
+    import mlflow
+
+    path = mlflow.artifacts.download_artifacts(run_id=summary["run_id"], artifact_path="events.jsonl")
+    with open(path) as handle:
+        return [json.loads(line) for line in handle]
+
+
+def test_default_run_reaches_the_workshop_numbers(run_cli, tracking):
+    result = run_cli("optimize", "--provider", "offline", "--budget", "150", "--patience", "4", "--seed", "0")
+    assert result.returncode == 0, result.stderr
+    summary = result.summary
+    assert summary["initial_score"] <= 0.30
+    assert summary["final_score"] >= 0.80
+    assert summary["candidates"] >= 4
+    assert summary["max_pareto_front_size"] >= 2
+    assert summary["stopped_by"] in ("budget", "patience", "perfect")
+    assert summary["failed_predictions"] == 0 and summary["failed_reflections"] == 0
+    assert summary["baseline_uri"] == "prompts:/short-answer-qa/1"
+    assert summary["optimized_uri"] == "prompts:/short-answer-qa/2"
+    assert "candidate 0 scored 20.0%" in result.stderr  # progress is printed
+
+    import mlflow
+
+    run = mlflow.MlflowClient().get_run(summary["run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["final_eval_score"] == summary["final_score"]
+    events = events_of(summary)
+    assert [e["type"] for e in events][:1] == ["run_started"] and events[-1]["type"] == "run_finished"
+    validations = [e for e in events if e["type"] == "validation"]
+    assert len(validations) == summary["candidates"]
+    final = events[-1]["final_evaluation"]
+    assert final["baseline"]["aggregate"] == summary["initial_score"]
+    assert final["best"]["aggregate"] == summary["final_score"]
+    traces = mlflow.search_traces(locations=[run.info.experiment_id], run_id=summary["run_id"], return_type="list")
+    assert len(traces) == 1 and len(traces[0].data.spans) == 1 + 40
+
+
+def test_same_seed_gives_the_same_candidates_and_scores(run_cli, tracking):
+    runs = [run_cli("optimize", "--budget", "120", "--seed", "3", "--no-register") for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr
+    first, second = (
+        [(e["template"], e["scores"]) for e in events_of(r.summary) if e["type"] == "validation"] for r in runs
+    )
+    assert first == second and len(first) >= 2
+    assert runs[0].summary["optimized_uri"] is None
+    assert "turned off" in runs[0].summary["not_registered_reason"]
+
+
+def test_identical_best_reuses_the_registered_version(run_cli, tracking, explorer_home):
+    first = run_cli("optimize", "--budget", "100", "--seed", "5")
+    second = run_cli("optimize", "--budget", "100", "--seed", "5")
+    assert first.summary["optimized_uri"] == second.summary["optimized_uri"] is not None
+    assert len(prompt_versions(explorer_home)) == 3  # two bundled baselines and one optimized version
+
+
+def test_two_variable_dataset_keeps_both_variables(run_cli, tracking, context_qa):
+    result = run_cli("optimize", "--dataset", str(context_qa), "--budget", "80", "--seed", "1")
+    assert result.returncode == 0, result.stderr
+    summary = result.summary
+    assert summary["baseline_uri"] == "prompts:/context-qa/1"
+    assert summary["final_score"] > summary["initial_score"]
+    from core import prompts
+
+    best = prompts.load(summary["optimized_uri"]).template
+    assert "{{context}}" in best and "{{question}}" in best
+
+
+def test_template_and_name_register_a_baseline(run_cli, tracking, write_file):
+    data = write_file(
+        "mine.csv",
+        "question,answer\nHow many legs does an insect have?,6\n"
+        "Who wrote the novel Pride and Prejudice?,Jane Austen\n"
+        "Is a tomato a fruit in the botanical sense?,yes\n",
+    )
+    result = run_cli(
+        "optimize",
+        "--dataset",
+        str(data),
+        "--prompt-name",
+        "mine",
+        "--template",
+        "Q: {{question}}",
+        "--budget",
+        "30",
+        "--scorer",
+        "f1",
+        "--normalize",
+        "none",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.summary["baseline_uri"] == "prompts:/mine/1"
+
+
+def test_failed_predictions_are_counted_not_hidden(run_cli, tracking, endpoint_factory):
+    server = endpoint_factory(error_rate=0.25, seed=1)
+    result = run_cli(
+        "optimize",
+        "--provider",
+        "openai",
+        "--base-url",
+        server.base_url,
+        "--model",
+        "gepa-offline-demo",
+        "--budget",
+        "60",
+        "--max-retries",
+        "0",
+        "--no-register",
+        OPENAI_API_KEY="not-needed",
+    )
+    assert result.returncode == 0, result.stderr
+    summary = result.summary
+    assert summary["failed_predictions"] > 0
+    events = events_of(summary)
+    failed = sum(e["failed"] for e in events if e["type"] == "validation")
+    assert failed > 0
+    assert any(o.startswith("Failed to invoke") for e in events if e["type"] == "validation" for o in e["outputs"])
+
+
+def test_endpoint_failing_everything_is_refused_before_the_run(run_cli, explorer_home, endpoint_factory):
+    broken = endpoint_factory(error_rate=1.0)
+    result = run_cli(
+        "optimize",
+        "--provider",
+        "openai",
+        "--base-url",
+        broken.base_url,
+        "--model",
+        "gepa-offline-demo",
+        "--max-retries",
+        "0",
+        OPENAI_API_KEY="x",
+    )
+    assert result.returncode == 2 and result.stderr.startswith("error: ")
+    assert run_count(explorer_home) == 0
+
+
+BAD_INPUTS = {
+    "missing dataset": (["--dataset", "/nonexistent/data.jsonl"], "no such file"),
+    "budget too small": (["--budget", "10"], "does not even cover"),
+    "unknown prompt": (["--prompt-uri", "prompts:/nope/3"], "No prompt found at prompts:/nope/3"),
+    "malformed prompt uri": (["--prompt-uri", "nope"], "is not a prompt URI"),
+    "bad normalisation": (["--normalize", "case,accents"], "Unknown normalisation 'accents'"),
+    "bad scorer": (["--scorer", "bleu"], "invalid choice: 'bleu'"),
+    "template without name": (["--template", "Q: {{question}}"], "--template needs --prompt-name"),
+    "template missing variable": (["--prompt-name", "x", "--template", "{{query}}"], "has no 'query'"),
+    "malformed template": (["--prompt-name", "x", "--template", "Answer {{question}"], "Malformed placeholder"),
+    "unreachable endpoint": (
+        ["--provider", "openai", "--base-url", "http://127.0.0.1:9/v1", "--max-retries", "0", "--timeout", "2"],
+        "127.0.0.1:9",
+    ),
+    "openai without key": (["--provider", "openai"], "OPENAI_API_KEY"),
+    "negative patience": (["--patience", "-1"], "Patience must be"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS), ids=list(BAD_INPUTS))
+def test_bad_input_exits_2_with_one_line_and_registers_nothing(run_cli, explorer_home, case):
+    args, message = BAD_INPUTS[case]
+    before = prompt_versions(explorer_home)
+    result = run_cli("optimize", *args)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert prompt_versions(explorer_home) == before
+    assert run_count(explorer_home) == 0
+
+
+def test_malformed_dataset_row_is_named(run_cli, explorer_home, write_file):
+    data = write_file("bad.jsonl", rows_jsonl([{"question": "q", "answer": "a"}, {"question": "q2"}]))
+    result = run_cli("optimize", "--dataset", str(data), "--prompt-name", "x", "--template", "{{question}}")
+    assert result.returncode == 2
+    assert "bad.jsonl, row 2, field 'expected_response': no expected answer" in result.stderr
+
+
+def test_refused_key_exits_2_and_never_leaks_the_key(run_cli, explorer_home, endpoint_factory):
+    server = endpoint_factory(api_key="sk-right")
+    result = run_cli(
+        "optimize",
+        "--provider",
+        "openai",
+        "--base-url",
+        server.base_url,
+        "--model",
+        "gepa-offline-demo",
+        OPENAI_API_KEY="sk-wrong-0123456789",
+    )
+    assert result.returncode == 2 and "refused the API key (401)" in result.stderr
+    assert "sk-wrong-0123456789" not in result.stderr + result.stdout
+
+
+def test_api_key_never_reaches_mlflow_events_or_output(run_cli, tracking, explorer_home, endpoint_factory):
+    secret = "sk-test-SECRET-4242424242"
+    server = endpoint_factory(api_key=secret)
+    result = run_cli(
+        "optimize",
+        "--provider",
+        "openai",
+        "--base-url",
+        server.base_url,
+        "--model",
+        "gepa-offline-demo",
+        "--budget",
+        "60",
+        OPENAI_API_KEY=secret,
+    )
+    assert result.returncode == 0, result.stderr
+    assert secret not in result.stdout + result.stderr
+    for path in iter_files(explorer_home):
+        assert secret.encode() not in path.read_bytes(), path
+
+
+def test_help_is_fast_and_mentions_the_simulated_model(run_cli):
+    result = run_cli("optimize", "--help")
+    assert result.returncode == 0 and "simulated" in result.stdout

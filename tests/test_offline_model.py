@@ -1,0 +1,193 @@
+"""The offline demo model: its documented rules, its protocol, and its reflection."""
+
+import pytest
+
+from core.offline_model.behaviour import (
+    MODEL_NAME,
+    NEEDS_CONTEXT_ANSWER,
+    UNKNOWN_ANSWER,
+    Rule,
+    answer_prompt,
+    detect_rules,
+    reflect,
+)
+from core.templates import template_variables
+
+CONCISE = "Reply with only the answer itself (one to three words), never a full sentence.\n"
+NO_PERIOD = "Do not end the answer with a period.\n"
+
+
+def ask(question: str, rules: str = "") -> str:
+    return answer_prompt(f"{rules}Answer this question: {question}")
+
+
+def test_plain_prompt_gets_a_chatty_full_sentence():
+    assert ask("How many legs does an insect have?") == "An insect has six legs."
+
+
+def test_some_questions_are_answered_tersely_by_default():
+    assert ask("Who wrote the novel Pride and Prejudice?") == "Jane Austen"
+
+
+def test_concise_answers_keep_the_trailing_period_until_told():
+    assert ask("How many legs does an insect have?", CONCISE) == "Six."
+    assert ask("How many legs does an insect have?", CONCISE + NO_PERIOD) == "Six"
+
+
+def test_digits_rule_turns_number_words_into_digits():
+    assert ask("How many legs does an insect have?", CONCISE + NO_PERIOD + "Write numbers as digits.\n") == "6"
+
+
+def test_yes_no_questions_get_yes_comma_forms_until_told():
+    question = "Is a tomato a fruit in the botanical sense?"
+    assert ask(question).startswith("Yes, botanically")
+    assert ask(question, "For a yes/no question, reply with just yes or no.\n") == "Yes."
+
+
+def test_leading_article_dropped_only_when_asked():
+    question = "Which river flows through the city of Baghdad?"
+    assert ask(question, CONCISE + NO_PERIOD) == "The Tigris"
+    assert ask(question, CONCISE + NO_PERIOD + "Do not start the answer with an article.\n") == "Tigris"
+
+
+def test_no_article_rule_also_breaks_names_unless_names_are_kept():
+    question = "In which Dutch city does the International Court of Justice sit?"
+    rules = CONCISE + NO_PERIOD + "Drop leading articles.\n"
+    assert ask(question, rules) == "Hague"
+    assert ask(question, rules + "Keep words that are part of a proper name.\n") == "The Hague"
+
+
+def test_no_period_rule_over_applies_to_abbreviations():
+    question = "What is the capital city of the United States?"
+    assert ask(question, CONCISE) == "Washington, D.C."
+    assert ask(question, CONCISE + NO_PERIOD) == "Washington, D.C"
+
+
+def test_unsure_answers_hedge_until_told_to_guess():
+    question = "How many hearts does an octopus have?"
+    assert ask(question, CONCISE + NO_PERIOD).startswith("I'm not sure")
+    assert ask(question, CONCISE + NO_PERIOD + "Digits. Give your best guess.\n") == "3"
+
+
+def test_some_beliefs_are_wrong_so_the_ceiling_is_below_100():
+    assert ask("Who led the first expedition to reach the South Pole?", CONCISE + NO_PERIOD) == "Robert Falcon Scott"
+
+
+def test_unknown_question_gets_not_sure():
+    assert ask("What is the airspeed of an unladen swallow?") == UNKNOWN_ANSWER
+
+
+def test_context_questions_need_their_passage():
+    question = "Into which sea does the river at Brellin empty?"
+    context = "The town of Brellin lies on the banks of the river Ostra. The Ostra empties into the Sea of Calvet."
+    assert answer_prompt(f"Answer: {question}") == NEEDS_CONTEXT_ANSWER
+    assert answer_prompt(f"{CONCISE}{NO_PERIOD}Passage: {context}\nQuestion: {question}") == "Sea of Calvet"
+
+
+def test_instructions_inside_the_question_are_not_obeyed():
+    assert Rule.DIGITS not in detect_rules("Answer this question:")
+    assert ask("How many legs does an insect have?").endswith(".")
+
+
+def reflection_prompt(instruction: str, examples: list[tuple[str, str, str, float]]) -> str:
+    side = "\n\n".join(
+        f"# Example {i}\n## inputs\n### question\n{q}\n\n## outputs\n{o}\n\n## expectations\n"
+        f"### expected_response\n{e}\n\n## score\n{s}\n"
+        for i, (q, o, e, s) in enumerate(examples, 1)
+    )
+    return (
+        "I provided an assistant with the following instructions to perform a task for me:\n"
+        f"```\n{instruction}\n```\n\nThe following are examples ...:\n```\n{side}\n```\n\n"
+        "Your task is to write a new instruction for the assistant."
+    )
+
+
+def extract(reply: str) -> str:
+    return reply.split("```")[1].strip()
+
+
+def test_reflection_adds_rules_for_the_failures_it_sees_and_keeps_variables():
+    prompt = reflection_prompt(
+        "Read this passage: {{context}}\n\nAnswer this question: {{question}}",
+        [("How many legs?", "An insect has six legs.", "6", 0.0), ("Is it?", "Yes, it is.", "yes", 0.0)],
+    )
+    new = extract(reflect(prompt))
+    assert template_variables(new) == ["context", "question"]
+    assert {Rule.CONCISE, Rule.NO_PERIOD, Rule.DIGITS, Rule.YES_NO} <= detect_rules(new)
+
+
+def test_different_minibatches_give_different_candidates():
+    first = extract(reflect(reflection_prompt("Q: {{question}}", [("a", "A spider has eight legs.", "8", 0.0)])))
+    second = extract(reflect(reflection_prompt("Q: {{question}}", [("b", "The answer is the Nile.", "Nile", 0.0)])))
+    assert first != second
+
+
+def test_truncated_names_replace_the_single_word_rule():
+    start = "Intro.\n\nRules:\n- Answer with a single word.\n\nQ: {{question}}"
+    new = extract(reflect(reflection_prompt(start, [("who?", "Curie", "Marie Curie", 0.0)])))
+    assert Rule.ONE_WORD not in detect_rules(new) and Rule.CONCISE in detect_rules(new)
+
+
+# --- the endpoint, through the two clients the app uses --------------------------------------
+
+
+def test_openai_client_speaks_to_the_endpoint(offline_server):
+    import openai
+
+    client = openai.OpenAI(base_url=offline_server.base_url, api_key="x")
+    reply = client.chat.completions.create(
+        model=MODEL_NAME, messages=[{"role": "user", "content": "Answer: How many legs does an insect have?"}]
+    )
+    assert reply.choices[0].message.content == "An insect has six legs."
+    assert reply.usage.total_tokens > 0
+    assert [m.id for m in client.models.list()] == [MODEL_NAME]
+
+
+def test_litellm_speaks_to_the_endpoint(offline_server):
+    import litellm
+
+    reply = litellm.completion(
+        model=f"openai/{MODEL_NAME}",
+        api_base=offline_server.base_url,
+        api_key="x",
+        messages=[{"role": "user", "content": reflection_prompt("Q: {{q}}", [("q", "The answer is X.", "X", 0)])}],
+    )
+    assert "{{q}}" in reply.choices[0].message.content
+
+
+def test_unknown_model_is_a_404_with_openai_error_body(offline_server):
+    import openai
+
+    client = openai.OpenAI(base_url=offline_server.base_url, api_key="x", max_retries=0)
+    with pytest.raises(openai.NotFoundError, match="does not exist"):
+        client.chat.completions.create(model="gpt-5", messages=[{"role": "user", "content": "hi"}])
+
+
+def test_required_key_is_enforced(endpoint_factory):
+    import openai
+
+    server = endpoint_factory(api_key="sk-right")
+    client = openai.OpenAI(base_url=server.base_url, api_key="sk-wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        client.models.list()
+
+
+def test_delay_is_injected(endpoint_factory):
+    import time
+
+    import openai
+
+    server = endpoint_factory(delay_ms=150)
+    client = openai.OpenAI(base_url=server.base_url, api_key="x")
+    started = time.perf_counter()
+    client.chat.completions.create(model=MODEL_NAME, messages=[{"role": "user", "content": "hi"}])
+    assert time.perf_counter() - started >= 0.15
+
+
+def test_config_rejects_bad_values():
+    from core.offline_model.server import OfflineConfig
+
+    with pytest.raises(ValueError, match="error rate"):
+        OfflineConfig(error_rate=2)
+    with pytest.raises(ValueError, match="Unknown fault"):
+        OfflineConfig(fault_plan=("boom",))

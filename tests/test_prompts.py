@@ -1,0 +1,72 @@
+"""The prompt registry through core.prompts, on a throwaway SQLite store."""
+
+import pytest
+
+from core import prompts
+from core.prompts import PromptError, parse_prompt_uri
+
+
+def test_register_list_and_load_versions(tracking):
+    first = prompts.register_version("qa", "Answer: {{question}}", commit_message="plain", tags={"team": "x"})
+    second = prompts.register_version("qa", "Answer briefly: {{question}}")
+    assert (first.version, second.version) == (1, 2)
+    assert [v.version for v in prompts.list_versions("qa")] == [2, 1]
+    loaded = prompts.load("prompts:/qa/1")
+    assert loaded.template == "Answer: {{question}}" and loaded.commit_message == "plain"
+    assert loaded.tags == {"team": "x"}
+    assert prompts.load("prompts:/qa@latest").version == 2
+
+
+def test_aliases_move_and_resolve(tracking):
+    prompts.register_version("qa", "A: {{question}}")
+    prompts.register_version("qa", "B: {{question}}")
+    prompts.set_alias("qa", "production", 1)
+    assert prompts.load("prompts:/qa@production").version == 1
+    prompts.set_alias("qa", "production", 2)
+    assert prompts.load("prompts:/qa@production").version == 2
+    assert prompts.list_prompts()[0].aliases == {"production": 2}
+
+
+def test_registered_versions_are_never_changed(tracking):
+    prompts.register_version("qa", "A: {{question}}")
+    prompts.register_version("qa", "B: {{question}}")
+    prompts.set_alias("qa", "prod", 2)
+    assert prompts.get_version("qa", 1).template == "A: {{question}}"
+
+
+def test_bad_templates_are_refused_before_registering(tracking):
+    with pytest.raises(PromptError, match="no \\{\\{variable\\}\\}"):
+        prompts.register_version("qa", "no variables here")
+    with pytest.raises(PromptError, match="Malformed placeholder"):
+        prompts.register_version("qa", "Answer {{question}")
+    assert prompts.list_versions("qa") == []
+
+
+def test_bad_names_and_aliases_are_explained(tracking):
+    with pytest.raises(PromptError, match="not a valid prompt name"):
+        prompts.register_version("my prompt", "{{q}}")
+    prompts.register_version("qa", "{{q}}")
+    with pytest.raises(PromptError, match="not a valid alias"):
+        prompts.set_alias("qa", "9lives", 1)
+    with pytest.raises(PromptError, match="has no version 7"):
+        prompts.set_alias("qa", "prod", 7)
+
+
+def test_unknown_prompt_uri_is_explained(tracking):
+    with pytest.raises(PromptError, match="No prompt found at prompts:/nope/1"):
+        prompts.load("prompts:/nope/1")
+    with pytest.raises(PromptError, match="No prompt found at prompts:/nope@prod"):
+        prompts.load("prompts:/nope@prod")
+
+
+@pytest.mark.parametrize("uri", ["qa", "prompts:/qa", "prompts:/qa/zero", "prompts:/qa/0", "prompt:/qa/1"])
+def test_malformed_uris_are_refused(uri):
+    with pytest.raises(PromptError):
+        parse_prompt_uri(uri)
+
+
+def test_bundled_baselines_are_registered_once_with_alias(tracking):
+    first = prompts.ensure_bundled_prompts()
+    again = prompts.ensure_bundled_prompts()
+    assert [p.uri for p in first] == [p.uri for p in again] == ["prompts:/short-answer-qa/1", "prompts:/context-qa/1"]
+    assert "baseline" in prompts.load("prompts:/short-answer-qa@baseline").aliases
