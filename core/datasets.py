@@ -215,6 +215,13 @@ def _too_big(size: int) -> DatasetProblem:
 _RawRow = tuple[int, object]
 
 
+@dataclass(frozen=True)
+class _Unreadable:
+    """A line that could not be parsed; reported with the other rows' problems."""
+
+    message: str
+
+
 def _jsonl_rows(text: str, source: str) -> Iterator[_RawRow]:
     for line_number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -222,10 +229,7 @@ def _jsonl_rows(text: str, source: str) -> Iterator[_RawRow]:
         try:
             yield line_number, json.loads(line)
         except json.JSONDecodeError as error:
-            raise DatasetError(
-                source,
-                [DatasetProblem(f"not valid JSON ({error.msg} at column {error.colno})", line_number)],
-            ) from None
+            yield line_number, _Unreadable(f"not valid JSON ({error.msg} at column {error.colno})")
 
 
 def _json_rows(text: str, source: str) -> Iterator[_RawRow]:
@@ -298,6 +302,8 @@ def _validate(raw_rows: Iterable[_RawRow], source: str, name: str) -> Dataset:
 
 
 def _parse_row(raw: object, row: int) -> tuple[Example | None, list[DatasetProblem]]:
+    if isinstance(raw, _Unreadable):
+        return None, [DatasetProblem(raw.message, row)]
     if not isinstance(raw, dict):
         return None, [DatasetProblem(f"expected an object with named fields, got {type(raw).__name__}", row)]
     if "inputs" in raw:

@@ -12,6 +12,7 @@ API keys are never part of a config's public form and are scrubbed from every er
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import threading
@@ -30,6 +31,14 @@ DEFAULT_OPENAI_REFLECTION_MODEL = "gpt-4o"
 NO_KEY_PLACEHOLDER = "not-needed"  # the openai client insists on a key; local servers ignore it
 
 T = TypeVar("T")
+
+
+ProviderChoice = Literal["offline", "openai", "compatible"]
+PROVIDER_CHOICES: dict[ProviderChoice, str] = {
+    "offline": "Offline demo model (simulated)",
+    "openai": "OpenAI",
+    "compatible": "OpenAI-compatible endpoint (Ollama, vLLM, llama.cpp, LM Studio)",
+}
 
 
 class ModelError(Exception):
@@ -406,12 +415,17 @@ class ModelCheck:
 
 
 def check_model(
-    config: ModelConfig, *, role: Literal["task", "reflection"], policy: RetryPolicy | None = None
+    config: ModelConfig,
+    *,
+    role: Literal["task", "reflection"],
+    policy: RetryPolicy | None = None,
+    through_litellm: bool = True,
 ) -> ModelCheck:
     """One short chat call that proves the endpoint answers, the key is accepted and the model exists.
 
-    The reflection model is checked through litellm, the path GEPA will use; the task model through
-    the ``openai`` client.
+    The reflection model is checked through litellm, the path GEPA will use (``through_litellm``
+    False uses the ``openai`` client instead: the app's status line, which should not pay litellm's
+    five-second import); the task model through the ``openai`` client.
     """
     started = time.perf_counter()
     endpoint = resolve_endpoint(config)
@@ -420,10 +434,49 @@ def check_model(
     name = config.task_model if role == "task" else config.reflection_model_name
     probe = "Reply with the single word OK."
     try:
-        if role == "task":
-            TaskModel(config, endpoint, policy).complete(probe)
-        else:
+        if role == "reflection" and through_litellm:
             ReflectionModel(config, endpoint, policy)(probe)
+        else:
+            probe_config = config if role == "task" else dataclasses.replace(config, model=name)
+            TaskModel(probe_config, endpoint, policy).complete(probe)
     except ModelError as error:
         return ModelCheck(role, name, False, str(error), time.perf_counter() - started)
     return ModelCheck(role, name, True, f"{name} answers", time.perf_counter() - started)
+
+
+def model_config_for(
+    choice: ProviderChoice,
+    *,
+    base_url: str | None = None,
+    model: str | None = None,
+    reflection_model: str | None = None,
+    api_key: str | None = None,
+) -> ModelConfig:
+    """The :class:`ModelConfig` for one of the app's three provider choices; ``ValueError`` says what
+    is missing (an OpenAI key, a base URL, a model name for a custom endpoint)."""
+    clean = {
+        k: (v.strip() or None) if isinstance(v, str) else v
+        for k, v in {
+            "base_url": base_url,
+            "model": model,
+            "reflection_model": reflection_model,
+            "api_key": api_key,
+        }.items()
+    }
+    if choice == "offline":
+        return ModelConfig("offline")
+    if choice == "openai":
+        return ModelConfig(
+            "openai", model=clean["model"], reflection_model=clean["reflection_model"], api_key=clean["api_key"]
+        )
+    if not clean["base_url"]:
+        raise ValueError("Give the endpoint's base URL, for example http://127.0.0.1:11434/v1 for Ollama.")
+    if not clean["model"]:
+        raise ValueError("Give the model name the endpoint serves (for Ollama, for example llama3.1).")
+    return ModelConfig(
+        "openai",
+        model=clean["model"],
+        reflection_model=clean["reflection_model"],
+        base_url=clean["base_url"],
+        api_key=clean["api_key"],
+    )

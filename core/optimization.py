@@ -820,10 +820,12 @@ def register_candidate(
     initial: float | None,
     final: float | None,
     scorer: ScorerSpec,
+    tracking_uri: str | None = None,
 ):  # -> PromptVersionInfo
     """Register ``template`` as a new version of the baseline's prompt, linked to run ``run_id``.
 
-    When a version with exactly this text exists already, that version is returned instead.
+    Refuses a candidate identical to the baseline or one that lost a template variable. When a
+    version with exactly this text exists already, that version is returned instead.
     """
     import mlflow
 
@@ -833,7 +835,7 @@ def register_candidate(
         raise prompts.PromptError("Not registered: the candidate dropped " + ", ".join("{{" + v + "}}" for v in lost))
     if template.strip() == baseline.template.strip():
         raise prompts.PromptError("Not registered: the candidate is identical to the baseline.")
-    existing = prompts.find_version_with_template(baseline.name, template)
+    existing = prompts.find_version_with_template(baseline.name, template, tracking_uri=tracking_uri)
     if existing is not None:
         # Same text as a version already registered (say, by an identical earlier run): reuse it
         # rather than add a duplicate version.
@@ -852,9 +854,11 @@ def register_candidate(
                 TAG_PREFIX + "source_version": str(baseline.version),
                 TAG_PREFIX + "candidate": str(candidate),
             },
+            tracking_uri=tracking_uri,
         )
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri) if tracking_uri else mlflow.MlflowClient()
     try:
-        mlflow.MlflowClient().link_prompt_version_to_run(run_id, f"prompts:/{version.name}/{version.version}")
+        client.link_prompt_version_to_run(run_id, f"prompts:/{version.name}/{version.version}")
     except Exception:  # noqa: BLE001 - the link is a convenience; the version exists either way
         _log.warning("could not link %s to run %s", version.uri, run_id)
     return version

@@ -1,7 +1,9 @@
 """The MLflow Prompt Registry, in the user's terms: prompts, versions, aliases.
 
 Registered versions are immutable; this module only ever adds versions and moves aliases.
-Call :func:`core.store.configure_mlflow` first.
+Every function takes an optional ``tracking_uri``; without it MLflow's process-wide URI is used
+(set by :func:`core.store.configure_mlflow`). The app always passes one, so sessions pointing at
+different stores never share global state.
 """
 
 from __future__ import annotations
@@ -78,10 +80,12 @@ def _info(version: Any) -> PromptVersionInfo:
     )
 
 
-def _client():
+def _client(tracking_uri: str | None = None):
     import mlflow
 
-    return mlflow.MlflowClient()
+    if tracking_uri is None:
+        return mlflow.MlflowClient()
+    return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
 def validate_prompt_name(name: str) -> str:
@@ -99,25 +103,24 @@ def register_version(
     *,
     commit_message: str | None = None,
     tags: Mapping[str, str] | None = None,
+    tracking_uri: str | None = None,
 ) -> PromptVersionInfo:
     """Add a version of prompt ``name`` (creating the prompt if new). Checks the template first."""
-    import mlflow
-
     name = validate_prompt_name(name)
     check = check_template(template)
     if not check.ok:
         raise PromptError(check.problems[0])
-    version = mlflow.genai.register_prompt(
+    version = _client(tracking_uri).register_prompt(
         name=name, template=template, commit_message=commit_message or None, tags=dict(tags or {})
     )
-    return get_version(name, int(version.version))
+    return get_version(name, int(version.version), tracking_uri=tracking_uri)
 
 
-def get_version(name: str, version: int) -> PromptVersionInfo:
+def get_version(name: str, version: int, *, tracking_uri: str | None = None) -> PromptVersionInfo:
     from mlflow.exceptions import MlflowException
 
     try:
-        found = _client().get_prompt_version(name, version)
+        found = _client(tracking_uri).get_prompt_version(name, version)
     except MlflowException:
         found = None
     if found is None:
@@ -125,21 +128,22 @@ def get_version(name: str, version: int) -> PromptVersionInfo:
     return _info(found)
 
 
-def load(uri: str) -> PromptVersionInfo:
+def load(uri: str, *, tracking_uri: str | None = None) -> PromptVersionInfo:
     """The version a URI points at, resolving aliases (never cached: aliases move)."""
     from mlflow.exceptions import MlflowException
 
     name, version, alias = parse_prompt_uri(uri)
+    client = _client(tracking_uri)
     try:
         if alias is not None:
             if alias == "latest":
-                versions = list_versions(name)
+                versions = list_versions(name, tracking_uri=tracking_uri)
                 if not versions:
                     raise PromptError(f"There is no prompt named '{name}' in the registry.")
                 return versions[0]
-            found = _client().get_prompt_version_by_alias(name, alias)
+            found = client.get_prompt_version_by_alias(name, alias)
         else:
-            found = _client().get_prompt_version(name, version)
+            found = client.get_prompt_version(name, version)
     except MlflowException as error:
         raise PromptError(_not_found(uri, name, error)) from None
     if found is None:
@@ -152,15 +156,15 @@ def _not_found(uri: str, name: str, error: BaseException | None) -> str:
     return f"No prompt found at {uri}{detail}: check the name, version or alias on the Prompts page."
 
 
-def list_prompts() -> list[PromptSummary]:
+def list_prompts(*, tracking_uri: str | None = None) -> list[PromptSummary]:
     """Every prompt in the registry, by name, with its latest version and aliases."""
-    client = _client()
+    client = _client(tracking_uri)
     summaries = []
     token = None
     while True:
         page = client.search_prompts(max_results=200, page_token=token)
         for prompt in page:
-            versions = list_versions(prompt.name)
+            versions = list_versions(prompt.name, tracking_uri=tracking_uri)
             aliases = {alias: v.version for v in versions for alias in v.aliases}
             summaries.append(
                 PromptSummary(
@@ -176,7 +180,7 @@ def list_prompts() -> list[PromptSummary]:
     return sorted(summaries, key=lambda s: s.name.lower())
 
 
-def list_versions(name: str, *, with_aliases: bool = True) -> list[PromptVersionInfo]:
+def list_versions(name: str, *, with_aliases: bool = True, tracking_uri: str | None = None) -> list[PromptVersionInfo]:
     """All versions of ``name``, newest first; empty when the prompt does not exist.
 
     The registry's version search leaves aliases out, so with ``with_aliases`` each version is
@@ -184,7 +188,7 @@ def list_versions(name: str, *, with_aliases: bool = True) -> list[PromptVersion
     """
     from mlflow.exceptions import MlflowException
 
-    client = _client()
+    client = _client(tracking_uri)
     found = []
     token = None
     try:
@@ -201,7 +205,7 @@ def list_versions(name: str, *, with_aliases: bool = True) -> list[PromptVersion
     return sorted((_info(v) for v in found), key=lambda v: -v.version)
 
 
-def set_alias(name: str, alias: str, version: int) -> None:
+def set_alias(name: str, alias: str, version: int, *, tracking_uri: str | None = None) -> None:
     """Point ``prompts:/name@alias`` at ``version`` (moving it if it pointed elsewhere)."""
     alias = alias.strip()
     if not ALIAS_RULE.match(alias) or alias == "latest":
@@ -209,30 +213,37 @@ def set_alias(name: str, alias: str, version: int) -> None:
             f"'{alias}' is not a valid alias: start with a letter, then letters, digits, '-' or '_' "
             "('latest' is reserved)."
         )
-    get_version(name, version)  # a clear error for a version that does not exist
-    import mlflow
-
-    mlflow.genai.set_prompt_alias(name=name, alias=alias, version=version)
+    get_version(name, version, tracking_uri=tracking_uri)  # a clear error for a version that does not exist
+    _client(tracking_uri).set_prompt_alias(name=name, alias=alias, version=version)
 
 
-def find_version_with_template(name: str, template: str) -> PromptVersionInfo | None:
+def find_version_with_template(
+    name: str, template: str, *, tracking_uri: str | None = None
+) -> PromptVersionInfo | None:
     """The newest version of ``name`` whose template is exactly ``template``."""
-    return next((v for v in list_versions(name, with_aliases=False) if v.template == template), None)
+    versions = list_versions(name, with_aliases=False, tracking_uri=tracking_uri)
+    return next((v for v in versions if v.template == template), None)
 
 
-def ensure_baseline(name: str, template: str, *, commit_message: str) -> PromptVersionInfo:
+def ensure_baseline(
+    name: str, template: str, *, commit_message: str, tracking_uri: str | None = None
+) -> PromptVersionInfo:
     """Register ``template`` as ``name`` unless a version already holds it; point ``@baseline`` at it
     when the prompt has no baseline yet."""
-    existing = find_version_with_template(name, template)
+    existing = find_version_with_template(name, template, tracking_uri=tracking_uri)
     version = existing or register_version(
-        name, template, commit_message=commit_message, tags={"gepa_explorer.source": "bundled baseline"}
+        name,
+        template,
+        commit_message=commit_message,
+        tags={"gepa_explorer.source": "bundled baseline"},
+        tracking_uri=tracking_uri,
     )
-    if not any(BASELINE_ALIAS in v.aliases for v in list_versions(name)):
-        set_alias(name, BASELINE_ALIAS, version.version)
-    return get_version(name, version.version)
+    if not any(BASELINE_ALIAS in v.aliases for v in list_versions(name, tracking_uri=tracking_uri)):
+        set_alias(name, BASELINE_ALIAS, version.version, tracking_uri=tracking_uri)
+    return get_version(name, version.version, tracking_uri=tracking_uri)
 
 
-def ensure_bundled_prompts() -> list[PromptVersionInfo]:
+def ensure_bundled_prompts(*, tracking_uri: str | None = None) -> list[PromptVersionInfo]:
     """Register the bundled baseline of each sample dataset the first time a store is used."""
     from core.datasets import bundled_datasets
 
@@ -241,6 +252,20 @@ def ensure_bundled_prompts() -> list[PromptVersionInfo]:
             bundled.prompt_name,
             bundled.baseline_template,
             commit_message=f"Bundled plain baseline for the {bundled.title} sample dataset",
+            tracking_uri=tracking_uri,
         )
         for bundled in bundled_datasets()
     ]
+
+
+def parse_tags(text: str) -> dict[str, str]:
+    """``key=value`` lines (blank lines ignored) as a dict; ``PromptError`` names a bad line."""
+    tags: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise PromptError(f"Tag line {number} '{line.strip()}' is not key=value.")
+        tags[key.strip()] = value.strip()
+    return tags

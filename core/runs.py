@@ -121,6 +121,24 @@ def attach(run_dir: Path) -> RunHandle:
     return RunHandle(run_dir, pid)
 
 
+def find_run(ref: str, *, tracking_uri: str | None = None) -> tuple[RunHandle | None, RunInfo | None]:
+    """A run by the reference a page keeps (a run folder's name, or an MLflow run id).
+
+    Returns the local handle when the run's folder is on this machine, and MLflow's record once the
+    run exists there; raises :class:`RunNotFound` when neither is known.
+    """
+    ref = ref.strip()
+    folder = runs_home() / ref
+    if ref and "/" not in ref and folder.is_dir():
+        handle = attach(folder)
+        run_id = handle.run_id
+        return handle, get_run(run_id, tracking_uri=tracking_uri) if run_id else None
+    info = get_run(ref, tracking_uri=tracking_uri)
+    live = info.live_dir
+    handle = attach(live) if live is not None and info.is_local_process and live.is_dir() else None
+    return handle, info
+
+
 def process_alive(pid: int) -> bool:
     with _children_lock:
         child = _children.get(pid)
@@ -209,11 +227,15 @@ def _run_info(run: Any) -> RunInfo:
     )
 
 
-def list_optimization_runs(max_results: int = 500) -> list[RunInfo]:
-    """Every GEPA Explorer optimization run in the store, newest first."""
+def _client(tracking_uri: str | None):
     import mlflow
 
-    client = mlflow.MlflowClient()
+    return mlflow.MlflowClient(tracking_uri=tracking_uri) if tracking_uri else mlflow.MlflowClient()
+
+
+def list_optimization_runs(*, tracking_uri: str | None = None, max_results: int = 500) -> list[RunInfo]:
+    """Every GEPA Explorer optimization run in the store, newest first."""
+    client = _client(tracking_uri)
     experiments = [e.experiment_id for e in client.search_experiments()]
     if not experiments:
         return []
@@ -226,12 +248,11 @@ def list_optimization_runs(max_results: int = 500) -> list[RunInfo]:
     return [_run_info(run) for run in runs]
 
 
-def get_run(run_id: str) -> RunInfo:
-    import mlflow
+def get_run(run_id: str, *, tracking_uri: str | None = None) -> RunInfo:
     from mlflow.exceptions import MlflowException
 
     try:
-        run = mlflow.MlflowClient().get_run(run_id)
+        run = _client(tracking_uri).get_run(run_id)
     except MlflowException:
         raise RunNotFound(f"No run with id '{run_id}' in this store: pick one from the list.") from None
     if run.data.tags.get("gepa_explorer.kind") != "optimization":
@@ -239,17 +260,21 @@ def get_run(run_id: str) -> RunInfo:
     return _run_info(run)
 
 
-def load_events(info: RunInfo) -> list[dict[str, Any]]:
+def load_events(info: RunInfo, *, tracking_uri: str | None = None) -> list[dict[str, Any]]:
     """The run's events: from its live folder while it runs here, otherwise from its MLflow artifact."""
+    import tempfile
+
+    from mlflow.exceptions import MlflowException
+
     live = info.live_dir
     if info.status == "RUNNING" and live is not None and (live / EVENTS_FILE).exists():
         events, _ = tail_events(live / EVENTS_FILE, 0)
         return events
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
     try:
-        path = mlflow.artifacts.download_artifacts(run_id=info.run_id, artifact_path=EVENTS_FILE)
+        with tempfile.TemporaryDirectory() as folder:
+            path = _client(tracking_uri).download_artifacts(info.run_id, EVENTS_FILE, folder)
+            with open(path, encoding="utf-8") as handle:
+                return parse_events(handle, source=f"run {info.run_id}")
     except (MlflowException, OSError) as error:
         if live is not None and (live / EVENTS_FILE).exists():
             events, _ = tail_events(live / EVENTS_FILE, 0)
@@ -258,8 +283,6 @@ def load_events(info: RunInfo) -> list[dict[str, Any]]:
             f"Run {info.run_id} has no events.jsonl artifact ({' '.join(str(error).split())[:120]}): "
             "it may have been stopped before it recorded anything."
         ) from None
-    with open(path, encoding="utf-8") as handle:
-        return parse_events(handle, source=f"run {info.run_id}")
 
 
 def orphaned(info: RunInfo) -> bool:
@@ -270,14 +293,44 @@ def orphaned(info: RunInfo) -> bool:
     return pid is not None and not process_alive(int(pid))
 
 
-def close_orphan(info: RunInfo) -> None:
+def close_orphan(info: RunInfo, *, tracking_uri: str | None = None) -> None:
     """Salvage a run whose worker died: log its events and mark it FAILED, so it stays readable."""
-    import mlflow
-
-    client = mlflow.MlflowClient()
+    client = _client(tracking_uri)
     live = info.live_dir
     if live is not None and (live / EVENTS_FILE).exists():
         client.log_artifact(info.run_id, str(live / EVENTS_FILE))
     client.set_tag(info.run_id, "gepa_explorer.status", "failed")
     client.set_tag(info.run_id, "gepa_explorer.error", "The optimization process ended unexpectedly.")
     client.set_terminated(info.run_id, status="FAILED")
+
+
+def register_run_candidate(info: RunInfo, candidate: int, *, tracking_uri: str | None = None):  # -> PromptVersionInfo
+    """Register candidate ``candidate`` of a recorded run as a new version of its baseline's prompt.
+
+    For a run that was stopped, or any candidate a user prefers. The same checks as at the end of a
+    run apply: never a copy of the baseline, never one that lost a variable.
+    """
+    from core.optimization import TAG_PREFIX, register_candidate
+    from core.prompts import PromptError, PromptVersionInfo
+    from core.scorers import ScorerSpec
+
+    events = load_events(info, tracking_uri=tracking_uri)
+    started = next((e for e in events if e["type"] == "run_started"), None)
+    validations = {e["candidate"]: e for e in events if e["type"] == "validation"}
+    if started is None or candidate not in validations:
+        raise PromptError(f"Run {info.run_id} has no candidate {candidate} to register.")
+    base = started["baseline"]
+    baseline = PromptVersionInfo(base["name"], int(base["version"]), base["template"])
+    scorer = ScorerSpec(started["scorer"]["kind"], tuple(started["scorer"]["normalization"]))
+    version = register_candidate(
+        baseline,
+        validations[candidate]["template"],
+        run_id=info.run_id,
+        candidate=candidate,
+        initial=validations[0]["aggregate"] if 0 in validations else None,
+        final=validations[candidate]["aggregate"],
+        scorer=scorer,
+        tracking_uri=tracking_uri,
+    )
+    _client(tracking_uri).set_tag(info.run_id, TAG_PREFIX + "optimized_uri", version.uri)
+    return version

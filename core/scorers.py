@@ -158,6 +158,42 @@ class ScorerSpec:
         return f"Token F1 {value:.2f} between the response '{got}' and the expected answer '{want}'."
 
 
+def sample_outputs(expected: str) -> list[str]:
+    """Typical ways a chat model answers when ``expected`` is right: for previewing what a scorer
+    and its normalisation count as a match."""
+    variants = [expected, f"{expected}.", expected.upper(), f"The {expected}", f"The answer is {expected}."]
+    return list(dict.fromkeys(variants))
+
+
+def preview(spec: ScorerSpec, pairs: Iterable[tuple[str, str]]) -> list[dict[str, object]]:
+    """One row per (output, expected) pair: both texts, their normalised forms and the score."""
+    return [
+        {
+            "output": output,
+            "expected": expected,
+            "normalised output": spec.normalized(output),
+            "normalised expected": spec.normalized(expected),
+            "score": spec.score(output, expected),
+        }
+        for output, expected in pairs
+    ]
+
+
+def compare_scorers(
+    expected: list[str], before: list[str], after: list[str], normalization: Iterable[Normalization]
+) -> list[dict[str, object]]:
+    """Mean score of ``before`` and ``after`` outputs under every scorer, with the same normalisation."""
+    rows = []
+    for kind in SCORER_KINDS:
+        spec = ScorerSpec(kind, tuple(normalization))
+        mean = [
+            sum(spec.score(o, e) for o, e in zip(outputs, expected, strict=True)) / max(1, len(expected))
+            for outputs in (before, after)
+        ]
+        rows.append({"scorer": spec.label, "baseline": mean[0], "optimized": mean[1], "change": mean[1] - mean[0]})
+    return rows
+
+
 def is_failed_prediction(output: object) -> bool:
     return isinstance(output, str) and output.startswith(FAILED_PREDICTION_PREFIX)
 

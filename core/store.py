@@ -32,6 +32,19 @@ def runs_home() -> Path:
     return path
 
 
+def save_upload(data: bytes, filename: str) -> Path:
+    """Keep an uploaded dataset where a run process can read it; the same bytes reuse one file."""
+    import hashlib
+
+    folder = explorer_home() / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in Path(filename).name) or "dataset"
+    path = folder / f"{hashlib.sha256(data).hexdigest()[:12]}-{safe}"
+    if not path.exists():
+        path.write_bytes(data)
+    return path
+
+
 def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{explorer_home() / 'mlflow.db'}"
 
@@ -73,13 +86,18 @@ def configure_mlflow(tracking_uri: str | None = None) -> StoreInfo:
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     if info.is_server:
-        # MLflow's client retries an unreachable server for minutes; ask once, quickly, first.
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+        limit_http_retries()
         ping_server(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return info
+
+
+def limit_http_retries() -> None:
+    """MLflow's client retries an unreachable server for minutes by default; a few seconds is enough
+    to ride out a blip, and an outage should be said at once (unless the user chose otherwise)."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 
 
 def ping_server(uri: str, timeout: float = 5.0) -> None:
@@ -134,12 +152,18 @@ def ensure_experiment(name: str = DEFAULT_EXPERIMENT) -> str:
 
 
 def check_store(tracking_uri: str | None = None) -> tuple[bool, str]:
-    """Whether the store answers, with one line to show. Never raises."""
+    """Whether the store answers, with one line to show. Never raises; sets no global state."""
+    info = StoreInfo(tracking_uri or default_tracking_uri())
     try:
-        info = configure_mlflow(tracking_uri)
+        if info.is_server:
+            ping_server(info.tracking_uri)
+        elif info.tracking_uri.startswith("sqlite:///"):
+            Path(info.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         import mlflow
 
-        mlflow.MlflowClient().search_experiments(max_results=1)
+        mlflow.MlflowClient(tracking_uri=info.tracking_uri).search_experiments(max_results=1)
+    except StoreError as error:
+        return False, str(error)
     except Exception as error:  # noqa: BLE001 - reported to the user as one line
         return False, _store_message(error)
     return True, f"{info.label} answers"

@@ -157,3 +157,33 @@ def diff_counts(segments: Iterable[DiffSegment]) -> dict[str, int]:
         if segment.op in counts:
             counts[segment.op] += len(segment.text.split())
     return counts
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=^])")
+
+
+def markdown_escape(text: str) -> str:
+    """``text`` with every Markdown (and Streamlit directive) character escaped: shows as typed."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def diff_markdown(segments: Iterable[DiffSegment]) -> str:
+    """A word diff as Streamlit Markdown: insertions bold on green, deletions struck through on red.
+
+    Everything is escaped, so model text never turns into markup; the marks (bold, strike-through)
+    carry the meaning as well as the colours. Line breaks are kept.
+    """
+    out: list[str] = []
+    for segment in segments:
+        lines = []
+        for line in segment.text.split("\n"):
+            core = line.strip()
+            if not core or segment.op == "equal":
+                lines.append(markdown_escape(line))
+                continue
+            lead, trail = line[: len(line) - len(line.lstrip())], line[len(line.rstrip()) :]
+            body = markdown_escape(core)
+            mark = f":green-background[**{body}**]" if segment.op == "insert" else f":red-background[~~{body}~~]"
+            lines.append(f"{lead}{mark}{trail}")
+        out.append("  \n".join(lines))
+    return "".join(out)

@@ -1,0 +1,584 @@
+"""What a recorded (or still running) optimization says: candidates, proposals, Pareto fronts over time,
+per-example comparisons, lineage and what-if replays of the stop conditions.
+
+Everything here is a pure function of the run's event log (:mod:`core.events`): build a
+:class:`RunView` once with :func:`build_run_view`, then ask it questions. Nothing calls a model,
+MLflow or Streamlit. numpy is used throughout; pandas is imported only by the functions that return
+a DataFrame.
+
+Conventions the caller must know:
+
+* A *position* is an index into :attr:`RunView.val_examples` (the validation set, in the run's
+  ``val_ids`` order); an *example id* is :attr:`ExampleInfo.id`. Scores and outputs of a candidate are
+  aligned with positions.
+* Candidate 0 is the baseline. Candidates are numbered in the order they were validated.
+* Fronts are recomputed from the validation scores with :mod:`core.pareto`; the run's own
+  ``pareto_front`` events are not trusted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from core.events import EventLogError
+from core.pareto import update_front
+from core.scorers import ScorerSpec, is_failed_prediction
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+XAxis = Literal["iteration", "metric_calls"]
+MatrixOrder = Literal["index", "difficulty"]
+Category = Literal["fixed", "regressed", "still failing", "always right"]
+CATEGORIES: tuple[Category, ...] = ("fixed", "regressed", "still failing", "always right")
+StopReason = Literal["budget", "patience", "run end"]
+
+COMPARE_COLUMNS = (
+    "position",
+    "example_id",
+    "row",
+    "inputs",
+    "expected",
+    "against_output",
+    "candidate_output",
+    "against_score",
+    "candidate_score",
+    "against_correct",
+    "candidate_correct",
+    "category",
+    "expected_normalized",
+    "against_normalized",
+    "candidate_normalized",
+    "failed",
+)
+WHAT_IF_COLUMNS = (
+    "budget",
+    "patience",
+    "stopped_by",
+    "iterations",
+    "metric_calls",
+    "best_score",
+    "best_candidate",
+    "beyond_recording",
+)
+
+
+@dataclass(frozen=True)
+class ExampleInfo:
+    """One dataset row as the run saw it. ``row`` is the 1-based row in the uploaded file."""
+
+    id: int
+    row: int
+    inputs: dict[str, str]
+    expected: str
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A prompt scored on the whole validation set.
+
+    ``iteration`` is the GEPA iteration that produced it (0 for the baseline), ``metric_calls`` the
+    budget used once its validation finished, ``scores``/``outputs`` are aligned with validation
+    positions, ``failed`` counts outputs that are failed model calls. Two ``parents`` mean a merge.
+    """
+
+    index: int
+    iteration: int
+    parents: tuple[int, ...]
+    template: str
+    aggregate: float
+    metric_calls: int
+    scores: tuple[float, ...]
+    outputs: tuple[str, ...]
+    failed: int = 0
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One GEPA iteration: what was proposed from which parent, and what became of it.
+
+    ``outcome`` is accepted, rejected, skipped, reflection_failed or invalid_proposal. ``candidate`` is
+    set only when accepted. ``minibatch`` holds example ids; ``scores_before``/``scores_after`` are the
+    parent's and the proposal's minibatch scores (``scores_after`` is empty when nothing was scored).
+    ``metric_calls`` is the budget used at the end of the iteration.
+    """
+
+    iteration: int
+    outcome: str
+    reason: str
+    parent: int | None
+    candidate: int | None
+    minibatch: tuple[int, ...]
+    scores_before: tuple[float, ...]
+    scores_after: tuple[float, ...]
+    template: str | None
+    reflection: str | None
+    reflection_prompt: str | None
+    metric_calls: int
+
+    @property
+    def minibatch_score(self) -> float | None:
+        """The proposal's mean minibatch score, or None when it was never scored."""
+        if not self.scores_after:
+            return None
+        return sum(self.scores_after) / len(self.scores_after)
+
+
+@dataclass(frozen=True)
+class FrontSnapshot:
+    """The Pareto front right after one validation (``iteration`` is that validation's iteration)."""
+
+    iteration: int
+    metric_calls: int
+    members: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class RunView:
+    """Everything the Results and Optimize pages show about one run, rebuilt from its events.
+
+    ``status`` is "running" until a ``run_finished`` event arrives. ``budget`` is the metric-call
+    budget the run was given; ``patience`` is None when patience was off. ``iterations`` counts the
+    finished GEPA iterations; ``metric_calls`` is the latest budget use seen in any event.
+    ``best_candidate`` has the highest validation aggregate, the earliest on ties (0 while no
+    candidate has been validated yet). ``candidates[i]`` is candidate ``i`` (GEPA numbers them
+    0, 1, 2, ... as it validates them). ``val_scores`` is the candidates x validation-positions score
+    matrix (a read-only numpy array; row i is candidate i).
+    """
+
+    run_id: str | None
+    status: str
+    stopped_by: str | None
+    baseline: dict[str, Any]
+    scorer: ScorerSpec
+    config: dict[str, Any]
+    models: dict[str, Any]
+    budget: int
+    examples: tuple[ExampleInfo, ...]
+    val_examples: tuple[ExampleInfo, ...]
+    candidates: tuple[Candidate, ...]
+    proposals: tuple[Proposal, ...]
+    fronts: tuple[FrontSnapshot, ...]
+    best_candidate: int
+    final: dict[str, Any] | None
+    metric_calls: int
+    patience: int | None = None
+    iterations: int = 0
+    baseline_metric_calls: int = 0
+    val_scores: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False, compare=False)
+
+    @property
+    def is_live(self) -> bool:
+        return self.final is None
+
+    @property
+    def current_front(self) -> tuple[int, ...]:
+        """The front after the latest validation (empty before the baseline is scored)."""
+        return self.fronts[-1].members if self.fronts else ()
+
+    @property
+    def last_iteration(self) -> int:
+        """The latest iteration seen, finished or (in a live run) already validated."""
+        latest = max((c.iteration for c in self.candidates), default=0)
+        return max(latest, self.iterations)
+
+
+def build_run_view(events: Sequence[Mapping[str, Any]]) -> RunView:
+    """Rebuild a run from its events, complete or still being written.
+
+    Works on a log cut anywhere after ``run_started`` (a live run), on runs with only the baseline
+    and on runs without any validation yet (then ``candidates`` and ``fronts`` are empty).
+
+    Raises:
+        EventLogError: the events contain no ``run_started`` event (not a GEPA Explorer run log, or
+            a log cut before its first line).
+    """
+    started: Mapping[str, Any] | None = None
+    validations: dict[int, Mapping[str, Any]] = {}
+    iterations: dict[int, Mapping[str, Any]] = {}
+    final: Mapping[str, Any] | None = None
+    metric_calls = 0
+    for event in events:
+        kind = event.get("type")
+        if kind == "run_started":
+            started = event
+        elif kind == "validation":
+            validations[int(event["candidate"])] = event
+        elif kind == "iteration":
+            iterations[int(event["iteration"])] = event
+        elif kind == "run_finished":
+            final = event
+        if kind != "run_started" and event.get("metric_calls") is not None:
+            metric_calls = max(metric_calls, int(event["metric_calls"]))
+    if started is None:
+        raise EventLogError("This log has no run_started event, so it is not the log of an optimization run.")
+
+    examples = tuple(_example(e) for e in started.get("examples", []))
+    by_id = {example.id: example for example in examples}
+    val_examples = tuple(by_id[i] for i in started.get("val_ids", []) if i in by_id)
+    candidates = tuple(_candidate(validations[i]) for i in sorted(validations))
+    proposals = tuple(_proposal(iterations[i]) for i in sorted(iterations))
+    width = len(candidates[0].scores) if candidates else len(val_examples)
+    matrix = np.array([c.scores for c in candidates], dtype=float).reshape(len(candidates), width)
+    matrix.setflags(write=False)
+    aggregates = [c.aggregate for c in candidates]
+    best = candidates[int(np.argmax(aggregates))].index if aggregates else 0
+    config = dict(started.get("config") or {})
+    scorer_fields = started.get("scorer") or config.get("scorer") or {}
+    budget_info = started.get("budget")
+    budget = budget_info.get("budget") if isinstance(budget_info, Mapping) else budget_info
+    if budget is None:
+        budget = config.get("budget", 0)
+    return RunView(
+        run_id=(started.get("mlflow") or {}).get("run_id"),
+        status=str(final.get("status", "finished")) if final else "running",
+        stopped_by=final.get("stopped_by") if final else None,
+        baseline=dict(started.get("baseline") or {}),
+        scorer=ScorerSpec(
+            kind=scorer_fields.get("kind", "exact_match"),
+            normalization=tuple(scorer_fields.get("normalization", ())),
+        ),
+        config=config,
+        models=dict(started.get("models") or {}),
+        budget=int(budget),
+        examples=examples,
+        val_examples=val_examples,
+        candidates=candidates,
+        proposals=proposals,
+        fronts=_fronts(candidates),
+        best_candidate=best,
+        final=dict(final) if final else None,
+        metric_calls=metric_calls,
+        patience=int(config["patience"]) if config.get("patience") else None,
+        iterations=max(iterations, default=0),
+        baseline_metric_calls=candidates[0].metric_calls if candidates else 0,
+        val_scores=matrix,
+    )
+
+
+def _example(raw: Mapping[str, Any]) -> ExampleInfo:
+    inputs = {str(k): "" if v is None else str(v) for k, v in (raw.get("inputs") or {}).items()}
+    return ExampleInfo(id=int(raw["id"]), row=int(raw.get("row", 0)), inputs=inputs, expected=str(raw["expected"]))
+
+
+def _candidate(event: Mapping[str, Any]) -> Candidate:
+    outputs = tuple("" if o is None else str(o) for o in event.get("outputs", []))
+    return Candidate(
+        index=int(event["candidate"]),
+        iteration=int(event.get("iteration", 0)),
+        parents=tuple(int(p) for p in event.get("parents") or ()),
+        template=str(event.get("template", "")),
+        aggregate=float(event["aggregate"]),
+        metric_calls=int(event.get("metric_calls", 0)),
+        scores=tuple(float(s) for s in event["scores"]),
+        outputs=outputs,
+        failed=int(event.get("failed") or 0),
+    )
+
+
+def _proposal(event: Mapping[str, Any]) -> Proposal:
+    def optional_int(value: Any) -> int | None:
+        return None if value is None else int(value)
+
+    return Proposal(
+        iteration=int(event["iteration"]),
+        outcome=str(event.get("outcome", "")),
+        reason=str(event.get("reason") or ""),
+        parent=optional_int(event.get("parent")),
+        candidate=optional_int(event.get("candidate")),
+        minibatch=tuple(int(i) for i in event.get("minibatch") or ()),
+        scores_before=tuple(float(s) for s in event.get("scores_before") or ()),
+        scores_after=tuple(float(s) for s in event.get("scores_after") or ()),
+        template=event.get("template"),
+        reflection=event.get("reflection"),
+        reflection_prompt=event.get("reflection_prompt"),
+        metric_calls=int(event.get("metric_calls") or 0),
+    )
+
+
+def _fronts(candidates: Sequence[Candidate]) -> tuple[FrontSnapshot, ...]:
+    scores = {c.index: c.scores for c in candidates}
+    front: list[int] = []
+    snapshots = []
+    for candidate in candidates:
+        front = update_front(front, scores, candidate.index)
+        snapshots.append(FrontSnapshot(candidate.iteration, candidate.metric_calls, tuple(front)))
+    return tuple(snapshots)
+
+
+def front_members_at(view: RunView, iteration: int) -> tuple[int, ...]:
+    """The Pareto front after every validation of iterations <= ``iteration`` (empty before any)."""
+    members: tuple[int, ...] = ()
+    for snapshot in view.fronts:
+        if snapshot.iteration > iteration:
+            break
+        members = snapshot.members
+    return members
+
+
+def _validated_by(view: RunView, iteration: int | None) -> int:
+    """How many candidates (a prefix of ``view.candidates``) were validated by ``iteration``."""
+    if iteration is None:
+        return len(view.candidates)
+    return sum(1 for c in view.candidates if c.iteration <= iteration)
+
+
+def kept_because(view: RunView, candidate: int, iteration: int | None = None) -> list[int]:
+    """Validation *positions* where ``candidate`` has the top score among the candidates validated by
+    ``iteration`` (all of them when None): why GEPA keeps it on the front.
+
+    Ties count, as in GEPA's per-example best sets, so an example everyone fails (top score 0) is
+    listed for everyone. Empty when the candidate was not validated by then.
+    """
+    count = _validated_by(view, iteration)
+    if candidate < 0 or candidate >= count:
+        return []
+    pool = view.val_scores[:count]
+    top = pool.max(axis=0)
+    return np.flatnonzero(pool[candidate] == top).tolist()
+
+
+def best_so_far(view: RunView, x: XAxis, *, upto_iteration: int | None = None) -> list[tuple[int, float, int]]:
+    """(x, best validation aggregate so far, best candidate) steps, from the baseline to the latest x.
+
+    A point is added where the best changes, plus one at the latest iteration or metric-call count so
+    the line reaches the end of the run (or of ``upto_iteration``, when given). Plot it as a step line
+    (``line_shape="hv"``). Empty before the baseline is scored.
+    """
+    limit = view.last_iteration if upto_iteration is None else upto_iteration
+    points: list[tuple[int, float, int]] = []
+    for candidate in view.candidates:
+        if candidate.iteration > limit:
+            break
+        at = candidate.iteration if x == "iteration" else candidate.metric_calls
+        if not points or candidate.aggregate > points[-1][1]:
+            points.append((at, candidate.aggregate, candidate.index))
+    if not points:
+        return points
+    if x == "iteration":
+        end = limit
+    elif upto_iteration is None:
+        end = view.metric_calls
+    else:
+        end = max((p.metric_calls for p in view.proposals if p.iteration <= limit), default=points[-1][0])
+    if end > points[-1][0]:
+        points.append((end, points[-1][1], points[-1][2]))
+    return points
+
+
+def run_curve(view: RunView) -> list[tuple[int, float]]:
+    """(metric calls, best validation score so far) points, to overlay several runs on one chart."""
+    return [(at, score) for at, score, _ in best_so_far(view, "metric_calls")]
+
+
+def example_inputs_text(example: ExampleInfo) -> str:
+    """The inputs as one readable string: the bare value for one variable, ``name: value`` lines for several."""
+    if len(example.inputs) == 1:
+        return next(iter(example.inputs.values()))
+    return "\n".join(f"{name}: {value}" for name, value in example.inputs.items())
+
+
+def _candidate_or_error(view: RunView, index: int) -> Candidate:
+    if not 0 <= index < len(view.candidates):
+        raise ValueError(
+            f"Candidate {index} has not been scored on the validation set; "
+            f"choose one of 0 to {len(view.candidates) - 1}."
+        )
+    return view.candidates[index]
+
+
+def compare_examples(view: RunView, candidate: int | None = None, against: int = 0) -> pd.DataFrame:
+    """One row per validation example comparing ``candidate`` (the best one when None) with ``against``.
+
+    Columns: see :data:`COMPARE_COLUMNS`. A score of exactly 1.0 counts as correct; ``category`` is
+    "fixed" (against wrong, candidate right), "regressed" (the reverse), "still failing" or
+    "always right". ``failed`` is True when either output is a failed model call. Outputs are those of
+    the candidates' validation. Empty (with the columns) before the baseline is scored.
+
+    Raises:
+        ValueError: either candidate has not been validated.
+    """
+    import pandas as pd
+
+    if not view.candidates:
+        return pd.DataFrame({name: [] for name in COMPARE_COLUMNS})
+    chosen = _candidate_or_error(view, view.best_candidate if candidate is None else candidate)
+    base = _candidate_or_error(view, against)
+    normalized = view.scorer.normalized
+    against_correct = [s == 1.0 for s in base.scores]
+    candidate_correct = [s == 1.0 for s in chosen.scores]
+    categories = [_category(a, c) for a, c in zip(against_correct, candidate_correct, strict=True)]
+    examples = view.val_examples
+    return pd.DataFrame(
+        {
+            "position": range(len(examples)),
+            "example_id": [e.id for e in examples],
+            "row": [e.row for e in examples],
+            "inputs": [example_inputs_text(e) for e in examples],
+            "expected": [e.expected for e in examples],
+            "against_output": list(base.outputs),
+            "candidate_output": list(chosen.outputs),
+            "against_score": list(base.scores),
+            "candidate_score": list(chosen.scores),
+            "against_correct": against_correct,
+            "candidate_correct": candidate_correct,
+            "category": categories,
+            "expected_normalized": [normalized(e.expected) for e in examples],
+            "against_normalized": [normalized(o) for o in base.outputs],
+            "candidate_normalized": [normalized(o) for o in chosen.outputs],
+            "failed": [
+                is_failed_prediction(a) or is_failed_prediction(c)
+                for a, c in zip(base.outputs, chosen.outputs, strict=True)
+            ],
+        },
+        columns=list(COMPARE_COLUMNS),
+    )
+
+
+def _category(against_correct: bool, candidate_correct: bool) -> Category:
+    if candidate_correct:
+        return "always right" if against_correct else "fixed"
+    return "regressed" if against_correct else "still failing"
+
+
+def category_counts(frame: pd.DataFrame) -> dict[str, int]:
+    """How many rows of a :func:`compare_examples` frame fall in each category; all four keys, in order."""
+    counts = frame["category"].value_counts()
+    return {name: int(counts.get(name, 0)) for name in CATEGORIES}
+
+
+def filter_examples(frame: pd.DataFrame, categories: Collection[str] | None, text: str = "") -> pd.DataFrame:
+    """Rows of a :func:`compare_examples` frame in ``categories`` (None: any; empty: none) whose inputs,
+    expected answer or either output contain ``text`` (case-insensitive, plain text, not a pattern)."""
+    keep = np.ones(len(frame), dtype=bool)
+    if categories is not None:
+        keep &= frame["category"].isin(list(categories)).to_numpy()
+    needle = text.strip()
+    if needle:
+        found = np.zeros(len(frame), dtype=bool)
+        for column in ("inputs", "expected", "against_output", "candidate_output"):
+            found |= frame[column].astype(str).str.contains(needle, case=False, regex=False).to_numpy()
+        keep &= found
+    return frame[keep]
+
+
+def score_matrix(view: RunView, order: MatrixOrder = "difficulty") -> tuple[np.ndarray, list[int], list[int]]:
+    """(scores, example positions in column order, candidate indices in row order).
+
+    ``scores`` is a fresh candidates x examples array. With ``order="difficulty"`` the columns go from
+    the example the fewest candidates solve (score 1.0) to the one most solve; ties by mean score,
+    then position. With ``order="index"`` columns follow validation positions.
+    """
+    matrix = view.val_scores
+    positions = np.arange(matrix.shape[1])
+    if order == "difficulty" and matrix.size:
+        solved = (matrix >= 1.0).sum(axis=0)
+        positions = np.lexsort((positions, matrix.mean(axis=0), solved))
+    return matrix[:, positions].copy(), positions.tolist(), [c.index for c in view.candidates]
+
+
+def lineage(view: RunView) -> tuple[list[tuple[int, int]], dict[int, int]]:
+    """((parent, child) edges, depth per candidate). The baseline has depth 0; a child is one deeper
+    than its deepest parent. A candidate with two parents (a merge) has two edges."""
+    edges: list[tuple[int, int]] = []
+    depth: dict[int, int] = {}
+    for candidate in view.candidates:
+        edges.extend((parent, candidate.index) for parent in candidate.parents)
+        known = [depth[p] for p in candidate.parents if p in depth]
+        depth[candidate.index] = 1 + max(known) if known else 0
+    return edges, depth
+
+
+@dataclass(frozen=True)
+class _Checkpoints:
+    """The state GEPA's stop conditions saw before each iteration of the recorded run.
+
+    Index j is the check before iteration j + 1; the last one is the check after the last recorded
+    iteration.
+    """
+
+    metric_calls: np.ndarray
+    best_score: np.ndarray
+    best_candidate: np.ndarray
+    without_improvement: np.ndarray
+
+
+def _checkpoints(view: RunView) -> _Checkpoints:
+    n = view.iterations
+    calls = [view.baseline_metric_calls] * (n + 1)
+    for proposal in view.proposals:
+        calls[proposal.iteration] = proposal.metric_calls
+    found: list[tuple[float, int]] = [(-np.inf, 0)] * (n + 1)
+    for candidate in view.candidates:
+        j = candidate.iteration
+        if j > n:  # validated in an iteration that has not finished yet (a live run)
+            continue
+        if candidate.aggregate > found[j][0]:
+            found[j] = (candidate.aggregate, candidate.index)
+    without = [0] * (n + 1)
+    for j in range(1, n + 1):
+        # A missing iteration event (should not happen) keeps the budget seen before it.
+        calls[j] = max(calls[j], calls[j - 1])
+        if found[j][0] > found[j - 1][0]:
+            without[j] = 0
+        else:
+            found[j] = found[j - 1]
+            # gepa.utils.NoImprovementStopper: its first check (j = 0) always improves on -inf.
+            without[j] = without[j - 1] + 1
+    return _Checkpoints(
+        metric_calls=np.array(calls, dtype=np.int64),
+        best_score=np.array([score for score, _ in found]),
+        best_candidate=np.array([index for _, index in found], dtype=np.int64),
+        without_improvement=np.array(without, dtype=np.int64),
+    )
+
+
+def what_if(view: RunView, budgets: Sequence[int], patiences: Sequence[int | None]) -> pd.DataFrame:
+    """Replay the recorded run under other budgets and patiences, without calling any model.
+
+    Like GEPA, the stop conditions are checked before each iteration: the budget stops once the metric
+    calls used so far reach it; patience stops after that many checks in a row without a new best
+    validation aggregate (``gepa.utils.NoImprovementStopper``); when both hold, patience is named,
+    as in the run's own stopper order. Patience None or 0 is off.
+
+    One row per (budget, patience), budgets outer, in the given order; columns
+    :data:`WHAT_IF_COLUMNS`. ``stopped_by`` is "run end" when neither condition fires within the
+    recording: ``beyond_recording`` is then True and the row shows what was recorded, unless the
+    recorded run stopped for a perfect score (which would stop the replay at the same point too).
+    """
+    import pandas as pd
+
+    checks = _checkpoints(view)
+    last = len(checks.metric_calls) - 1
+    replay_ends_recording = view.stopped_by == "perfect"
+    rows: dict[str, list[Any]] = {name: [] for name in WHAT_IF_COLUMNS}
+    patience_stops = {}
+    for patience in patiences:
+        if patience and patience not in patience_stops:
+            hits = np.flatnonzero(checks.without_improvement >= patience)
+            patience_stops[patience] = int(hits[0]) if hits.size else last + 1
+    for budget in budgets:
+        budget_stop = int(np.searchsorted(checks.metric_calls, budget, side="left"))
+        for patience in patiences:
+            patience_stop = patience_stops.get(patience, last + 1) if patience else last + 1
+            stop = min(budget_stop, patience_stop)
+            if stop <= last:
+                stopped_by: StopReason = "patience" if patience_stop == stop else "budget"
+                beyond = False
+            else:
+                stop, stopped_by, beyond = last, "run end", not replay_ends_recording
+            rows["budget"].append(int(budget))
+            rows["patience"].append(int(patience) if patience else None)
+            rows["stopped_by"].append(stopped_by)
+            rows["iterations"].append(stop)
+            rows["metric_calls"].append(int(checks.metric_calls[stop]))
+            rows["best_score"].append(float(checks.best_score[stop]) if view.candidates else float("nan"))
+            rows["best_candidate"].append(int(checks.best_candidate[stop]))
+            rows["beyond_recording"].append(beyond)
+    frame = pd.DataFrame(rows, columns=list(WHAT_IF_COLUMNS))
+    frame["patience"] = pd.Series(rows["patience"], dtype=object)
+    return frame

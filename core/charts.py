@@ -1,0 +1,561 @@
+"""Plotly figures of a run: pure functions from a :class:`~core.analysis.RunView` (or a table built
+from one) to a ``plotly.graph_objects.Figure``. No Streamlit; the pages only display what they get.
+
+What every figure promises:
+
+* a title, axis titles, and a legend when it has several traces;
+* pass/fail and Pareto-front membership carried by marker symbols or cell text, never by colour alone;
+* model and user text only in hover text, as plain text: first lines, truncated, with ``&``, ``<``
+  and ``>`` escaped so Plotly cannot read it as markup;
+* ``customdata`` on candidate points: ``[candidate index, iteration]`` (index None for a rejected
+  proposal), so a click or selection maps back to a candidate.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import plotly.graph_objects as go
+
+from core.analysis import (
+    Candidate,
+    RunView,
+    XAxis,
+    best_so_far,
+    front_members_at,
+    lineage,
+    score_matrix,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+FRONT_TRACE = "On the Pareto front"
+CANDIDATE_TRACE = "Candidate (not on the front)"
+BEST_LINE_TRACE = "Best validation score so far"
+REJECTED_TRACE = "Rejected proposal (minibatch score)"
+SELECTED_TRACE = "Selected candidate"
+BEST_TRACE = "Best candidate"
+MERGE_TRACE = "Merge of two parents"
+EDGE_TRACE = "Parent → child"
+MERGE_EDGE_TRACE = "Merge (second parent)"
+# Up to this many rows and columns, heatmap cells also carry their verdict as text.
+CELL_TEXT_LIMIT = 60
+# Up to this many candidates, the lineage tree writes candidate numbers next to the nodes.
+NODE_LABEL_LIMIT = 60
+LIVE_HEIGHT = 280
+RUN_SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x", "star", "hexagon")
+RUN_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+PASS_FAIL_COLORS = [[0.0, "#d73027"], [0.5, "#f7f7f7"], [1.0, "#4575b4"]]
+
+_X_TITLES = {"iteration": "Iteration", "metric_calls": "Metric calls used (budget spent)"}
+
+
+def plain(text: str, *, lines: int = 3, width: int = 80) -> str:
+    """Model or user text made safe for Plotly hover text: its first non-empty ``lines``, each cut to
+    ``width`` characters, escaped, joined with ``<br>``."""
+    rows = [row.strip() for row in str(text).splitlines() if row.strip()]
+    shown = [row if len(row) <= width else row[: width - 1] + "…" for row in rows[:lines]]
+    if len(rows) > lines:
+        shown.append(f"… ({len(rows) - lines} more lines)")
+    return "<br>".join(html.escape(row, quote=False) for row in shown)
+
+
+def _parents_text(candidate: Candidate) -> str:
+    if not candidate.parents:
+        return "none (the baseline)"
+    if len(candidate.parents) > 1:
+        return " and ".join(str(p) for p in candidate.parents) + " (a merge)"
+    return str(candidate.parents[0])
+
+
+def _candidate_hover(candidate: Candidate, front: set[int]) -> str:
+    status = "on the Pareto front" if candidate.index in front else "not on the Pareto front"
+    right = sum(1 for s in candidate.scores if s == 1.0)
+    found = "the baseline" if candidate.index == 0 else f"found in iteration {candidate.iteration}"
+    failed = f"<br>{candidate.failed} failed model calls" if candidate.failed else ""
+    return (
+        f"<b>Candidate {candidate.index}</b> ({status})"
+        f"<br>Validation score: {candidate.aggregate:.3f} ({right} of {len(candidate.scores)} fully right)"
+        f"<br>Parents: {_parents_text(candidate)}"
+        f"<br>{found.capitalize()}, after {candidate.metric_calls} metric calls{failed}"
+        f"<br>Prompt:<br>{plain(candidate.template)}"
+    )
+
+
+def _ids(candidates: Sequence[Candidate]) -> np.ndarray:
+    """``customdata`` rows ``[candidate index, iteration]`` (numpy: Plotly validates it in one go)."""
+    return np.array([(c.index, c.iteration) for c in candidates], dtype=np.int64).reshape(-1, 2)
+
+
+def _x_of(candidate: Candidate, x: XAxis) -> int:
+    return candidate.iteration if x == "iteration" else candidate.metric_calls
+
+
+def _integer_ticks(largest: int | None) -> dict[str, object]:
+    """Axis settings that keep a short count axis (iterations, candidates) on whole numbers."""
+    return {"dtick": 1} if largest is not None and largest <= 12 else {}
+
+
+def _empty_note(fig: go.Figure, message: str) -> go.Figure:
+    fig.add_annotation(text=message, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
+    return fig
+
+
+def candidates_figure(
+    view: RunView, x: XAxis = "iteration", selected: int | None = None, *, at_iteration: int | None = None
+) -> go.Figure:
+    """Every validated candidate at (iteration or metric calls, validation score).
+
+    Candidates on the front (as of ``at_iteration``, default the latest) are the trace
+    :data:`FRONT_TRACE` (diamonds), the others :data:`CANDIDATE_TRACE` (circles); the best score so
+    far is a step line; rejected proposals sit at their minibatch score (:data:`REJECTED_TRACE`,
+    crosses). ``selected`` adds a ring (:data:`SELECTED_TRACE`). With ``at_iteration`` only what
+    happened up to that iteration is drawn. Points carry ``customdata`` ``[candidate, iteration]``;
+    for rejected proposals ``candidate`` is None.
+    """
+    upto = view.last_iteration if at_iteration is None else at_iteration
+    shown = [c for c in view.candidates if c.iteration <= upto]
+    front = set(front_members_at(view, upto))
+    fig = go.Figure()
+    for name, symbol, size, group in (
+        (CANDIDATE_TRACE, "circle", 9, [c for c in shown if c.index not in front]),
+        (FRONT_TRACE, "diamond", 13, [c for c in shown if c.index in front]),
+    ):
+        fig.add_trace(
+            go.Scatter(
+                x=[_x_of(c, x) for c in group],
+                y=[c.aggregate for c in group],
+                mode="markers",
+                name=name,
+                marker={"symbol": symbol, "size": size, "line": {"width": 1, "color": "#333"}},
+                customdata=_ids(group),
+                hovertext=[_candidate_hover(c, front) for c in group],
+                hoverinfo="text",
+            )
+        )
+    steps = best_so_far(view, x, upto_iteration=at_iteration)
+    fig.add_trace(
+        go.Scatter(
+            x=[at for at, _, _ in steps],
+            y=[score for _, score, _ in steps],
+            mode="lines",
+            line_shape="hv",
+            line={"dash": "dot", "width": 2},
+            name=BEST_LINE_TRACE,
+            hovertext=[f"Best so far: candidate {best}, validation score {score:.3f}" for _, score, best in steps],
+            hoverinfo="text",
+        )
+    )
+    rejected = [p for p in view.proposals if p.outcome == "rejected" and p.scores_after and p.iteration <= upto]
+    fig.add_trace(
+        go.Scatter(
+            x=[p.iteration if x == "iteration" else p.metric_calls for p in rejected],
+            y=[p.minibatch_score for p in rejected],
+            mode="markers",
+            name=REJECTED_TRACE,
+            marker={"symbol": "x-thin-open", "size": 9, "line": {"width": 2}},
+            customdata=[[None, p.iteration] for p in rejected],
+            hovertext=[
+                f"<b>Rejected proposal</b> (iteration {p.iteration}, from candidate {p.parent})"
+                f"<br>Minibatch score: {p.minibatch_score:.2f}"
+                f" (its parent: {sum(p.scores_before) / max(len(p.scores_before), 1):.2f}"
+                f" on the same {len(p.scores_after)} examples)"
+                f"<br>Not scored on the validation set: {plain(p.reason, lines=1)}"
+                f"<br>Proposed prompt:<br>{plain(p.template or '')}"
+                for p in rejected
+            ],
+            hoverinfo="text",
+        )
+    )
+    if selected is not None and 0 <= selected < len(view.candidates) and view.candidates[selected].iteration <= upto:
+        chosen = view.candidates[selected]
+        fig.add_trace(
+            go.Scatter(
+                x=[_x_of(chosen, x)],
+                y=[chosen.aggregate],
+                mode="markers+text",
+                text=[f"selected: {chosen.index}"],
+                textposition="top center",
+                name=SELECTED_TRACE,
+                marker={"symbol": "circle-open", "size": 24, "line": {"width": 3}},
+                customdata=_ids([chosen]),
+                hovertext=[_candidate_hover(chosen, front)],
+                hoverinfo="text",
+            )
+        )
+    by = "iteration" if x == "iteration" else "metric calls used"
+    fig.update_layout(
+        title=f"Candidates by validation score, by {by}",
+        xaxis_title=_X_TITLES[x],
+        yaxis_title=f"Validation score ({view.scorer.label})",
+        yaxis_range=[-0.05, 1.05],
+        xaxis=_integer_ticks(view.last_iteration if x == "iteration" else None),
+        clickmode="event+select",
+        hovermode="closest",
+    )
+    if not shown:
+        _empty_note(fig, "No candidate has been scored on the validation set yet.")
+    return fig
+
+
+def front_timeline_figure(view: RunView) -> go.Figure:
+    """Which candidates were on the Pareto front after each validation: rows are candidates, columns
+    the iterations that validated something. Membership is a square (:data:`FRONT_TRACE`); an open
+    circle marks where a candidate was validated and a cross where it left the front."""
+    snapshots = {s.iteration: s for s in view.fronts}  # the last snapshot of each iteration
+    columns = sorted(snapshots)
+    count = len(view.candidates)
+    member = np.zeros((len(columns), count), dtype=bool)
+    for row, iteration in enumerate(columns):
+        member[row, list(snapshots[iteration].members)] = True
+    iterations = np.array(columns, dtype=np.int64)
+    sizes = member.sum(axis=1)
+    rows, cands = np.nonzero(member)
+    left_rows, left_cands = np.nonzero(member[:-1] & ~member[1:]) if len(columns) > 1 else ([], [])
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=iterations[rows],
+            y=cands,
+            mode="markers",
+            name=FRONT_TRACE,
+            marker={"symbol": "square", "size": 10},
+            customdata=np.stack([cands, sizes[rows]], axis=1),
+            hovertemplate="Candidate %{y} is on the Pareto front after iteration %{x}"
+            "<br>Front size then: %{customdata[1]}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[c.iteration for c in view.candidates],
+            y=[c.index for c in view.candidates],
+            mode="markers",
+            name="Validated here",
+            marker={"symbol": "circle-open", "size": 15, "line": {"width": 1.5}},
+            customdata=_ids(view.candidates),
+            hovertemplate="Candidate %{y} was scored on the validation set in iteration %{x}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=iterations[np.asarray(left_rows, dtype=np.int64) + 1],
+            y=np.asarray(left_cands, dtype=np.int64),
+            mode="markers",
+            name="Left the front",
+            marker={"symbol": "x-thin-open", "size": 10, "line": {"width": 2}},
+            hovertemplate="Candidate %{y} left the Pareto front in iteration %{x}:"
+            " a newer candidate dominates it<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title="Pareto front over time: which candidates were on it after each validation",
+        xaxis_title="Iteration",
+        yaxis_title="Candidate",
+        xaxis=_integer_ticks(view.last_iteration),
+        yaxis={"autorange": "reversed", **_integer_ticks(len(view.candidates) - 1)},
+        hovermode="closest",
+    )
+    if not view.fronts:
+        _empty_note(fig, "No candidate has been scored on the validation set yet.")
+    return fig
+
+
+def _tree_rows(view: RunView) -> dict[int, int]:
+    """A row per candidate so that every subtree (by first parent) occupies consecutive rows."""
+    children: dict[int, list[int]] = {}
+    roots = []
+    for candidate in view.candidates:
+        parent = candidate.parents[0] if candidate.parents else None
+        if parent is None or parent >= candidate.index:
+            roots.append(candidate.index)
+        else:
+            children.setdefault(parent, []).append(candidate.index)
+    rows: dict[int, int] = {}
+    stack = list(reversed(roots))
+    while stack:
+        node = stack.pop()
+        rows[node] = len(rows)
+        stack.extend(reversed(children.get(node, [])))
+    return rows
+
+
+def lineage_figure(view: RunView, x: Literal["iteration", "depth"] = "iteration") -> go.Figure:
+    """The candidate tree: x is the iteration that found each candidate (or its depth), each subtree on
+    consecutive rows; solid lines join parent and child, dotted lines a merge's second parent. The
+    best candidate is a star (:data:`BEST_TRACE`), other current front members diamonds
+    (:data:`FRONT_TRACE`), merges hexagons. Nodes carry ``customdata`` ``[candidate, iteration]``."""
+    edges, depth = lineage(view)
+    rows = _tree_rows(view)
+    by_index = {c.index: c for c in view.candidates}
+
+    def at(index: int) -> tuple[int, int]:
+        return (by_index[index].iteration if x == "iteration" else depth[index]), rows[index]
+
+    fig = go.Figure()
+    for name, dash, wanted in ((EDGE_TRACE, "solid", True), (MERGE_EDGE_TRACE, "dot", False)):
+        xs: list[int | None] = []
+        ys: list[int | None] = []
+        for parent, child in edges:
+            first = by_index[child].parents[0] == parent
+            if first == wanted and parent in by_index:
+                (px, py), (cx, cy) = at(parent), at(child)
+                xs += [px, cx, None]
+                ys += [py, cy, None]
+        fig.add_trace(
+            go.Scatter(x=xs, y=ys, mode="lines", name=name, line={"dash": dash, "width": 1.2}, hoverinfo="skip")
+        )
+    front = set(view.current_front)
+    best = view.best_candidate if view.candidates else None
+
+    def group_of(candidate: Candidate) -> str:
+        if candidate.index == best:
+            return BEST_TRACE
+        if candidate.index in front:
+            return FRONT_TRACE
+        if len(candidate.parents) > 1:
+            return MERGE_TRACE
+        return "Candidate"
+
+    labels = len(view.candidates) <= NODE_LABEL_LIMIT
+    for name, symbol, size in (
+        ("Candidate", "circle", 9),
+        (MERGE_TRACE, "hexagon", 12),
+        (FRONT_TRACE, "diamond", 13),
+        (BEST_TRACE, "star", 18),
+    ):
+        group = [c for c in view.candidates if group_of(c) == name]
+        points = [at(c.index) for c in group]
+        fig.add_trace(
+            go.Scatter(
+                x=[px for px, _ in points],
+                y=[py for _, py in points],
+                mode="markers+text" if labels else "markers",
+                text=[str(c.index) for c in group] if labels else None,
+                textposition="top center",
+                name=name,
+                marker={"symbol": symbol, "size": size, "line": {"width": 1, "color": "#333"}},
+                customdata=_ids(group),
+                hovertext=[_candidate_hover(c, front) for c in group],
+                hoverinfo="text",
+            )
+        )
+    fig.update_layout(
+        title="Candidate lineage: which prompt each candidate was proposed from",
+        xaxis_title="Iteration that found the candidate" if x == "iteration" else "Depth (proposals from the baseline)",
+        yaxis_title="Candidates, one branch after another",
+        xaxis=_integer_ticks(view.last_iteration if x == "iteration" else max(depth.values(), default=0)),
+        yaxis={"showticklabels": False, "autorange": "reversed", "zeroline": False},
+        hovermode="closest",
+    )
+    if not view.candidates:
+        _empty_note(fig, "No candidate has been scored on the validation set yet.")
+    return fig
+
+
+def _verdict(score: float) -> str:
+    if score == 1.0:
+        return "✓"
+    if score == 0.0:
+        return "✗"
+    return f"{score:.2f}"
+
+
+def score_matrix_figure(view: RunView, order: Literal["index", "difficulty"] = "difficulty") -> go.Figure:
+    """Heatmap of every candidate's score on every validation example (rows candidates, columns
+    example positions, hardest first with ``order="difficulty"``). Up to :data:`CELL_TEXT_LIMIT` rows
+    and columns each cell also reads ✓ (1.0), ✗ (0.0) or the score; bigger matrices rely on hover."""
+    matrix, positions, candidates = score_matrix(view, order)
+    small = matrix.shape[0] <= CELL_TEXT_LIMIT and matrix.shape[1] <= CELL_TEXT_LIMIT
+    text = [[_verdict(s) for s in row] for row in matrix.tolist()] if small else None
+    fig = go.Figure(
+        go.Heatmap(
+            z=matrix,
+            x=[str(p) for p in positions],
+            y=[str(c) for c in candidates],
+            zmin=0.0,
+            zmax=1.0,
+            colorscale=PASS_FAIL_COLORS,
+            text=text,
+            texttemplate="%{text}" if small else None,
+            xgap=1 if small else 0,
+            ygap=1 if small else 0,
+            colorbar={
+                "title": {"text": view.scorer.label, "side": "right"},
+                "tickvals": [0, 1],
+                "ticktext": ["0 ✗ wrong", "1 ✓ right"],
+            },
+            hovertemplate="Candidate %{y}<br>Validation example %{x}<br>Score: %{z:.2f}<extra></extra>",
+        )
+    )
+    ordered = "hardest first: fewest candidates solve it" if order == "difficulty" else "in validation order"
+    fig.update_layout(
+        title="Score of every candidate on every validation example"
+        + ("" if small else " (hover a cell for its score)"),
+        xaxis={"title": {"text": f"Validation example (position, {ordered})"}, "type": "category"},
+        yaxis={"title": {"text": "Candidate"}, "type": "category", "autorange": "reversed"},
+    )
+    return fig
+
+
+def _patience_label(patience: object) -> str:
+    return "off" if patience is None or patience != patience or not patience else str(int(patience))
+
+
+def what_if_figure(table: pd.DataFrame) -> go.Figure:
+    """Heatmap of :func:`core.analysis.what_if`: budget across, patience down, cell = best validation
+    score the replay would end with. A cell marked * asks for more than was recorded (the recorded run
+    ended first), so it shows the recorded outcome."""
+    budgets = sorted({int(b) for b in table["budget"]})
+    labels = {_patience_label(p): (0 if _patience_label(p) == "off" else int(p)) for p in table["patience"]}
+    patiences = sorted(labels, key=labels.__getitem__)
+    z = np.full((len(patiences), len(budgets)), np.nan)
+    text = [["" for _ in budgets] for _ in patiences]
+    hover = [["" for _ in budgets] for _ in patiences]
+    for row in table.itertuples(index=False):
+        i, j = patiences.index(_patience_label(row.patience)), budgets.index(int(row.budget))
+        z[i, j] = row.best_score
+        mark = "*" if row.beyond_recording else ""
+        text[i][j] = f"{row.best_score:.3f}{mark}"
+        note = "<br>* The recorded run ended first: this is what was recorded." if row.beyond_recording else ""
+        hover[i][j] = (
+            f"Budget {row.budget} metric calls, patience {_patience_label(row.patience)}"
+            f"<br>Stops by: {row.stopped_by}, after {row.iterations} iterations and {row.metric_calls} metric calls"
+            f"<br>Best: candidate {row.best_candidate}, validation score {row.best_score:.3f}{note}"
+        )
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=[str(b) for b in budgets],
+            y=patiences,
+            text=text,
+            texttemplate="%{text}",
+            hovertext=hover,
+            hoverinfo="text",
+            colorscale="Viridis",
+            zmin=0.0,
+            zmax=1.0,
+            xgap=1,
+            ygap=1,
+            colorbar={"title": {"text": "Best validation score", "side": "right"}},
+        )
+    )
+    fig.update_layout(
+        title="What if: best validation score under other budgets and patiences",
+        xaxis={"title": {"text": "Budget (metric calls)"}, "type": "category"},
+        yaxis={
+            "title": {"text": "Patience (iterations without a better score)"},
+            "type": "category",
+            "autorange": "reversed",
+        },
+        margin={"b": 110},
+    )
+    fig.add_annotation(
+        text="* beyond the recording: the recorded run ended before this stop; the cell shows what was recorded",
+        showarrow=False,
+        xref="paper",
+        yref="paper",
+        x=0,
+        y=-0.2,
+        yanchor="top",
+        xanchor="left",
+    )
+    return fig
+
+
+def compare_runs_figure(curves: Mapping[str, Sequence[tuple[int, float]]]) -> go.Figure:
+    """One best-so-far step line per run label (from :func:`core.analysis.run_curve`), against metric
+    calls. Runs differ by marker symbol and dash, not only colour."""
+    fig = go.Figure()
+    for number, (label, points) in enumerate(curves.items()):
+        name = html.escape(str(label), quote=False)
+        fig.add_trace(
+            go.Scatter(
+                x=[at for at, _ in points],
+                y=[score for _, score in points],
+                mode="lines+markers",
+                line_shape="hv",
+                name=name,
+                line={"dash": RUN_DASHES[number % len(RUN_DASHES)]},
+                marker={"symbol": RUN_SYMBOLS[number % len(RUN_SYMBOLS)], "size": 8},
+                hovertext=[f"{name}<br>{at} metric calls: best validation score {score:.3f}" for at, score in points],
+                hoverinfo="text",
+            )
+        )
+    fig.update_layout(
+        title="Runs compared: best validation score so far, by budget spent",
+        xaxis_title=_X_TITLES["metric_calls"],
+        yaxis_title="Best validation score so far",
+        yaxis_range=[-0.05, 1.05],
+        hovermode="closest",
+    )
+    if not curves:
+        _empty_note(fig, "Choose runs to compare.")
+    return fig
+
+
+def live_scores_figure(view: RunView) -> go.Figure:
+    """A small (:data:`LIVE_HEIGHT` px) chart for a running optimization: each validated candidate's
+    score by iteration, the best so far, and the baseline's score as a dashed reference line."""
+    fig = go.Figure()
+    candidates = view.candidates
+    fig.add_trace(
+        go.Scatter(
+            x=[c.iteration for c in candidates],
+            y=[c.aggregate for c in candidates],
+            mode="markers",
+            name="Candidate",
+            marker={"symbol": "circle", "size": 8},
+            customdata=_ids(candidates),
+            hovertext=[f"Candidate {c.index}, iteration {c.iteration}: {c.aggregate:.3f}" for c in candidates],
+            hoverinfo="text",
+        )
+    )
+    steps = best_so_far(view, "iteration")
+    fig.add_trace(
+        go.Scatter(
+            x=[at for at, _, _ in steps],
+            y=[score for _, score, _ in steps],
+            mode="lines",
+            line_shape="hv",
+            name="Best so far",
+            hovertext=[f"Best so far: candidate {best}, {score:.3f}" for _, score, best in steps],
+            hoverinfo="text",
+        )
+    )
+    if candidates:
+        baseline = candidates[0].aggregate
+        end = max(view.last_iteration, 1)
+        fig.add_trace(
+            go.Scatter(
+                x=[0, end],
+                y=[baseline, baseline],
+                mode="lines",
+                name=f"Baseline ({baseline:.3f})",
+                line={"dash": "dash", "width": 1.5, "color": "#666"},
+                hovertext=[f"Baseline (candidate 0): {baseline:.3f}"] * 2,
+                hoverinfo="text",
+            )
+        )
+    fig.update_layout(
+        title="Validation scores so far",
+        height=LIVE_HEIGHT,
+        margin={"l": 50, "r": 10, "t": 40, "b": 40},
+        xaxis_title="Iteration",
+        xaxis=_integer_ticks(view.last_iteration),
+        yaxis_title="Validation score",
+        yaxis_range=[-0.05, 1.05],
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 1, "xanchor": "right"},
+    )
+    if not candidates:
+        _empty_note(fig, "Waiting for the baseline's validation score…")
+    return fig
+
+
+def figure_html(fig: go.Figure) -> str:
+    """A standalone HTML page with plotly.js embedded, so the export opens offline. (The embedded
+    library mentions map-tile and CDN addresses it only uses for map traces, which we never draw.)"""
+    return fig.to_html(include_plotlyjs=True, full_html=True, config={"displaylogo": False})

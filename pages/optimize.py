@@ -1,0 +1,164 @@
+"""Optimize: choose data, prompt, scorer, budget and patience; run GEPA in its own process and watch it."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.budget import plan_budget
+from core.optimization import ConfigError, OptimizationConfig
+from core.scorers import (
+    ALL_NORMALIZATIONS,
+    DEFAULT_NORMALIZATION,
+    SCORER_KINDS,
+    SCORER_LABELS,
+    ScorerSpec,
+    preview,
+    sample_outputs,
+)
+from core.templates import template_variables
+from pages import run_panel, shell
+
+RUN_PARAM = "run"
+
+
+def render_prompt_choice(uri: str, dataset, bundled) -> str | None:
+    """The prompt version to optimize, among those whose variables the dataset has."""
+    baselines = shell.bundled_prompts(uri)
+    fitting = []
+    for summary in shell.cached_prompts(uri):
+        for version in shell.cached_versions(uri, summary.name):
+            if set(template_variables(version.template)) <= set(dataset.fields):
+                fitting.append(version)
+    if not fitting:
+        st.error(
+            f"No registered prompt fits this dataset (its fields: {', '.join(dataset.fields)}). "
+            "Register one on the Prompts page."
+        )
+        return None
+    uris = [v.uri for v in fitting]
+    default = next((b.uri for b in baselines if bundled and b.name == bundled.prompt_name), uris[0])
+    chosen = st.selectbox("Prompt to optimize", uris, index=uris.index(default), key="optimize.prompt")
+    st.code(next(v.template for v in fitting if v.uri == chosen), language=None, wrap_lines=True)
+    return chosen
+
+
+def render_scorer(dataset) -> ScorerSpec:
+    kind = st.radio("Scorer", SCORER_KINDS, format_func=SCORER_LABELS.get, horizontal=True, key="optimize.scorer")
+    columns = st.columns(len(ALL_NORMALIZATIONS))
+    steps = tuple(
+        step
+        for column, step in zip(columns, ALL_NORMALIZATIONS, strict=True)
+        if column.checkbox(f"ignore {step}", value=step in DEFAULT_NORMALIZATION, key=f"optimize.norm.{step}")
+    )
+    spec = ScorerSpec(kind, steps)
+    with st.expander(f"What counts as a match with {spec.label}?", expanded=False):
+        expected = [e.expected for e in dataset.examples[:2]]
+        pairs = [(output, answer) for answer in expected for output in sample_outputs(answer)]
+        tried = st.text_input(
+            "Try a model output", key="optimize.try", placeholder=f"e.g. The answer is {expected[0]}."
+        )
+        if tried:
+            pairs.insert(0, (tried, expected[0]))
+        rows = preview(spec, pairs)
+        for row in rows:
+            row["match"] = "✓" if row["score"] == 1.0 else ("≈" if row["score"] > 0 else "✗")
+        st.dataframe(rows, hide_index=True, width="stretch")
+    return spec
+
+
+def render_budget(val_size: int) -> tuple[int, int, dict]:
+    budget_col, patience_col = st.columns(2)
+    budget = budget_col.number_input("Budget (metric calls)", 1, 100_000, 150, 10, key="optimize.budget")
+    patience = patience_col.number_input(
+        "Patience (iterations without improvement, 0 = off)", 0, 1000, 4, key="optimize.patience"
+    )
+    with st.expander("Advanced"):
+        minibatch = st.number_input("Reflection minibatch size", 1, 20, 3, key="optimize.minibatch")
+        selection = st.radio("Parent selection", ["pareto", "current_best"], horizontal=True, key="optimize.selection")
+        seed = st.number_input("Seed", 0, 1_000_000, 0, key="optimize.seed")
+        split = st.checkbox("Hold out a validation split", key="optimize.split")
+        fraction = st.slider("Validation share", 0.1, 0.9, 0.5, key="optimize.fraction") if split else None
+        concurrency = st.number_input("Model calls at once", 1, 64, 8, key="optimize.concurrency")
+    if fraction is not None:
+        val_size = max(1, round(val_size * fraction))
+    plan = plan_budget(int(budget), val_size, int(minibatch))
+    {"ok": st.info, "warn": st.warning, "refuse": st.error}[plan.level](plan.message)
+    advanced = {
+        "minibatch_size": int(minibatch),
+        "selection": selection,
+        "seed": int(seed),
+        "validation_fraction": fraction,
+        "concurrency": int(concurrency),
+        "plan_ok": plan.level != "refuse",
+    }
+    return int(budget), int(patience), advanced
+
+
+def render_setup(context: shell.AppContext) -> None:
+    uri = context.tracking_uri
+    picked = shell.render_dataset_picker("optimize")
+    if picked is None:
+        return
+    dataset, bundled = picked
+    with st.expander(f"{len(dataset)} rows", expanded=False):
+        shell.render_rows(dataset)
+    prompt_uri = render_prompt_choice(uri, dataset, bundled)
+    spec = render_scorer(dataset)
+    budget, patience, advanced = render_budget(len(dataset))
+    ready = prompt_uri is not None and context.models is not None and advanced.pop("plan_ok")
+    if st.button("Run optimization", type="primary", disabled=not ready, key="optimize.run"):
+        try:
+            config = OptimizationConfig(
+                dataset_path=str(dataset.source),
+                prompt_uri=prompt_uri,
+                scorer=spec,
+                budget=budget,
+                patience=patience,
+                models=context.models,
+                tracking_uri=uri,
+                **advanced,
+            )
+        except (ConfigError, ValueError) as error:
+            st.error(shell.one_line(error))
+            return
+        start(config)
+
+
+def start(config: OptimizationConfig) -> None:
+    from core.runs import start_run
+
+    handle = start_run(config)
+    st.session_state["optimize.run_ref"] = handle.run_dir.name
+    st.query_params[RUN_PARAM] = handle.run_dir.name
+    st.rerun()
+
+
+def default_config(context: shell.AppContext) -> OptimizationConfig:
+    return OptimizationConfig(models=context.models, tracking_uri=context.tracking_uri)
+
+
+def main() -> None:
+    context = shell.app_context()
+    st.title("Optimize")
+    if not shell.store_ready(context):
+        return
+    if st.session_state.pop("optimize.autostart", False) and context.models is not None:
+        start(default_config(context))
+    ref = st.query_params.get(RUN_PARAM) or st.session_state.get("optimize.run_ref")
+    if ref:
+        st.session_state["optimize.run_ref"] = ref
+        active = run_panel.render(context, ref)
+        if st.button("Set up a new run", key="optimize.new"):
+            st.session_state.pop("optimize.run_ref", None)
+            st.query_params.pop(RUN_PARAM, None)
+            st.rerun()
+        if active:
+            return
+        st.divider()
+    try:
+        render_setup(context)
+    except Exception as error:  # noqa: BLE001 - never a traceback on the page
+        st.error(f"Something went wrong preparing the run: {shell.one_line(error)}")
+
+
+main()

@@ -1,0 +1,134 @@
+"""Results: any recorded optimization run, rebuilt from its MLflow events: candidates, Pareto front,
+lineage, the candidate x example matrix, every example side by side, what-if, and export."""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from core import analysis, charts
+from core.events import EventLogError
+from core.runs import RunInfo
+from pages import results_views, shell
+
+RUN_PARAM = "run"
+
+
+def run_label(info: RunInfo) -> str:
+    start = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.start_ms / 1000)) if info.start_ms else "?"
+    initial, final = info.metrics.get("initial_eval_score"), info.metrics.get("final_eval_score")
+    scores = f"{initial:.0%} → {final:.0%}" if initial is not None and final is not None else "no score yet"
+    return f"{start} · {info.name} · {info.explorer_status} · {scores}"
+
+
+def render_picker(runs: list[RunInfo]) -> RunInfo:
+    ids = [r.run_id for r in runs]
+    wanted = st.query_params.get(RUN_PARAM)
+    index = ids.index(wanted) if wanted in ids else 0
+    if wanted and wanted not in ids:
+        st.warning(f"No optimization run '{wanted}' in this store; showing the newest one.")
+    with st.expander(f"All {len(runs)} optimization runs in this store", expanded=False):
+        st.dataframe(
+            [
+                {
+                    "run": r.name,
+                    "status": r.explorer_status,
+                    "stopped by": r.tags.get("gepa_explorer.stopped_by", ""),
+                    "prompt": r.params.get("baseline_uri", ""),
+                    "dataset": r.tags.get("gepa_explorer.dataset", ""),
+                    "scorer": r.tags.get("gepa_explorer.scorer", ""),
+                    "budget": r.params.get("budget"),
+                    "patience": r.params.get("patience"),
+                    "seed": r.params.get("seed"),
+                    "baseline": r.metrics.get("initial_eval_score"),
+                    "best": r.metrics.get("final_eval_score"),
+                    "run id": r.run_id,
+                }
+                for r in runs
+            ],
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "baseline": st.column_config.NumberColumn(format="percent"),
+                "best": st.column_config.NumberColumn(format="percent"),
+            },
+        )
+    chosen = st.selectbox("Run", ids, index=index, format_func=lambda i: run_label(runs[ids.index(i)]))
+    if chosen != wanted:
+        st.query_params[RUN_PARAM] = chosen
+    return runs[ids.index(chosen)]
+
+
+def load_view(uri: str, info: RunInfo) -> analysis.RunView:
+    if info.status == "RUNNING":
+        from core.runs import load_events
+
+        return analysis.build_run_view(load_events(info, tracking_uri=uri))
+    return analysis.build_run_view(shell.finished_events(uri, info.run_id))
+
+
+def render_header(view: analysis.RunView, info: RunInfo) -> None:
+    baseline = view.candidates[0].aggregate if view.candidates else None
+    best = view.candidates[view.best_candidate] if view.candidates else None
+    cols = st.columns(5)
+    cols[0].metric("Baseline", f"{baseline:.1%}" if baseline is not None else "–")
+    cols[1].metric(
+        f"Best (candidate {best.index})" if best else "Best",
+        f"{best.aggregate:.1%}" if best else "–",
+        delta=f"{best.aggregate - baseline:+.1%}" if best and baseline is not None else None,
+    )
+    cols[2].metric("Candidates", len(view.candidates))
+    cols[3].metric("Iterations", len(view.proposals))
+    cols[4].metric("Metric calls", f"{view.metric_calls} / {view.budget}")
+    config = view.config
+    st.caption(
+        f"Prompt {view.baseline.get('uri')} · dataset {info.tags.get('gepa_explorer.dataset', '?')} "
+        f"({len(view.val_examples)} validation rows) · {view.scorer.label} · patience {config.get('patience')} · "
+        f"seed {config.get('seed')} · {info.explorer_status}"
+        + (f", stopped by {view.stopped_by}" if view.stopped_by else "")
+    )
+    if info.status == "RUNNING":
+        st.info("This run is still going: the views show what it has recorded so far.", icon=":material/hourglass_top:")
+
+
+def main() -> None:
+    context = shell.app_context()
+    uri = context.tracking_uri
+    st.title("Results")
+    if not shell.store_ready(context):
+        return
+    try:
+        runs = shell.cached_runs(uri)
+    except Exception as error:  # noqa: BLE001 - the store is unusable; one line
+        st.error(f"The MLflow store cannot be read: {shell.one_line(error)}")
+        return
+    if not runs:
+        st.info("No optimization runs in this store yet.")
+        st.page_link("pages/optimize.py", label="Start one on the Optimize page", icon=":material/rocket_launch:")
+        return
+    info = render_picker(runs)
+    try:
+        view = load_view(uri, info)
+    except EventLogError as error:
+        st.error(shell.one_line(error))
+        return
+    render_header(view, info)
+    tabs = st.tabs(["Candidates", "Pareto front", "Lineage", "Score matrix", "Per example", "What if", "Export"])
+    with tabs[0]:
+        results_views.render_candidates(view)
+    with tabs[1]:
+        results_views.render_front(view)
+    with tabs[2]:
+        st.plotly_chart(charts.lineage_figure(view), width="stretch", key="results.lineage")
+    with tabs[3]:
+        results_views.render_matrix(view)
+    with tabs[4]:
+        results_views.render_examples(view)
+    with tabs[5]:
+        results_views.render_what_if(view, uri, runs, info)
+    with tabs[6]:
+        results_views.render_export(view, info)
+
+
+main()

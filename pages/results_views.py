@@ -1,0 +1,231 @@
+"""The Results page's tabs, one ``render_*`` function each. Not a page (the router does not list it).
+
+Figures and tables come from :mod:`core.charts` and :mod:`core.analysis`; model text is shown with
+``st.code`` / ``st.dataframe`` or escaped Markdown, never as HTML.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from core import analysis, charts
+from core.templates import diff_markdown, word_diff
+from pages import shell
+
+CATEGORIES = ("fixed", "regressed", "still failing", "always right")
+CATEGORY_MARKS = {
+    "fixed": "✅ fixed",
+    "regressed": "🔻 regressed",
+    "still failing": "✗ still failing",
+    "always right": "✓ always right",
+}
+
+
+def candidate_label(view: analysis.RunView, index: int) -> str:
+    candidate = view.candidates[index]
+    tags = ["baseline"] if index == 0 else []
+    if index == view.best_candidate:
+        tags.append("best")
+    suffix = f" ({', '.join(tags)})" if tags else ""
+    return f"Candidate {index}{suffix} · {candidate.aggregate:.1%} · iteration {candidate.iteration}"
+
+
+def selected_candidate(view: analysis.RunView) -> int:
+    chosen = st.session_state.get("results.candidate")
+    return chosen if isinstance(chosen, int) and 0 <= chosen < len(view.candidates) else view.best_candidate
+
+
+def render_candidates(view: analysis.RunView) -> None:
+    axis = st.radio(
+        "X axis",
+        ["iteration", "metric_calls"],
+        horizontal=True,
+        key="results.x",
+        format_func={"iteration": "Iteration", "metric_calls": "Metric calls used"}.get,
+    )
+    current = selected_candidate(view)
+    event = st.plotly_chart(
+        charts.candidates_figure(view, x=axis, selected=current),
+        width="stretch",
+        key="results.candidates_chart",
+        on_select="rerun",
+        selection_mode="points",
+    )
+    clicked = _clicked_candidate(event)
+    if clicked is not None and clicked != current:
+        st.session_state["results.candidate"] = clicked
+        st.rerun()
+    indices = list(range(len(view.candidates)))
+    chosen = st.selectbox("Candidate", indices, index=current, format_func=lambda i: candidate_label(view, i))
+    st.session_state["results.candidate"] = chosen
+    render_candidate_detail(view, chosen)
+
+
+def _clicked_candidate(event: Any) -> int | None:
+    try:
+        points = event.selection.points
+    except AttributeError:
+        return None
+    for point in points:
+        data = point.get("customdata")
+        if isinstance(data, list | tuple) and data:
+            data = data[0]
+        if isinstance(data, int | float):
+            return int(data)
+    return None
+
+
+def render_candidate_detail(view: analysis.RunView, index: int) -> None:
+    candidate = view.candidates[index]
+    st.code(candidate.template, language=None, wrap_lines=True)
+    parents = ", ".join(str(p) for p in candidate.parents) or "none (the baseline)"
+    st.caption(f"Parents: {parents} · found after {candidate.metric_calls} metric calls")
+    comparisons = [("its parent", candidate.parents[0])] if candidate.parents else []
+    if index != 0:
+        comparisons.append(("the baseline", 0))
+    for label, other in comparisons:
+        st.markdown(f"**Word diff against {label} (candidate {other})**: added in bold, removed struck through")
+        with st.container(border=True):
+            st.markdown(diff_markdown(word_diff(view.candidates[other].template, candidate.template)))
+    frame = analysis.compare_examples(view, candidate=index, against=0)
+    st.markdown(f"**Its results on the {len(frame)} validation examples**")
+    st.dataframe(_example_table(frame), hide_index=True, width="stretch")
+
+
+def render_front(view: analysis.RunView) -> None:
+    st.plotly_chart(charts.front_timeline_figure(view), width="stretch", key="results.front")
+    last = view.fronts[-1] if view.fronts else None
+    if last is None:
+        return
+    st.markdown(f"**Why each front member is kept** (front after iteration {last.iteration})")
+    examples = view.val_examples
+    for member in last.members:
+        positions = analysis.kept_because(view, member)
+        rows = ", ".join(str(examples[p].row) for p in positions[:30]) if positions else "none"
+        more = f" and {len(positions) - 30} more" if len(positions) > 30 else ""
+        st.markdown(
+            f"- **Candidate {member}** ({view.candidates[member].aggregate:.1%}) is best on "
+            f"{len(positions)} example(s): rows {rows}{more}"
+        )
+
+
+def render_matrix(view: analysis.RunView) -> None:
+    order = st.radio(
+        "Order examples by",
+        ["difficulty", "index"],
+        horizontal=True,
+        key="results.matrix_order",
+        format_func={"difficulty": "How many candidates solve them (hardest first)", "index": "Dataset order"}.get,
+    )
+    st.plotly_chart(charts.score_matrix_figure(view, order=order), width="stretch", key="results.matrix")
+
+
+def render_examples(view: analysis.RunView) -> None:
+    indices = list(range(len(view.candidates)))
+    left, right = st.columns(2)
+    candidate = left.selectbox(
+        "Candidate",
+        indices,
+        index=view.best_candidate,
+        key="results.ex_candidate",
+        format_func=lambda i: candidate_label(view, i),
+    )
+    against = right.selectbox(
+        "Against", indices, index=0, key="results.ex_against", format_func=lambda i: candidate_label(view, i)
+    )
+    frame = analysis.compare_examples(view, candidate=candidate, against=against)
+    counts = analysis.category_counts(frame)
+    for column, category in zip(st.columns(4), CATEGORIES, strict=True):
+        column.metric(CATEGORY_MARKS[category], counts[category])
+    chosen = st.multiselect(
+        "Show", CATEGORIES, default=list(CATEGORIES), key="results.ex_filter", format_func=CATEGORY_MARKS.get
+    )
+    text = st.text_input("Search inputs, expected answers and outputs", key="results.ex_search")
+    shown = analysis.filter_examples(frame, chosen, text)
+    st.caption(f"{len(shown)} of {len(frame)} examples")
+    st.dataframe(_example_table(shown), hide_index=True, width="stretch")
+    for _, row in shown.head(50).iterrows():
+        with st.expander(f"Row {row['row']} · {CATEGORY_MARKS[row['category']]} · expected {row['expected']!r}"):
+            st.code(row["inputs"], language=None, wrap_lines=True)
+            for side, label in (("against", f"candidate {against}"), ("candidate", f"candidate {candidate}")):
+                mark = "✓" if row[f"{side}_correct"] else "✗"
+                st.markdown(f"**{mark} {label}**: output vs expected (words to add in bold, to remove struck)")
+                st.markdown(diff_markdown(word_diff(str(row[f"{side}_output"]), str(row["expected"]))))
+                st.caption(f"normalised: {row[f'{side}_normalized']!r} vs {row['expected_normalized']!r}")
+
+
+def _example_table(frame: Any) -> Any:
+    table = frame[
+        ["row", "category", "expected", "against_output", "against_correct", "candidate_output", "candidate_correct"]
+    ].copy()
+    table["category"] = table["category"].map(CATEGORY_MARKS)
+    for column in ("against_correct", "candidate_correct"):
+        table[column] = table[column].map({True: "✓", False: "✗"})
+    return table.rename(
+        columns={
+            "against_output": "before",
+            "against_correct": "✓ before",
+            "candidate_output": "after",
+            "candidate_correct": "✓ after",
+        }
+    )
+
+
+def render_what_if(view: analysis.RunView, uri: str, runs: list[Any], info: Any) -> None:
+    st.markdown(
+        "**Where would this run have stopped, and how good would it have been?** "
+        "Replayed from the recording: no model calls."
+    )
+    full = max(view.budget, view.metric_calls)
+    start = len(view.val_examples) + 2 * int(view.config.get("minibatch_size") or 3)
+    budgets = sorted({max(1, round(start + (full - start) * i / 7)) for i in range(8)})
+    table = analysis.what_if(view, budgets, [None, 1, 2, 3, 4, 6, 8])
+    st.plotly_chart(charts.what_if_figure(table), width="stretch", key="results.what_if")
+    with st.expander("As a table"):
+        st.dataframe(table, hide_index=True, width="stretch")
+    others = [r for r in runs if r.run_id != info.run_id and r.status != "RUNNING"]
+    labels = {r.run_id: f"{r.name} ({r.run_id[:8]})" for r in others}
+    chosen = st.multiselect("Compare with other runs", list(labels), format_func=labels.get, key="results.compare")
+    curves = {f"this run ({info.run_id[:8]})": analysis.run_curve(view)}
+    for run_id in chosen:
+        try:
+            curves[labels[run_id]] = analysis.run_curve(analysis.build_run_view(shell.finished_events(uri, run_id)))
+        except Exception as error:  # noqa: BLE001 - one unreadable run must not hide the others
+            st.warning(f"{labels[run_id]}: {shell.one_line(error)}")
+    st.plotly_chart(charts.compare_runs_figure(curves), width="stretch", key="results.compare_chart")
+
+
+def render_export(view: analysis.RunView, info: Any) -> None:
+    best = view.candidates[view.best_candidate]
+    frame = analysis.compare_examples(view, candidate=best.index, against=0)
+    st.download_button(
+        "Per-example results (CSV)",
+        frame.to_csv(index=False),
+        file_name=f"{info.run_id}-examples.csv",
+        mime="text/csv",
+        on_click="ignore",
+    )
+    st.download_button(
+        f"Best prompt, candidate {best.index} (text)",
+        best.template,
+        file_name=f"{info.run_id}-candidate-{best.index}.txt",
+        mime="text/plain",
+        on_click="ignore",
+    )
+    figures = {
+        "candidates": lambda: charts.candidates_figure(view),
+        "pareto-front": lambda: charts.front_timeline_figure(view),
+        "lineage": lambda: charts.lineage_figure(view),
+        "score-matrix": lambda: charts.score_matrix_figure(view),
+    }
+    st.caption("Charts as standalone HTML (plotly.js embedded, they open offline):")
+    for column, (name, build) in zip(st.columns(len(figures)), figures.items(), strict=True):
+        column.download_button(
+            f"{name}.html",
+            lambda build=build: charts.figure_html(build()),
+            file_name=f"{info.run_id}-{name}.html",
+            mime="text/html",
+            on_click="ignore",
+        )

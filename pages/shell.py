@@ -1,0 +1,271 @@
+"""What every page shares: the sidebar (store, models, status), the data layer and small widgets.
+
+Session keys are prefixed ``sidebar.``. Reads go through ``st.cache_data`` with a short ttl and are
+cleared after writes; nothing cached is ever mutated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from core import store
+from core.models import PROVIDER_CHOICES, ModelConfig, model_config_for
+from core.offline_model import MODEL_NAME as OFFLINE_MODEL
+
+store.limit_http_retries()
+
+SIMULATED_NOTE = (
+    "The offline demo model is **simulated**: a deterministic stand-in that knows the bundled questions "
+    "and imitates the habits of chat models (full sentences, trailing periods, spelled-out numbers...). "
+    "It is not a language model."
+)
+
+
+@dataclass(frozen=True)
+class AppContext:
+    """The choices made in the sidebar: where the store is and which models to use."""
+
+    tracking_uri: str
+    models: ModelConfig | None
+    model_error: str | None
+
+    @property
+    def store(self) -> store.StoreInfo:
+        return store.StoreInfo(self.tracking_uri)
+
+
+def init_state() -> None:
+    st.session_state.setdefault("sidebar.tracking_uri", store.default_tracking_uri())
+    st.session_state.setdefault("sidebar.provider", "offline")
+    st.session_state.setdefault("sidebar.base_url", "")
+    st.session_state.setdefault("sidebar.model", "")
+    st.session_state.setdefault("sidebar.reflection_model", "")
+    st.session_state.setdefault("sidebar.api_key", "")
+
+
+def render_sidebar() -> AppContext:
+    """Store and model settings; returns the context pages use. The status line is filled later."""
+    init_state()
+    with st.sidebar:
+        st.subheader("MLflow store")
+        st.text_input(
+            "Tracking URI",
+            key="sidebar.tracking_uri",
+            help="A local SQLite file by default. For shared use, point it at an `mlflow server`, "
+            "for example http://127.0.0.1:5000.",
+        )
+        st.subheader("Models")
+        choice = st.radio(
+            "Provider",
+            list(PROVIDER_CHOICES),
+            format_func=PROVIDER_CHOICES.get,
+            key="sidebar.provider",
+        )
+        if choice == "offline":
+            st.caption(SIMULATED_NOTE)
+        else:
+            render_provider_fields(choice)
+    context = current_context()
+    if context.model_error:
+        st.sidebar.error(context.model_error)
+    return context
+
+
+def render_provider_fields(choice: str) -> None:
+    if choice == "compatible":
+        st.text_input("Base URL", key="sidebar.base_url", placeholder="http://127.0.0.1:11434/v1")
+    st.text_input("Task model", key="sidebar.model", placeholder="gpt-4o-mini" if choice == "openai" else "llama3.1")
+    st.text_input(
+        "Reflection model",
+        key="sidebar.reflection_model",
+        placeholder="gpt-4o" if choice == "openai" else "same as the task model",
+        help="Called through litellm inside GEPA to propose new prompts.",
+    )
+    st.text_input(
+        "API key",
+        key="sidebar.api_key",
+        type="password",
+        help="Kept only in this browser session; never saved, logged or sent to MLflow. "
+        "Leave empty to use OPENAI_API_KEY from the environment.",
+    )
+
+
+def app_context() -> AppContext:
+    """The context the router put in session state (or, for a page run on its own, a fresh one)."""
+    context = st.session_state.get("app.context")
+    return context if isinstance(context, AppContext) else current_context()
+
+
+def current_context() -> AppContext:
+    state = st.session_state
+    uri = (state.get("sidebar.tracking_uri") or "").strip() or store.default_tracking_uri()
+    key = state.get("sidebar.api_key") or None
+    try:
+        if state.get("sidebar.provider", "offline") == "openai" and not key:
+            models = ModelConfig.from_env(
+                "openai",
+                model=state.get("sidebar.model") or None,
+                reflection_model=state.get("sidebar.reflection_model") or None,
+            )
+        else:
+            models = model_config_for(
+                state.get("sidebar.provider", "offline"),
+                base_url=state.get("sidebar.base_url"),
+                model=state.get("sidebar.model"),
+                reflection_model=state.get("sidebar.reflection_model"),
+                api_key=key,
+            )
+    except ValueError as error:
+        return AppContext(uri, None, str(error))
+    return AppContext(uri, models, None)
+
+
+def store_ready(context: AppContext) -> bool:
+    """Say so, in one line, when the store does not answer; pages then stop there."""
+    ok, message = cached_store_status(context.tracking_uri)
+    if not ok:
+        st.error(f"{message} Change the tracking URI in the sidebar, or start the server, then press Check again.")
+    return ok
+
+
+def render_status(context: AppContext) -> None:
+    """The sidebar's status line: does the store answer, do the models answer. Runs last, so the page
+    shows first."""
+    with st.sidebar:
+        st.divider()
+        ok, message = cached_store_status(context.tracking_uri)
+        (st.success if ok else st.error)(f"Store: {message}", icon=":material/database:")
+        if context.store.ui_url:
+            st.link_button("Open MLflow UI", context.store.ui_url)
+        else:
+            st.caption(f"MLflow's own UI for this store: `mlflow ui --backend-store-uri {context.tracking_uri}`")
+        if context.models is not None:
+            for role, line_ok, line in cached_model_status(_models_key(context.models), context.models):
+                (st.success if line_ok else st.error)(f"{role.capitalize()} model: {line}", icon=":material/smart_toy:")
+            if st.button("Check again", key="sidebar.recheck"):
+                cached_model_status.clear()
+                cached_store_status.clear()
+                st.rerun()
+
+
+def _models_key(models: ModelConfig) -> str:
+    secret = hashlib.sha256((models.api_key or "").encode()).hexdigest()[:12]
+    return f"{models.public_dict()}|{secret}"
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def cached_store_status(tracking_uri: str) -> tuple[bool, str]:
+    return store.check_store(tracking_uri)
+
+
+@st.cache_data(ttl=300, show_spinner="Checking the models...")
+def cached_model_status(_cache_key: str, _models: ModelConfig) -> list[tuple[str, bool, str]]:
+    from core.models import check_model
+
+    rows = []
+    for role in ("task", "reflection"):
+        check = check_model(_models, role=role, through_litellm=False)
+        label = f"{check.model} answers" if check.ok else check.message
+        if _models.is_offline and check.ok:
+            label = f"{OFFLINE_MODEL} (simulated) answers"
+        rows.append((role, check.ok, label))
+    return rows
+
+
+# --- data layer ---------------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def cached_prompts(tracking_uri: str) -> list[Any]:
+    from core import prompts
+
+    return prompts.list_prompts(tracking_uri=tracking_uri)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def cached_versions(tracking_uri: str, name: str) -> list[Any]:
+    from core import prompts
+
+    return prompts.list_versions(name, tracking_uri=tracking_uri)
+
+
+@st.cache_data(ttl=3600, show_spinner="Registering the bundled baselines...")
+def bundled_prompts(tracking_uri: str) -> list[Any]:
+    from core import prompts
+
+    return prompts.ensure_bundled_prompts(tracking_uri=tracking_uri)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def cached_runs(tracking_uri: str) -> list[Any]:
+    from core.runs import list_optimization_runs
+
+    return list_optimization_runs(tracking_uri=tracking_uri)
+
+
+@st.cache_data(max_entries=20, show_spinner="Loading the run from MLflow...")
+def finished_events(tracking_uri: str, run_id: str) -> list[dict[str, Any]]:
+    """Events of a run that has ended (they never change, so they are cached without expiry)."""
+    from core.runs import get_run, load_events
+
+    return load_events(get_run(run_id, tracking_uri=tracking_uri), tracking_uri=tracking_uri)
+
+
+def clear_registry_cache() -> None:
+    cached_prompts.clear()
+    cached_versions.clear()
+
+
+def one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def render_dataset_picker(prefix: str) -> Any:
+    """Choose a bundled dataset or upload one (validated on the spot). Returns (Dataset, bundled
+    entry or None) or None when nothing usable is chosen; problems are shown row by row."""
+    from core.datasets import DatasetError, bundled_datasets, load_dataset, parse_dataset
+
+    bundled = bundled_datasets()
+    options = [b.key for b in bundled] + ["upload"]
+    labels = {b.key: b.title for b in bundled} | {"upload": "Upload your own (JSONL, JSON or CSV)"}
+    choice = st.selectbox("Dataset", options, format_func=labels.get, key=f"{prefix}.dataset")
+    if choice != "upload":
+        entry = next(b for b in bundled if b.key == choice)
+        st.caption(entry.description)
+        return load_dataset(entry.path), entry
+    upload = st.file_uploader(
+        "Dataset file",
+        type=["jsonl", "json", "csv"],
+        key=f"{prefix}.upload",
+        help="Rows in the MLflow shape {'inputs': {...}, 'expectations': {'expected_response': ...}} or flat "
+        "rows with one column per template variable plus expected_response (or answer). UTF-8, up to 20 MB "
+        "and 5,000 rows.",
+    )
+    if upload is None:
+        return None
+    data = upload.getvalue()
+    try:
+        dataset = parse_dataset(data, upload.name)
+    except DatasetError as error:
+        st.error(f"{upload.name} cannot be used: fix these rows and upload it again.")
+        st.dataframe(
+            [{"row": p.row, "field": p.field, "problem": p.message} for p in error.problems],
+            hide_index=True,
+            width="stretch",
+        )
+        return None
+    path = store.save_upload(data, upload.name)
+    from core.datasets import Dataset
+
+    return Dataset(dataset.name, str(path), dataset.examples, dataset.fields), None
+
+
+def render_rows(dataset: Any, *, limit: int = 200) -> None:
+    rows = [{"row": e.row, **e.inputs, "expected": e.expected} for e in dataset.examples[:limit]]
+    st.dataframe(rows, hide_index=True, width="stretch", height=min(38 + 35 * len(rows), 320))
+    if len(dataset) > limit:
+        st.caption(f"Showing the first {limit} of {len(dataset)} rows.")

@@ -1,0 +1,68 @@
+"""Welcome: what GEPA does, what each page is for, and one click to a first run."""
+
+import streamlit as st
+
+from pages import shell
+
+LOOP = """
+digraph G {
+  rankdir=LR; bgcolor="transparent";
+  node [shape=box, style="rounded,filled", fillcolor="#eef3fb", color="#4a6fa5", fontname="Helvetica", fontsize=12];
+  edge [color="#4a6fa5", fontname="Helvetica", fontsize=10];
+  E [label="1. Evaluate\\nscore a prompt\\non examples"];
+  R [label="2. Reflect\\na model reads\\nthe failures"];
+  I [label="3. Improve\\nit proposes a\\nrevised prompt"];
+  S [label="4. Select\\nkeep it if better;\\nPareto front"];
+  E -> R [label="scores + outputs"]; R -> I; I -> S [label="new candidate"]; S -> E [label="next parent"];
+}
+"""
+
+
+def render_intro() -> None:
+    st.title("GEPA Explorer")
+    st.markdown(
+        "Watch **GEPA** (Genetic-Pareto) improve a prompt through **MLflow**'s `optimize_prompts`, "
+        "and see exactly why it chose what it chose."
+    )
+    st.graphviz_chart(LOOP, width="content")
+    st.markdown(
+        "Each **iteration** GEPA picks a parent prompt, runs it on a small *minibatch* of examples, asks a "
+        "**reflection model** to rewrite it from the failures, and keeps the rewrite only if it does better. "
+        "Kept candidates are scored on the validation set; every candidate that is best on at least one "
+        "example stays on the **Pareto front**, so specialists survive. The **budget** caps the metric "
+        "calls (one call = one prompt scored on one example); **patience** stops after iterations without "
+        "improvement."
+    )
+
+
+def render_pages_guide() -> None:
+    prompts, optimize, results = st.columns(3)
+    with prompts, st.container(border=True):
+        st.page_link("pages/prompts.py", label="**Prompts**", icon=":material/edit_note:")
+        st.caption(
+            "Write templates with {{variables}}, check them against a dataset, register versions, "
+            "diff them and move aliases."
+        )
+    with optimize, st.container(border=True):
+        st.page_link("pages/optimize.py", label="**Optimize**", icon=":material/rocket_launch:")
+        st.caption("Pick a dataset, a scorer, a budget and a patience; run GEPA and watch every proposal live.")
+    with results, st.container(border=True):
+        st.page_link("pages/results.py", label="**Results**", icon=":material/insights:")
+        st.caption("Candidates per iteration, the Pareto front, lineage, and every example side by side.")
+
+
+def render_start() -> None:
+    st.subheader("Start in one click")
+    st.write(
+        "The default run optimizes the plain baseline *Answer this question: {{question}}* on 40 bundled "
+        "short-answer questions, with exact match, a budget of 150 metric calls and a patience of 4."
+    )
+    st.info(shell.SIMULATED_NOTE, icon=":material/science:")
+    if st.button("Run the default optimization", type="primary", key="welcome.start"):
+        st.session_state["optimize.autostart"] = True
+        st.switch_page("pages/optimize.py")
+
+
+render_intro()
+render_pages_guide()
+render_start()

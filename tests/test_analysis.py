@@ -1,0 +1,379 @@
+"""core.analysis: a run's event log read back as candidates, fronts, comparisons and what-if replays."""
+
+import time
+from pathlib import Path
+
+import pytest
+
+from core.analysis import (
+    CATEGORIES,
+    RunView,
+    best_so_far,
+    build_run_view,
+    category_counts,
+    compare_examples,
+    filter_examples,
+    front_members_at,
+    kept_because,
+    lineage,
+    run_curve,
+    score_matrix,
+    what_if,
+)
+from core.events import EventLogError, read_events
+from core.pareto import best_on_example
+from core.scorers import FAILED_PREDICTION_PREFIX
+
+FIXTURES = Path(__file__).parent / "fixtures"
+RUNS = ("run_short_qa_seed0", "run_short_qa_budget300", "run_context_qa", "run_cancelled_before_proposals")
+
+
+def events_of(name: str) -> list[dict]:
+    return read_events(FIXTURES / f"{name}.jsonl")
+
+
+def view_of(name: str) -> RunView:
+    return build_run_view(events_of(name))
+
+
+def scored_run(
+    scores: list[list[float]],
+    *,
+    parents: list[list[int]] | None = None,
+    outputs: list[list[str]] | None = None,
+    finished: bool = True,
+) -> list[dict]:
+    """Events of a small run: candidate i validated in iteration i with ``scores[i]``."""
+    width = len(scores[0])
+    examples = [
+        {"id": 10 + i, "row": i + 2, "inputs": {"question": f"Q{i}?"}, "expected": f"A{i}"} for i in range(width)
+    ]
+    events: list[dict] = [
+        {
+            "type": "run_started",
+            "config": {"budget": 1000, "patience": 0},
+            "models": {},
+            "scorer": {"kind": "exact_match", "normalization": ["case"]},
+            "examples": examples,
+            "train_ids": [e["id"] for e in examples],
+            "val_ids": [e["id"] for e in examples],
+            "baseline": {"template": "T0 {{question}}"},
+            "budget": {"budget": 1000},
+            "mlflow": {"run_id": "r1"},
+        }
+    ]
+    calls = 0
+    for index, row in enumerate(scores):
+        calls += width + (6 if index else 0)
+        events.append(
+            {
+                "type": "validation",
+                "iteration": index,
+                "candidate": index,
+                "parents": (parents[index] if parents else ([index - 1] if index else [])),
+                "template": f"T{index} {{{{question}}}}",
+                "scores": row,
+                "outputs": outputs[index] if outputs else [f"A{i}" if s == 1.0 else "no" for i, s in enumerate(row)],
+                "aggregate": sum(row) / width,
+                "failed": 0,
+                "metric_calls": calls,
+            }
+        )
+        if index:
+            events.append(
+                {
+                    "type": "iteration",
+                    "iteration": index,
+                    "outcome": "accepted",
+                    "reason": "better",
+                    "parent": index - 1,
+                    "minibatch": [10],
+                    "scores_before": [0.0],
+                    "scores_after": [1.0],
+                    "candidate": index,
+                    "template": f"T{index}",
+                    "metric_calls": calls,
+                }
+            )
+    if finished:
+        events.append({"type": "run_finished", "status": "finished", "stopped_by": "budget"})
+    return events
+
+
+def non_dominated(scores: dict[int, tuple[float, ...]]) -> tuple[int, ...]:
+    """By hand: a candidate survives unless another is >= everywhere and > somewhere."""
+    kept = []
+    for candidate, mine in scores.items():
+        beaten = False
+        for other, theirs in scores.items():
+            if other == candidate:
+                continue
+            at_least = all(t >= m for t, m in zip(theirs, mine, strict=True))
+            better = any(t > m for t, m in zip(theirs, mine, strict=True))
+            beaten = beaten or (at_least and better)
+        if not beaten:
+            kept.append(candidate)
+    return tuple(sorted(kept))
+
+
+def test_a_log_without_run_started_is_refused_with_a_readable_message():
+    with pytest.raises(EventLogError, match="no run_started event"):
+        build_run_view([e for e in events_of("run_short_qa_seed0") if e["type"] != "run_started"])
+
+
+def test_run_cancelled_before_proposals_has_only_the_baseline():
+    view = view_of("run_cancelled_before_proposals")
+    assert (view.status, view.stopped_by) == ("cancelled", "cancelled")
+    assert [c.index for c in view.candidates] == [0] and view.proposals == ()
+    assert [(f.iteration, f.members) for f in view.fronts] == [(0, (0,))]
+    assert view.best_candidate == 0 and view.metric_calls == 40 and view.iterations == 0
+
+
+def test_baseline_only_run_has_a_one_point_best_so_far_line():
+    assert best_so_far(view_of("run_cancelled_before_proposals"), "iteration") == [(0, 0.2, 0)]
+
+
+def test_run_view_reads_settings_scorer_and_examples():
+    view = view_of("run_short_qa_seed0")
+    assert view.run_id == "2dab7b0bbe3245218bcc8a6f63da0961"
+    assert (view.budget, view.patience, view.status) == (150, 4, "finished")
+    assert view.scorer.kind == "exact_match" and view.scorer.normalization == ("case", "whitespace")
+    assert len(view.val_examples) == 40 and view.val_examples[1].expected == "6"
+    assert view.baseline["template"] == "Answer this question: {{question}}"
+
+
+def test_seed0_front_has_two_members_after_iterations_1_and_2():
+    view = view_of("run_short_qa_seed0")
+    assert front_members_at(view, 1) == (0, 1)
+    assert front_members_at(view, 2) == (0, 2)
+    assert front_members_at(view, 3) == (3,)
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_every_front_snapshot_is_the_brute_force_non_dominated_set(name):
+    events = events_of(name)
+    view = build_run_view(events)
+    validations = [e for e in events if e["type"] == "validation"]
+    assert len(view.fronts) == len(validations)
+    for count, snapshot in enumerate(view.fronts, start=1):
+        pool = {e["candidate"]: tuple(e["scores"]) for e in validations[:count]}
+        assert snapshot.members == non_dominated(pool)
+        assert snapshot.iteration == validations[count - 1]["iteration"]
+
+
+def test_fronts_keep_candidates_with_identical_scores():
+    view = build_run_view(scored_run([[1, 0, 0], [0, 1, 1], [0, 1, 1], [0, 0, 1]]))
+    assert view.current_front == (0, 1, 2) == non_dominated({c.index: c.scores for c in view.candidates})
+
+
+def test_best_candidate_is_the_earliest_of_tied_aggregates():
+    view = build_run_view(scored_run([[0, 0, 0], [1, 0, 1], [0, 1, 1]]))
+    assert view.best_candidate == 1
+
+
+def test_budget300_run_has_30_iterations_and_five_candidates():
+    view = view_of("run_short_qa_budget300")
+    assert view.iterations == 30 and len(view.proposals) == 30 and len(view.candidates) == 5
+    assert [p.outcome for p in view.proposals].count("skipped") == 22
+    assert [p.candidate for p in view.proposals if p.outcome == "accepted"] == [1, 2, 3, 4]
+    assert view.metric_calls == 302 and view.best_candidate == 4
+
+
+def test_context_qa_candidates_keep_the_iteration_that_found_them():
+    view = view_of("run_context_qa")
+    assert [(c.index, c.iteration, c.parents) for c in view.candidates] == [(0, 0, ()), (1, 1, (0,)), (2, 4, (1,))]
+    assert front_members_at(view, 3) == (1,) and front_members_at(view, 4) == (2,)
+
+
+def test_two_variable_inputs_are_written_as_name_value_lines():
+    frame = compare_examples(view_of("run_context_qa"))
+    first = frame.iloc[0]["inputs"]
+    assert first.splitlines()[0].startswith("context: The Korvath Bridge")
+    assert first.splitlines()[1] == "question: Under whom did the designer of the Korvath Bridge train?"
+
+
+def test_one_variable_inputs_are_the_bare_value():
+    frame = compare_examples(view_of("run_short_qa_seed0"))
+    assert frame.iloc[0]["inputs"] == "Who wrote the novel Pride and Prejudice?"
+
+
+def test_live_log_cut_mid_iteration_is_running_with_the_latest_budget():
+    events = [e for e in events_of("run_short_qa_seed0") if e["seq"] <= 10]
+    view = build_run_view(events)
+    assert view.status == "running" and view.final is None and view.stopped_by is None
+    assert len(view.candidates) == 2 and len(view.proposals) == 1 and view.metric_calls == 92
+    assert best_so_far(view, "metric_calls")[-1] == (92, 0.725, 1)
+
+
+def test_live_log_with_a_validation_before_its_iteration_event_shows_the_candidate():
+    events = [e for e in events_of("run_short_qa_seed0") if e["seq"] <= 13]
+    view = build_run_view(events)
+    assert view.iterations == 1 and [c.index for c in view.candidates] == [0, 1, 2]
+    assert view.last_iteration == 2 and view.current_front == (0, 2)
+
+
+def test_live_log_with_only_run_started_has_nothing_to_show_yet():
+    view = build_run_view(events_of("run_short_qa_seed0")[:1])
+    assert view.candidates == () and view.fronts == () and view.current_front == ()
+    assert compare_examples(view).empty and best_so_far(view, "iteration") == []
+    assert score_matrix(view)[0].shape == (0, 40)
+
+
+def test_kept_because_lists_the_positions_where_the_candidate_has_the_top_score():
+    view = view_of("run_short_qa_seed0")
+    positions = kept_because(view, 0, iteration=2)
+    pool = {c.index: c.scores for c in view.candidates[:3]}
+    assert positions == [p for p in range(40) if 0 in best_on_example(pool, p)]
+    assert 11 in positions  # only the baseline writes "Washington, D.C." with its final dot
+
+
+def test_kept_because_is_empty_for_a_candidate_not_validated_by_then():
+    assert kept_because(view_of("run_short_qa_seed0"), 3, iteration=2) == []
+
+
+def test_best_so_far_steps_from_the_baseline_to_the_end_of_the_run():
+    view = view_of("run_short_qa_budget300")
+    assert best_so_far(view, "metric_calls") == [
+        (40, 0.2, 0),
+        (86, 0.675, 1),
+        (132, 0.75, 2),
+        (178, 0.875, 3),
+        (224, 0.95, 4),
+        (302, 0.95, 4),
+    ]
+    assert best_so_far(view, "iteration")[-1] == (30, 0.95, 4)
+
+
+def test_best_so_far_ignores_a_later_candidate_that_is_not_better():
+    view = build_run_view(scored_run([[0, 1], [1, 1], [1, 0]]))
+    assert best_so_far(view, "iteration") == [(0, 0.5, 0), (1, 1.0, 1), (2, 1.0, 1)]
+
+
+def test_run_curve_is_metric_calls_and_best_score():
+    assert run_curve(view_of("run_short_qa_seed0")) == [(40, 0.2), (86, 0.725), (132, 0.8), (178, 0.85)]
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_compare_examples_categories_follow_the_scores(name):
+    frame = compare_examples(view_of(name))
+    for row in frame.itertuples():
+        was, now = row.against_score == 1.0, row.candidate_score == 1.0
+        expected = {(False, True): "fixed", (True, False): "regressed", (False, False): "still failing"}
+        assert row.category == expected.get((was, now), "always right")
+        assert (row.against_correct, row.candidate_correct) == (was, now)
+
+
+def test_compare_examples_defaults_to_the_best_candidate_against_the_baseline():
+    view = view_of("run_short_qa_seed0")
+    frame = compare_examples(view)
+    assert frame["candidate_score"].tolist() == list(view.candidates[3].scores)
+    assert frame["against_output"].tolist() == list(view.candidates[0].outputs)
+    assert frame.loc[1, ["expected_normalized", "against_normalized"]].tolist() == ["6", "an insect has six legs."]
+
+
+def test_compare_examples_marks_failed_model_calls():
+    failure = f"{FAILED_PREDICTION_PREFIX}: timeout"
+    view = build_run_view(scored_run([[0, 1], [1, 0]], outputs=[["x", "A1"], ["A0", failure]]))
+    assert compare_examples(view, 1)["failed"].tolist() == [False, True]
+
+
+def test_compare_examples_refuses_a_candidate_not_validated():
+    with pytest.raises(ValueError, match="Candidate 9 has not been scored"):
+        compare_examples(view_of("run_short_qa_seed0"), 9)
+
+
+def test_category_counts_lists_all_four_categories():
+    counts = category_counts(compare_examples(view_of("run_short_qa_seed0")))
+    assert list(counts) == list(CATEGORIES)
+    assert counts == {"fixed": 26, "regressed": 0, "still failing": 6, "always right": 8}
+
+
+def test_filter_examples_by_category_and_case_insensitive_text():
+    frame = compare_examples(view_of("run_short_qa_seed0"))
+    fixed = filter_examples(frame, ["fixed"])
+    assert len(fixed) == 26 and set(fixed["category"]) == {"fixed"}
+    assert filter_examples(frame, None, "TITANIC")["position"].tolist() == [5]
+    assert filter_examples(frame, ["still failing"], "titanic").empty
+
+
+def test_filter_examples_searches_outputs_too():
+    frame = compare_examples(view_of("run_short_qa_seed0"))
+    assert filter_examples(frame, None, "i'm not sure")["position"].tolist() == [8, 19, 20, 32]
+
+
+def test_filter_examples_with_no_category_chosen_is_empty():
+    assert filter_examples(compare_examples(view_of("run_short_qa_seed0")), []).empty
+
+
+def test_score_matrix_by_difficulty_puts_the_examples_fewest_solve_first():
+    matrix, positions, candidates = score_matrix(build_run_view(scored_run([[1, 0, 1], [1, 0, 0], [1, 1, 0]])))
+    assert positions == [1, 2, 0] and candidates == [0, 1, 2]
+    assert matrix.tolist() == [[0, 1, 1], [0, 0, 1], [1, 0, 1]]
+
+
+def test_score_matrix_by_index_follows_validation_positions():
+    matrix, positions, _ = score_matrix(view_of("run_short_qa_seed0"), "index")
+    assert positions == list(range(40)) and matrix.shape == (4, 40) and matrix[0, 0] == 1.0
+
+
+def test_lineage_lists_parent_child_edges_and_depths():
+    assert lineage(view_of("run_context_qa")) == ([(0, 1), (1, 2)], {0: 0, 1: 1, 2: 2})
+
+
+def test_lineage_shows_a_merge_as_two_edges():
+    view = build_run_view(scored_run([[0, 0], [1, 0], [0, 1], [1, 1]], parents=[[], [0], [0], [1, 2]]))
+    edges, depth = lineage(view)
+    assert edges == [(0, 1), (0, 2), (1, 3), (2, 3)] and depth == {0: 0, 1: 1, 2: 1, 3: 2}
+
+
+@pytest.mark.parametrize("name", ["run_short_qa_seed0", "run_short_qa_budget300", "run_context_qa"])
+def test_what_if_at_the_recorded_budget_and_patience_reproduces_the_recorded_run(name):
+    view = view_of(name)
+    row = what_if(view, [view.budget], [view.patience]).iloc[0]
+    final = view.final
+    assert row["stopped_by"] == final["stopped_by"] and not row["beyond_recording"]
+    assert (row["iterations"], row["metric_calls"]) == (final["iterations"], final["metric_calls"])
+    assert (row["best_score"], row["best_candidate"]) == (final["final_score"], final["best_candidate"])
+
+
+def test_what_if_with_smaller_budgets_stops_earlier_on_the_budget300_run():
+    table = what_if(view_of("run_short_qa_budget300"), [40, 100, 178, 179, 250], [None])
+    assert table["iterations"].tolist() == [0, 2, 3, 4, 13]
+    assert table["metric_calls"].tolist() == [40, 132, 178, 224, 251]
+    assert table["best_score"].tolist() == [0.2, 0.75, 0.875, 0.95, 0.95]
+    assert table["best_candidate"].tolist() == [0, 2, 3, 4, 4]
+    assert set(table["stopped_by"]) == {"budget"} and not table["beyond_recording"].any()
+
+
+def test_what_if_patience_counts_checks_without_a_better_score():
+    table = what_if(view_of("run_short_qa_budget300"), [300], [1, 3, 0])
+    assert table["stopped_by"].tolist() == ["patience", "patience", "budget"]
+    assert table["iterations"].tolist() == [5, 7, 30]
+    assert table["patience"].tolist() == [1, 3, None]
+
+
+def test_what_if_names_patience_when_both_conditions_fire_at_once():
+    row = what_if(view_of("run_context_qa"), [78], [4]).iloc[0]
+    assert (row["stopped_by"], row["iterations"]) == ("patience", 8)
+
+
+def test_what_if_asking_for_more_than_was_recorded_reports_the_recording():
+    row = what_if(view_of("run_short_qa_seed0"), [1000], [None]).iloc[0]
+    assert row["beyond_recording"] and row["stopped_by"] == "run end"
+    assert (row["iterations"], row["metric_calls"], row["best_score"]) == (3, 178, 0.85)
+
+
+def test_what_if_on_a_cancelled_baseline_only_run_is_beyond_the_recording_unless_the_budget_is_spent():
+    table = what_if(view_of("run_cancelled_before_proposals"), [40, 150], [None])
+    assert table["stopped_by"].tolist() == ["budget", "run end"]
+    assert table["beyond_recording"].tolist() == [False, True]
+
+
+def test_what_if_grid_is_instant_on_300_iterations():
+    width = 20
+    rows = [[float((i + j) % 7 < min(i, 6)) for j in range(width)] for i in range(300)]
+    view = build_run_view(scored_run(rows))
+    what_if(view, [100], [None])  # pandas imported outside the timing
+    started = time.perf_counter()
+    table = what_if(view, list(range(500, 7000, 650)), [None, 1, 2, 3, 5, 8, 13, 21])
+    assert time.perf_counter() - started < 0.1 and len(table) == 80

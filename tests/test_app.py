@@ -1,0 +1,274 @@
+"""AppTests of every page: the router, Prompts, Optimize (a full run and Stop), Results."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def app() -> AppTest:
+    return AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
+
+
+def open_page(at: AppTest, page: str) -> AppTest:
+    """Run the router once (as a browser does), then go to ``page``."""
+    at.run()
+    return at.switch_page(page).run()
+
+
+def texts(at: AppTest) -> str:
+    parts = []
+    for kind in ("markdown", "success", "info", "warning", "error", "caption", "title", "header", "subheader"):
+        parts.extend(str(e.value) for e in getattr(at, kind))
+    return "\n".join(parts)
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_welcome_page_explains_the_loop_and_offers_the_default_run(explorer_home):
+    at = app().run()
+    no_exception(at)
+    assert at.title[0].value == "GEPA Explorer"
+    assert "Evaluate" in at.get("graphviz_chart")[0].proto.spec
+    assert at.button(key="welcome.start").label == "Run the default optimization"
+    assert "simulated" in texts(at)
+
+
+def test_sidebar_defaults_to_local_store_and_offline_model(explorer_home):
+    at = app().run()
+    assert at.sidebar.radio(key="sidebar.provider").value == "offline"
+    assert str(explorer_home) in at.sidebar.text_input(key="sidebar.tracking_uri").value
+    statuses = "\n".join(s.value for s in at.sidebar.success)
+    assert "Store: Local SQLite store" in statuses
+    assert "Task model: gepa-offline-demo (simulated) answers" in statuses
+
+
+def test_missing_openai_key_is_explained_in_the_sidebar(explorer_home):
+    at = app()
+    at.session_state["sidebar.provider"] = "openai"
+    at.run()
+    no_exception(at)
+    assert "OPENAI_API_KEY" in at.sidebar.error[0].value
+
+
+def test_api_key_field_is_masked(explorer_home):
+    at = app()
+    at.session_state["sidebar.provider"] = "compatible"
+    at.run()
+    assert at.sidebar.text_input(key="sidebar.api_key").proto.type == 1  # PASSWORD: masked
+    assert "base URL" in at.sidebar.error[0].value
+
+
+def test_unreachable_store_is_one_line_not_a_traceback(explorer_home):
+    at = app()
+    at.session_state["sidebar.tracking_uri"] = "http://127.0.0.1:9"
+    open_page(at, "pages/prompts.py")
+    no_exception(at)
+    assert "does not answer" in texts(at)
+
+
+def prompts_page() -> AppTest:
+    return open_page(app(), "pages/prompts.py")
+
+
+def test_prompts_page_lists_the_bundled_baselines(explorer_home):
+    at = prompts_page()
+    no_exception(at)
+    table = at.dataframe[0].value
+    assert set(table["prompt"]) == {"short-answer-qa", "context-qa"}
+    assert any("@baseline" in a for a in table["aliases"])
+
+
+def test_template_problems_show_before_registering(explorer_home):
+    at = prompts_page()
+    at.text_area(key="prompts.template").input("Use {{context}} to answer {{question}").run()
+    no_exception(at)
+    errors = [e.value for e in at.error]
+    assert any("Malformed placeholder" in e for e in errors)
+    assert any("no 'context' field" in e for e in errors)
+    assert at.button(key="FormSubmitter:prompts.register_form-Register new version").disabled
+
+
+def test_register_a_version_then_diff_and_move_alias(explorer_home):
+    at = prompts_page()
+    at.selectbox(key="prompts.open").select("short-answer-qa").run()
+    at.text_area(key="prompts.template").input("Answer briefly, digits for numbers: {{question}}").run()
+    assert at.code[-1].value == "Answer briefly, digits for numbers: Who wrote the novel Pride and Prejudice?"
+    at.text_input(key="prompts.name").input("short-answer-qa")
+    at.text_input(key="prompts.message").input("shorter answers")
+    at.text_area(key="prompts.tags").input("author=test")
+    at.button(key="FormSubmitter:prompts.register_form-Register new version").click().run()
+    no_exception(at)
+    assert any("Registered prompts:/short-answer-qa/2" in s.value for s in at.success)
+    at.run()
+    assert "words added" in texts(at)  # the diff of v1 -> v2 is shown
+    at.text_input(key="prompts.alias").input("production")
+    at.selectbox(key="prompts.alias_version").select(2)
+    at.button(key="FormSubmitter:prompts.alias_form-Move alias").click().run()
+    assert any("@production now points at version 2" in s.value for s in at.success)
+
+
+def optimize_page(**state) -> AppTest:
+    at = app()
+    for key, value in state.items():
+        at.session_state[key] = value
+    return open_page(at, "pages/optimize.py")
+
+
+def test_optimize_page_shows_rows_preview_and_budget_preflight(explorer_home):
+    at = optimize_page()
+    no_exception(at)
+    assert at.selectbox(key="optimize.prompt").value == "prompts:/short-answer-qa/1"
+    assert "150 metric calls allow 3 to 19 proposals" in texts(at)
+    at.number_input(key="optimize.budget").set_value(20).run()
+    assert "does not even cover" in at.error[0].value
+    assert at.button(key="optimize.run").disabled
+
+
+def test_scorer_preview_follows_the_normalisation(explorer_home):
+    at = optimize_page()
+    at.text_input(key="optimize.try").input("jane austen.").run()
+    first = at.dataframe[-1].value.iloc[0]
+    assert first["match"] == "✗"
+    at.checkbox(key="optimize.norm.punctuation").check().run()
+    assert at.dataframe[-1].value.iloc[0]["match"] == "✓"
+
+
+def test_bad_upload_lists_row_errors(explorer_home):
+    at = optimize_page()
+    at.selectbox(key="optimize.dataset").select("upload").run()
+    bad = b'{"question": "q1", "answer": "a"}\n{"question": "q2"}\nnot json\n'
+    at.get("file_uploader")[0].set_value(("mine.jsonl", bad, "application/json")).run()
+    no_exception(at)
+    assert "mine.jsonl cannot be used" in at.error[0].value
+    problems = at.dataframe[0].value
+    assert list(problems["row"]) == [2, 3]
+
+
+def test_upload_that_fits_no_prompt_says_so(explorer_home):
+    at = optimize_page()
+    at.selectbox(key="optimize.dataset").select("upload").run()
+    rows = b"topic,answer\nrivers,Nile\n"
+    at.get("file_uploader")[0].set_value(("topics.csv", rows, "text/csv")).run()
+    no_exception(at)
+    assert "No registered prompt fits this dataset (its fields: topic)" in at.error[0].value
+    assert at.button(key="optimize.run").disabled if at.button else True
+
+
+def wait_until(at: AppTest, predicate, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        at.run()
+        no_exception(at)
+        if predicate(at):
+            return
+        time.sleep(1)
+    raise AssertionError(f"timed out; page says:\n{texts(at)[-2000:]}")
+
+
+@pytest.mark.slow
+def test_complete_run_on_the_offline_model_reaches_optimization_finished(explorer_home):
+    at = optimize_page()
+    at.button(key="optimize.run").click().run()
+    no_exception(at)
+    ref = at.query_params["run"]
+    assert ref  # the run is found again through the URL after a reload
+    wait_until(at, lambda a: "Optimization finished" in texts(a))
+    page = texts(at)
+    assert "Registered as a new version: `prompts:/short-answer-qa/2`" in page
+    assert "the budget of metric calls was used up" in page or "patience" in page
+    scores = at.dataframe[0].value
+    assert scores["scorer"].iloc[0].startswith("Exact match")
+    reloaded = app()
+    reloaded.query_params["run"] = ref
+    open_page(reloaded, "pages/optimize.py")
+    assert "Optimization finished" in texts(reloaded)
+
+
+@pytest.mark.slow
+def test_stop_mid_run_keeps_everything_and_offers_registration(explorer_home, endpoint_factory):
+    server = endpoint_factory(delay_ms=40)
+    at = optimize_page(
+        **{
+            "sidebar.provider": "compatible",
+            "sidebar.base_url": server.base_url,
+            "sidebar.model": "gepa-offline-demo",
+        }
+    )
+    at.number_input(key="optimize.budget").set_value(600).run()
+    at.number_input(key="optimize.patience").set_value(0).run()
+    at.button(key="optimize.run").click().run()
+    events = explorer_home / "runs" / at.query_params["run"] / "events.jsonl"
+    deadline = time.monotonic() + 120
+    while not (events.exists() and '"candidate": 1,' in events.read_text()):  # an accepted proposal
+        assert time.monotonic() < deadline, "no candidate was accepted in time"
+        time.sleep(0.5)
+    at.run()
+    at.button(key="optimize.stop").click().run()
+    wait_until(at, lambda a: "Optimization stopped" in texts(a))
+    assert "you pressed Stop" in texts(at)
+    register = at.button(key="optimize.register_best")
+    register.click().run()
+    assert any("Registered prompts:/short-answer-qa/2" in s.value for s in at.success)
+
+
+def seed_recorded_run(home: Path) -> str:
+    """Put a real recorded run into the test's store with the CLI-free path: replay a fixture run."""
+    import mlflow
+
+    from core.store import configure_mlflow, ensure_experiment
+
+    configure_mlflow()
+    experiment = ensure_experiment()
+    with mlflow.start_run(experiment_id=experiment, run_name="fixture run") as run:
+        mlflow.set_tags(
+            {
+                "gepa_explorer.kind": "optimization",
+                "gepa_explorer.status": "finished",
+                "gepa_explorer.dataset": "short_answer_qa",
+                "gepa_explorer.stopped_by": "budget",
+            }
+        )
+        mlflow.log_params({"baseline_uri": "prompts:/short-answer-qa/1", "budget": 300, "patience": 0, "seed": 2})
+        mlflow.log_metrics({"initial_eval_score": 0.2, "final_eval_score": 0.95})
+        events = home / "events.jsonl"
+        shutil.copy(FIXTURES / "run_short_qa_budget300.jsonl", events)
+        mlflow.log_artifact(str(events))
+    return run.info.run_id
+
+
+def test_results_page_rebuilds_a_recorded_run(explorer_home):
+    run_id = seed_recorded_run(explorer_home)
+    at = app()
+    at.query_params["run"] = run_id
+    open_page(at, "pages/results.py")
+    no_exception(at)
+    assert at.selectbox[0].value == run_id
+    assert "Best (candidate" in at.metric[1].label
+    assert len(at.tabs) == 7
+    assert any("fixed" in m.label for m in at.metric)
+
+
+def test_results_page_without_runs_points_to_optimize(explorer_home):
+    at = open_page(app(), "pages/results.py")
+    no_exception(at)
+    assert "No optimization runs" in texts(at)
+
+
+def test_unknown_run_id_in_the_url_is_explained(explorer_home):
+    seed_recorded_run(explorer_home)
+    at = app()
+    at.query_params["run"] = "nope"
+    open_page(at, "pages/results.py")
+    no_exception(at)
+    assert "No optimization run 'nope'" in texts(at)

@@ -1,0 +1,152 @@
+"""The newcomer path in a real Chromium: start the app with no configuration, open every page, press
+Run optimization, wait for Optimization finished, open Results and check its charts render.
+
+Screenshots go to ``test-artifacts/screenshots`` (or ``GEPA_EXPLORER_SCREENSHOTS``) to be looked at.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, cli_env, free_port, wait_http
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SHOTS = Path(os.environ.get("GEPA_EXPLORER_SCREENSHOTS", ROOT / "test-artifacts" / "screenshots"))
+
+
+@pytest.fixture
+def app_url(explorer_home: Path):
+    """``streamlit run streamlit_app.py`` on a free loopback port, with no configuration at all."""
+    port = free_port()
+    log = (explorer_home / "streamlit.log").open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "streamlit_app.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+        ],
+        cwd=ROOT,
+        env=cli_env(explorer_home),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/_stcore/health", timeout=90)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture
+def page():
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: scripts/test installs it with apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1440, "height": 2200})
+        yield context.new_page()
+        browser.close()
+
+
+def shot(page, name: str) -> None:
+    time.sleep(1.0)  # let charts finish their transition
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def settle(page) -> None:
+    """Wait until Streamlit has finished the current script run."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
+        timeout=60_000,
+    )
+
+
+def assert_no_traceback(page) -> None:
+    body = page.inner_text("body")
+    assert "Traceback" not in body, body[:2000]
+    assert page.locator("[data-testid='stException']").count() == 0, body[:2000]
+
+
+def test_newcomer_path_from_welcome_to_results(app_url, page):
+    started = time.monotonic()
+    page.goto(app_url)
+    page.get_by_role("heading", name="GEPA Explorer").wait_for(timeout=30_000)
+    first_paint = time.monotonic() - started
+    assert first_paint < 10, f"first page took {first_paint:.1f}s"
+    settle(page)
+    shot(page, "01-welcome")
+    assert_no_traceback(page)
+
+    for path, heading, name in (("/prompts", "Prompts", "02-prompts"), ("/results", "Results", "03-results-empty")):
+        page.goto(app_url + path)
+        page.get_by_role("heading", name=heading, exact=True).wait_for(timeout=60_000)
+        settle(page)
+        assert_no_traceback(page)
+        shot(page, name)
+
+    page.goto(app_url + "/optimize")
+    page.get_by_role("heading", name="Optimize", exact=True).wait_for(timeout=60_000)
+    settle(page)
+    shot(page, "04-optimize-setup")
+    page.get_by_role("button", name="Run optimization", exact=True).click()
+    page.get_by_text("metric calls used").first.wait_for(timeout=90_000)
+    shot(page, "05-optimize-live")
+    page.get_by_text("Optimization finished").wait_for(timeout=240_000)
+    settle(page)
+    assert_no_traceback(page)
+    shot(page, "06-optimize-finished")
+    assert "Registered as a new version" in page.inner_text("body")
+
+    page.get_by_role("link", name="Open in Results").click()
+    page.get_by_role("heading", name="Results", exact=True).wait_for(timeout=60_000)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+    settle(page)
+    assert_no_traceback(page)
+    shot(page, "07-results-candidates")
+    assert page.locator(".js-plotly-plot .scatterlayer .trace").count() >= 2  # points were drawn
+    for tab, name in (
+        ("Pareto front", "08-results-front"),
+        ("Lineage", "09-results-lineage"),
+        ("Score matrix", "10-results-matrix"),
+        ("Per example", "11-results-examples"),
+        ("What if", "12-results-what-if"),
+    ):
+        page.get_by_role("tab", name=tab).click()
+        settle(page)
+        assert_no_traceback(page)
+        shot(page, name)
+    plots = page.locator(".js-plotly-plot")
+    assert plots.count() >= 5
