@@ -374,7 +374,7 @@ def score_matrix_figure(view: RunView, order: Literal["index", "difficulty"] = "
     fig = go.Figure(
         go.Heatmap(
             z=matrix,
-            x=[str(p) for p in positions],
+            x=[str(view.val_examples[p].row) for p in positions],
             y=[str(c) for c in candidates],
             zmin=0.0,
             zmax=1.0,
@@ -388,14 +388,14 @@ def score_matrix_figure(view: RunView, order: Literal["index", "difficulty"] = "
                 "tickvals": [0, 1],
                 "ticktext": ["0 ✗ wrong", "1 ✓ right"],
             },
-            hovertemplate="Candidate %{y}<br>Validation example %{x}<br>Score: %{z:.2f}<extra></extra>",
+            hovertemplate="Candidate %{y}<br>Dataset row %{x}<br>Score: %{z:.2f}<extra></extra>",
         )
     )
     ordered = "hardest first: fewest candidates solve it" if order == "difficulty" else "in validation order"
     fig.update_layout(
         title="Score of every candidate on every validation example"
         + ("" if small else " (hover a cell for its score)"),
-        xaxis={"title": {"text": f"Validation example (position, {ordered})"}, "type": "category"},
+        xaxis={"title": {"text": f"Validation example (dataset row, {ordered})"}, "type": "category"},
         yaxis={"title": {"text": "Candidate"}, "type": "category", "autorange": "reversed"},
     )
     return fig
@@ -443,25 +443,20 @@ def what_if_figure(table: pd.DataFrame) -> go.Figure:
             colorbar={"title": {"text": "Best validation score", "side": "right"}},
         )
     )
+    beyond = bool(table["beyond_recording"].any()) if len(table) else False
+    note = "* the recorded run ended before this stop, so the cell shows what was recorded" if beyond else ""
     fig.update_layout(
-        title="What if: best validation score under other budgets and patiences",
+        title={
+            "text": "What if: best validation score under other budgets and patiences",
+            "subtitle": {"text": note},
+        },
         xaxis={"title": {"text": "Budget (metric calls)"}, "type": "category"},
         yaxis={
             "title": {"text": "Patience (iterations without a better score)"},
             "type": "category",
             "autorange": "reversed",
         },
-        margin={"b": 110},
-    )
-    fig.add_annotation(
-        text="* beyond the recording: the recorded run ended before this stop; the cell shows what was recorded",
-        showarrow=False,
-        xref="paper",
-        yref="paper",
-        x=0,
-        y=-0.2,
-        yanchor="top",
-        xanchor="left",
+        margin={"t": 90},
     )
     return fig
 

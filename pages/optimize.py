@@ -16,17 +16,17 @@ from core.scorers import (
     sample_outputs,
 )
 from core.templates import template_variables
-from pages import run_panel, shell
+from pages import data, run_panel, shell
 
 RUN_PARAM = "run"
 
 
 def render_prompt_choice(uri: str, dataset, bundled) -> str | None:
     """The prompt version to optimize, among those whose variables the dataset has."""
-    baselines = shell.bundled_prompts(uri)
+    baselines = data.bundled_prompts(uri)
     fitting = []
-    for summary in shell.cached_prompts(uri):
-        for version in shell.cached_versions(uri, summary.name):
+    for summary in data.cached_prompts(uri):
+        for version in data.cached_versions(uri, summary.name):
             if set(template_variables(version.template)) <= set(dataset.fields):
                 fitting.append(version)
     if not fitting:
@@ -96,14 +96,18 @@ def render_budget(val_size: int) -> tuple[int, int, dict]:
 
 def render_setup(context: shell.AppContext) -> None:
     uri = context.tracking_uri
+    st.subheader("1 · Data")
     picked = shell.render_dataset_picker("optimize")
     if picked is None:
         return
     dataset, bundled = picked
     with st.expander(f"{len(dataset)} rows", expanded=False):
         shell.render_rows(dataset)
+    st.subheader("2 · Prompt")
     prompt_uri = render_prompt_choice(uri, dataset, bundled)
+    st.subheader("3 · Scorer")
     spec = render_scorer(dataset)
+    st.subheader("4 · Budget and patience")
     budget, patience, advanced = render_budget(len(dataset))
     ready = prompt_uri is not None and context.models is not None and advanced.pop("plan_ok")
     if st.button("Run optimization", type="primary", disabled=not ready, key="optimize.run"):

@@ -5,15 +5,15 @@ from __future__ import annotations
 import streamlit as st
 
 from core import prompts
-from core.templates import check_template, diff_counts, diff_markdown, render, word_diff
-from pages import shell
+from core.templates import check_template, diff_counts, diff_markdown, markdown_escape, render, word_diff
+from pages import data, shell
 
 NEW_PROMPT = "➕ New prompt"
 
 
 def render_browser(uri: str) -> str | None:
     """The registry's prompts and the chosen prompt's versions; returns the chosen prompt name."""
-    summaries = shell.cached_prompts(uri)
+    summaries = data.cached_prompts(uri)
     if not summaries:
         st.info("The registry is empty: write a template below and register it.")
         return None
@@ -30,7 +30,7 @@ def render_browser(uri: str) -> str | None:
         width="stretch",
     )
     name = st.selectbox("Open a prompt", [s.name for s in summaries], key="prompts.open")
-    versions = shell.cached_versions(uri, name)
+    versions = data.cached_versions(uri, name)
     if not versions:
         return name
     chosen = st.selectbox(
@@ -63,7 +63,7 @@ def render_editor(uri: str, opened: str | None) -> None:
     dataset = picked[0] if picked else None
     check = check_template(template, dataset.fields if dataset else None)
     variables = ", ".join("{{" + v + "}}" for v in check.variables) or "none yet"
-    st.markdown(f"**Variables found:** {shell_escape(variables)}")
+    st.markdown(f"**Variables found:** {markdown_escape(variables)}")
     for problem in check.problems:
         st.error(problem)
     if check.unused:
@@ -73,12 +73,6 @@ def render_editor(uri: str, opened: str | None) -> None:
         st.caption(f"Preview on row {example.row} of {dataset.name}:")
         st.code(render(template, example.inputs), language=None, wrap_lines=True)
     render_register_form(uri, template, ok=check.ok)
-
-
-def shell_escape(text: str) -> str:
-    from core.templates import markdown_escape
-
-    return markdown_escape(text)
 
 
 def render_register_form(uri: str, template: str, *, ok: bool) -> None:
@@ -95,12 +89,12 @@ def render_register_form(uri: str, template: str, *, ok: bool) -> None:
         except prompts.PromptError as error:
             st.error(shell.one_line(error))
             return
-        shell.clear_registry_cache()
+        data.clear_registry_cache()
         st.success(f"Registered {version.uri}. Earlier versions are unchanged.")
 
 
 def render_aliases(uri: str, name: str) -> None:
-    versions = shell.cached_versions(uri, name)
+    versions = data.cached_versions(uri, name)
     if not versions:
         return
     with st.form("prompts.alias_form", border=True):
@@ -114,12 +108,12 @@ def render_aliases(uri: str, name: str) -> None:
         except prompts.PromptError as error:
             st.error(shell.one_line(error))
             return
-        shell.clear_registry_cache()
+        data.clear_registry_cache()
         st.success(f"prompts:/{name}@{alias} now points at version {version}.")
 
 
 def render_diff(uri: str, name: str) -> None:
-    versions = shell.cached_versions(uri, name)
+    versions = data.cached_versions(uri, name)
     if len(versions) < 2:
         st.caption("Register a second version to compare versions word by word.")
         return
@@ -142,7 +136,7 @@ def main() -> None:
     if not shell.store_ready(context):
         return
     try:
-        shell.bundled_prompts(uri)
+        data.bundled_prompts(uri)
         opened = render_browser(uri)
     except Exception as error:  # noqa: BLE001 - the store is unusable; say so in one line
         st.error(f"The MLflow store cannot be read: {shell.one_line(error)}")

@@ -10,7 +10,7 @@ import streamlit as st
 from core import analysis, charts
 from core.events import EventLogError
 from core.runs import RunInfo
-from pages import results_views, shell
+from pages import data, results_views, shell
 
 RUN_PARAM = "run"
 
@@ -65,7 +65,7 @@ def load_view(uri: str, info: RunInfo) -> analysis.RunView:
         from core.runs import load_events
 
         return analysis.build_run_view(load_events(info, tracking_uri=uri))
-    return analysis.build_run_view(shell.finished_events(uri, info.run_id))
+    return analysis.build_run_view(data.finished_events(uri, info.run_id))
 
 
 def render_header(view: analysis.RunView, info: RunInfo) -> None:
@@ -99,7 +99,7 @@ def main() -> None:
     if not shell.store_ready(context):
         return
     try:
-        runs = shell.cached_runs(uri)
+        runs = data.cached_runs(uri)
     except Exception as error:  # noqa: BLE001 - the store is unusable; one line
         st.error(f"The MLflow store cannot be read: {shell.one_line(error)}")
         return

@@ -12,7 +12,7 @@ import streamlit as st
 
 from core import analysis, charts
 from core.templates import diff_markdown, word_diff
-from pages import shell
+from pages import data, shell
 
 CATEGORIES = ("fixed", "regressed", "still failing", "always right")
 CATEGORY_MARKS = {
@@ -46,8 +46,18 @@ def render_candidates(view: analysis.RunView) -> None:
         format_func={"iteration": "Iteration", "metric_calls": "Metric calls used"}.get,
     )
     current = selected_candidate(view)
+    until = None
+    if view.last_iteration > 1:
+        until = st.slider(
+            "Show the run up to iteration",
+            0,
+            view.last_iteration,
+            view.last_iteration,
+            key="results.until",
+            help="The front markers show the Pareto front as it was then.",
+        )
     event = st.plotly_chart(
-        charts.candidates_figure(view, x=axis, selected=current),
+        charts.candidates_figure(view, x=axis, selected=current, at_iteration=until),
         width="stretch",
         key="results.candidates_chart",
         on_select="rerun",
@@ -191,7 +201,7 @@ def render_what_if(view: analysis.RunView, uri: str, runs: list[Any], info: Any)
     curves = {f"this run ({info.run_id[:8]})": analysis.run_curve(view)}
     for run_id in chosen:
         try:
-            curves[labels[run_id]] = analysis.run_curve(analysis.build_run_view(shell.finished_events(uri, run_id)))
+            curves[labels[run_id]] = analysis.run_curve(analysis.build_run_view(data.finished_events(uri, run_id)))
         except Exception as error:  # noqa: BLE001 - one unreadable run must not hide the others
             st.warning(f"{labels[run_id]}: {shell.one_line(error)}")
     st.plotly_chart(charts.compare_runs_figure(curves), width="stretch", key="results.compare_chart")

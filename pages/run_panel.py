@@ -13,7 +13,7 @@ from core import analysis, charts
 from core.runs import RunNotFound, close_orphan, find_run, orphaned, register_run_candidate
 from core.scorers import compare_scorers
 from core.templates import diff_markdown, markdown_escape, word_diff
-from pages import shell
+from pages import data, shell
 
 STOP_REASONS = {
     "budget": "the budget of metric calls was used up",
@@ -42,7 +42,7 @@ def render(context: shell.AppContext, ref: str) -> bool:
     if info is not None and orphaned(info):
         close_orphan(info, tracking_uri=uri)
         st.warning("This run's process ended unexpectedly; what it recorded was saved to MLflow.")
-        shell.cached_runs.clear()
+        data.cached_runs.clear()
         info = None if handle is None else find_run(ref, tracking_uri=uri)[1]
     outcome = handle.outcome() if handle is not None else None
     running = handle is not None and outcome is None and handle.is_alive()
@@ -55,7 +55,7 @@ def render(context: shell.AppContext, ref: str) -> bool:
         return False
     events = handle.read_events() if handle is not None else []
     if not events and info is not None:
-        events = shell.finished_events(uri, info.run_id)
+        events = data.finished_events(uri, info.run_id)
     if not events:
         st.error((outcome or {}).get("error") or "This run recorded nothing.")
         return False
@@ -189,7 +189,7 @@ def render_registration(context: shell.AppContext, view: analysis.RunView, info:
             except Exception as error:  # noqa: BLE001 - shown as one line
                 st.error(shell.one_line(error))
             else:
-                shell.clear_registry_cache()
+                data.clear_registry_cache()
                 st.success(f"Registered {version.uri}.")
 
 

@@ -48,6 +48,12 @@ def test_sidebar_defaults_to_local_store_and_offline_model(explorer_home):
     at = app().run()
     assert at.sidebar.radio(key="sidebar.provider").value == "offline"
     assert str(explorer_home) in at.sidebar.text_input(key="sidebar.tracking_uri").value
+    assert "Checking the store and the models" in "\n".join(c.value for c in at.sidebar.caption)
+    deadline = time.monotonic() + 90
+    while len(at.sidebar.success) < 3:  # checked in the background; a later page load shows the answers
+        assert time.monotonic() < deadline, "the status never arrived"
+        time.sleep(1)
+        at = app().run()  # a fresh session: AppTest drops the sidebar of a session's later runs
     statuses = "\n".join(s.value for s in at.sidebar.success)
     assert "Store: Local SQLite store" in statuses
     assert "Task model: gepa-offline-demo (simulated) answers" in statuses
