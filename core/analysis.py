@@ -537,6 +537,15 @@ def _checkpoints(view: RunView) -> _Checkpoints:
     )
 
 
+def what_if_grid(view: RunView, steps: int = 8) -> tuple[list[int], list[int | None]]:
+    """The budgets and patiences the Results page replays by default: from a budget that allows one
+    proposal up to what the run used, and patience off, 1, 2, 3, 4, 6, 8."""
+    full = max(view.budget, view.metric_calls)
+    start = min(full, len(view.val_examples) + 2 * int(view.config.get("minibatch_size") or 3))
+    budgets = sorted({max(1, round(start + (full - start) * i / (steps - 1))) for i in range(steps)})
+    return budgets, [None, 1, 2, 3, 4, 6, 8]
+
+
 def what_if(view: RunView, budgets: Sequence[int], patiences: Sequence[int | None]) -> pd.DataFrame:
     """Replay the recorded run under other budgets and patiences, without calling any model.
 

@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument(
         "--max-retries", type=int, default=4, metavar="N", help="retries of a transient model failure (default 4)"
     )
+    models.add_argument(
+        "--offline-delay-ms", type=float, default=0.0, metavar="MS", help="simulated latency of the offline model"
+    )
+    models.add_argument(
+        "--offline-error-rate", type=float, default=0.0, metavar="R", help="share of offline calls that fail (429/500)"
+    )
     tracking = opt.add_argument_group("tracking")
     tracking.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (default: local SQLite store)")
     tracking.add_argument("--experiment", default="GEPA Explorer", metavar="NAME")
@@ -133,6 +139,11 @@ def _config_from_args(args: argparse.Namespace):  # -> OptimizationConfig
         reflection_model=args.reflection_model,
         timeout_seconds=args.timeout,
         max_retries=args.max_retries,
+        **(
+            {"simulated_delay_ms": args.offline_delay_ms, "simulated_error_rate": args.offline_error_rate}
+            if args.provider == "offline"
+            else {}
+        ),
         **({"base_url": args.base_url} if args.base_url else {}),
     )
     return OptimizationConfig(

@@ -88,6 +88,8 @@ class ModelConfig:
     api_key: str | None = field(default=None, repr=False, compare=False)
     timeout_seconds: float = 60.0
     max_retries: int = 4
+    simulated_delay_ms: float = 0.0
+    simulated_error_rate: float = 0.0
 
     def __post_init__(self) -> None:
         if self.provider not in PROVIDERS:
@@ -101,6 +103,10 @@ class ModelConfig:
                 )
         if self.timeout_seconds <= 0:
             raise ValueError("The model timeout must be more than 0 seconds.")
+        if not 0 <= self.simulated_delay_ms <= 10_000:
+            raise ValueError("The simulated delay must be between 0 and 10,000 ms.")
+        if not 0 <= self.simulated_error_rate <= 0.9:
+            raise ValueError("The simulated error rate must be between 0 and 0.9 (for example 0.1 for 10%).")
         if self.max_retries < 0:
             raise ValueError("Retries must be 0 or more.")
         if self.provider == "openai" and self.base_url is None and not self.api_key:
@@ -149,13 +155,16 @@ class ModelConfig:
 
     def public_dict(self) -> dict[str, Any]:
         """Everything about the models that is safe to log: never the key."""
-        return {
+        public = {
             "provider": self.provider,
             "task_model": self.task_model,
             "reflection_model": self.reflection_model_name,
             "base_url": public_url(self.base_url),
             "simulated": self.is_offline,
         }
+        if self.is_offline:
+            public |= {"simulated_delay_ms": self.simulated_delay_ms, "simulated_error_rate": self.simulated_error_rate}
+        return public
 
 
 @dataclass(frozen=True)
@@ -171,7 +180,8 @@ def resolve_endpoint(config: ModelConfig) -> Endpoint:
     if config.is_offline:
         from core.offline_model.server import shared_offline_server
 
-        return Endpoint(shared_offline_server().base_url, NO_KEY_PLACEHOLDER)
+        server = shared_offline_server(config.simulated_delay_ms, config.simulated_error_rate)
+        return Endpoint(server.base_url, NO_KEY_PLACEHOLDER)
     base_url = config.base_url or "https://api.openai.com/v1"
     return Endpoint(base_url, config.api_key or NO_KEY_PLACEHOLDER)
 
@@ -451,6 +461,8 @@ def model_config_for(
     model: str | None = None,
     reflection_model: str | None = None,
     api_key: str | None = None,
+    simulated_delay_ms: float = 0.0,
+    simulated_error_rate: float = 0.0,
 ) -> ModelConfig:
     """The :class:`ModelConfig` for one of the app's three provider choices; ``ValueError`` says what
     is missing (an OpenAI key, a base URL, a model name for a custom endpoint)."""
@@ -464,7 +476,7 @@ def model_config_for(
         }.items()
     }
     if choice == "offline":
-        return ModelConfig("offline")
+        return ModelConfig("offline", simulated_delay_ms=simulated_delay_ms, simulated_error_rate=simulated_error_rate)
     if choice == "openai":
         return ModelConfig(
             "openai", model=clean["model"], reflection_model=clean["reflection_model"], api_key=clean["api_key"]

@@ -600,9 +600,18 @@ def _search_and_finish(ctx: _Context, baseline: Any, run_id: str, experiment_id:
         final_evaluation = final_evaluation_of(ctx, task_model, baseline.template, best_template, best)
     registered = None
     if reason is None:
-        registered = register_candidate(
-            baseline, best_template, run_id=run_id, candidate=best, initial=initial, final=final, scorer=config.scorer
-        )
+        try:
+            registered = register_candidate(
+                baseline,
+                best_template,
+                run_id=run_id,
+                candidate=best,
+                initial=initial,
+                final=final,
+                scorer=config.scorer,
+            )
+        except Exception as error:  # noqa: BLE001 - the search's results stand; say why nothing was added
+            reason = f"registering the best candidate failed ({' '.join(str(error).split())[:200]})"
     status: Literal["finished", "cancelled"] = "cancelled" if cancelled else "finished"
     summary = RunSummary(
         run_id=run_id,

@@ -105,14 +105,33 @@ def register_version(
     tags: Mapping[str, str] | None = None,
     tracking_uri: str | None = None,
 ) -> PromptVersionInfo:
-    """Add a version of prompt ``name`` (creating the prompt if new). Checks the template first."""
+    """Add a version of prompt ``name`` (creating the prompt if new). Checks the template first.
+
+    ``tags`` go on the new version only. (MLflow's ``register_prompt`` also copies them onto the
+    prompt itself, where concurrent registrations collide.) Two processes registering at the same
+    moment can race for a version number; that is retried.
+    """
+    import random
+    import time
+
+    from mlflow.exceptions import MlflowException
+
     name = validate_prompt_name(name)
     check = check_template(template)
     if not check.ok:
         raise PromptError(check.problems[0])
-    version = _client(tracking_uri).register_prompt(
-        name=name, template=template, commit_message=commit_message or None, tags=dict(tags or {})
-    )
+    client = _client(tracking_uri)
+    for attempt in range(4):
+        try:
+            version = client.register_prompt(name=name, template=template, commit_message=commit_message or None)
+            break
+        except MlflowException as error:
+            racing = "UNIQUE constraint" in str(error) or "IntegrityError" in str(error)
+            if not racing or attempt == 3:
+                raise
+            time.sleep(0.1 + random.random() * 0.3)
+    for key, value in (tags or {}).items():
+        client.set_prompt_version_tag(name, version.version, key, value)
     return get_version(name, int(version.version), tracking_uri=tracking_uri)
 
 

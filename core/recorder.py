@@ -148,49 +148,60 @@ class Recorder:
         self._safe(record)
 
     def on_candidate_selected(self, event: Mapping[str, Any]) -> None:
-        self._update(parent=int(event["candidate_idx"]))
+        self._update(lambda: {"parent": int(event["candidate_idx"])})
 
     def on_minibatch_sampled(self, event: Mapping[str, Any]) -> None:
-        self._update(minibatch=[self.train_ids[int(i)] for i in event["minibatch_ids"]])
+        self._update(lambda: {"minibatch": [self.train_ids[int(i)] for i in event["minibatch_ids"]]})
 
     def on_evaluation_end(self, event: Mapping[str, Any]) -> None:
-        which = "before" if event.get("candidate_idx") is not None else "after"
-        self._update(
-            **{
+        def fields() -> dict[str, Any]:
+            which = "before" if event.get("candidate_idx") is not None else "after"
+            return {
                 f"scores_{which}": [float(s) for s in event["scores"]],
                 f"outputs_{which}": [str(o) for o in event.get("outputs") or []],
             }
-        )
+
+        self._update(fields)
 
     def on_evaluation_skipped(self, event: Mapping[str, Any]) -> None:
         reasons = {
             "all_scores_perfect": "every minibatch example already scored perfectly: nothing to fix",
             "no_trajectories": "the evaluation returned no trajectories to reflect on",
         }
-        reason = str(event.get("reason"))
-        self._update(
-            outcome="skipped", reason=reasons.get(reason, reason), scores_before=list(event.get("scores") or [])
-        )
+
+        def fields() -> dict[str, Any]:
+            reason = str(event.get("reason"))
+            return {
+                "outcome": "skipped",
+                "reason": reasons.get(reason, reason),
+                "scores_before": [float(s) for s in event.get("scores") or []],
+            }
+
+        self._update(fields)
 
     def on_proposal_end(self, event: Mapping[str, Any]) -> None:
-        texts = event.get("new_instructions") or {}
-        prompts = event.get("prompts") or {}
-        raw = event.get("raw_lm_outputs") or {}
-        self._update(
-            template=self._template_of(texts),
-            reflection=str(raw.get(self.prompt_name, next(iter(raw.values()), ""))),
-            reflection_prompt=str(prompts.get(self.prompt_name, next(iter(prompts.values()), "")))[:50_000],
-        )
+        def fields() -> dict[str, Any]:
+            prompts = event.get("prompts") or {}
+            raw = event.get("raw_lm_outputs") or {}
+            return {
+                "template": self._template_of(event.get("new_instructions") or {}),
+                "reflection": str(raw.get(self.prompt_name, next(iter(raw.values()), ""))),
+                "reflection_prompt": str(prompts.get(self.prompt_name, next(iter(prompts.values()), "")))[:50_000],
+            }
+
+        self._update(fields)
 
     def on_candidate_accepted(self, event: Mapping[str, Any]) -> None:
         self._update(
-            outcome="accepted",
-            candidate=int(event["new_candidate_idx"]),
-            reason="better on the minibatch than its parent, so it was scored on the validation set",
+            lambda: {
+                "outcome": "accepted",
+                "candidate": int(event["new_candidate_idx"]),
+                "reason": "better on the minibatch than its parent, so it was scored on the validation set",
+            }
         )
 
     def on_candidate_rejected(self, event: Mapping[str, Any]) -> None:
-        self._update(outcome="rejected", reason=_readable_rejection(event))
+        self._update(lambda: {"outcome": "rejected", "reason": _readable_rejection(event)})
 
     def reflection_failed(self, message: str) -> None:
         def record() -> None:
@@ -201,7 +212,9 @@ class Recorder:
         self._safe(record)
 
     def invalid_proposal(self, reason: str, template: str, reflection: str) -> None:
-        self._update(outcome="invalid_proposal", reason=reason, template=template, reflection=reflection)
+        self._update(
+            lambda: {"outcome": "invalid_proposal", "reason": reason, "template": template, "reflection": reflection}
+        )
 
     def on_iteration_end(self, event: Mapping[str, Any]) -> None:
         def record() -> None:
@@ -234,10 +247,12 @@ class Recorder:
 
         self._safe(record)
 
-    def _update(self, **fields: Any) -> None:
+    def _update(self, fields: Callable[[], dict[str, Any]]) -> None:
+        """Merge ``fields()`` into the current iteration's record; computed inside the guard."""
+
         def record() -> None:
             if self._current is not None:
-                self._current.update(fields)
+                self._current.update(fields())
 
         self._safe(record)
 

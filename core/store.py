@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 DEFAULT_EXPERIMENT = "GEPA Explorer"
 HOME_ENV = "GEPA_EXPLORER_HOME"
+UI_URL_ENV = "GEPA_EXPLORER_MLFLOW_UI_URL"
 
 
 class StoreError(RuntimeError):
@@ -65,8 +66,11 @@ class StoreInfo:
 
     @property
     def ui_url(self) -> str | None:
-        """MLflow's own UI for this store, when it is a server (a SQLite file has no UI running)."""
-        return self.tracking_uri.rstrip("/") if self.is_server else None
+        """MLflow's own UI for this store: the server itself, or for a local store the address in
+        ``GEPA_EXPLORER_MLFLOW_UI_URL`` (where ``mlflow ui`` was started on the same file), if set."""
+        if self.is_server:
+            return self.tracking_uri.rstrip("/")
+        return (os.environ.get(UI_URL_ENV) or "").rstrip("/") or None
 
     @property
     def label(self) -> str:

@@ -106,13 +106,20 @@ def render_candidate_detail(view: analysis.RunView, index: int) -> None:
 
 def render_front(view: analysis.RunView) -> None:
     st.plotly_chart(charts.front_timeline_figure(view), width="stretch", key="results.front")
-    last = view.fronts[-1] if view.fronts else None
-    if last is None:
+    if not view.fronts:
         return
-    st.markdown(f"**Why each front member is kept** (front after iteration {last.iteration})")
+    iterations = sorted({f.iteration for f in view.fronts})
+    when = iterations[-1]
+    if len(iterations) > 1:
+        when = st.select_slider("Explain the front after iteration", iterations, value=when, key="results.front_at")
+    members = analysis.front_members_at(view, when)
+    st.markdown(
+        f"**Why each member of the front after iteration {when} is kept**: the validation examples "
+        "on which it has the top score among the candidates found so far (ties included)"
+    )
     examples = view.val_examples
-    for member in last.members:
-        positions = analysis.kept_because(view, member)
+    for member in members:
+        positions = analysis.kept_because(view, member, when)
         rows = ", ".join(str(examples[p].row) for p in positions[:30]) if positions else "none"
         more = f" and {len(positions) - 30} more" if len(positions) > 30 else ""
         st.markdown(
@@ -188,10 +195,7 @@ def render_what_if(view: analysis.RunView, uri: str, runs: list[Any], info: Any)
         "**Where would this run have stopped, and how good would it have been?** "
         "Replayed from the recording: no model calls."
     )
-    full = max(view.budget, view.metric_calls)
-    start = len(view.val_examples) + 2 * int(view.config.get("minibatch_size") or 3)
-    budgets = sorted({max(1, round(start + (full - start) * i / 7)) for i in range(8)})
-    table = analysis.what_if(view, budgets, [None, 1, 2, 3, 4, 6, 8])
+    table = analysis.what_if(view, *analysis.what_if_grid(view))
     st.plotly_chart(charts.what_if_figure(table), width="stretch", key="results.what_if")
     with st.expander("As a table"):
         st.dataframe(table, hide_index=True, width="stretch")
@@ -229,6 +233,8 @@ def render_export(view: analysis.RunView, info: Any) -> None:
         "pareto-front": lambda: charts.front_timeline_figure(view),
         "lineage": lambda: charts.lineage_figure(view),
         "score-matrix": lambda: charts.score_matrix_figure(view),
+        "what-if": lambda: charts.what_if_figure(analysis.what_if(view, *analysis.what_if_grid(view))),
+        "best-so-far": lambda: charts.compare_runs_figure({info.run_id[:8]: analysis.run_curve(view)}),
     }
     st.caption("Charts as standalone HTML (plotly.js embedded, they open offline):")
     for column, (name, build) in zip(st.columns(len(figures)), figures.items(), strict=True):

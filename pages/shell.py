@@ -48,6 +48,8 @@ def init_state() -> None:
     st.session_state.setdefault("sidebar.model", "")
     st.session_state.setdefault("sidebar.reflection_model", "")
     st.session_state.setdefault("sidebar.api_key", "")
+    st.session_state.setdefault("sidebar.offline_delay", 0)
+    st.session_state.setdefault("sidebar.offline_errors", 0.0)
 
 
 def render_sidebar() -> AppContext:
@@ -70,6 +72,23 @@ def render_sidebar() -> AppContext:
         )
         if choice == "offline":
             st.caption(SIMULATED_NOTE)
+            with st.expander("Simulate a slower or flaky model"):
+                st.slider(
+                    "Latency per call (ms)",
+                    0,
+                    1000,
+                    step=50,
+                    key="sidebar.offline_delay",
+                    help="Slows the demo down so a class can watch proposals arrive.",
+                )
+                st.slider(
+                    "Share of calls that fail",
+                    0.0,
+                    0.5,
+                    step=0.05,
+                    key="sidebar.offline_errors",
+                    help="Failed calls are retried with backoff; shows the engine's retries at work.",
+                )
         else:
             render_provider_fields(choice)
     context = current_context()
@@ -121,6 +140,8 @@ def current_context() -> AppContext:
                 model=state.get("sidebar.model"),
                 reflection_model=state.get("sidebar.reflection_model"),
                 api_key=key,
+                simulated_delay_ms=float(state.get("sidebar.offline_delay", 0)),
+                simulated_error_rate=float(state.get("sidebar.offline_errors", 0.0)),
             )
     except ValueError as error:
         return AppContext(uri, None, str(error))

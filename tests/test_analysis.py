@@ -19,6 +19,7 @@ from core.analysis import (
     run_curve,
     score_matrix,
     what_if,
+    what_if_grid,
 )
 from core.events import EventLogError, read_events
 from core.pareto import best_on_example
@@ -377,3 +378,10 @@ def test_what_if_grid_is_instant_on_300_iterations():
     started = time.perf_counter()
     table = what_if(view, list(range(500, 7000, 650)), [None, 1, 2, 3, 5, 8, 13, 21])
     assert time.perf_counter() - started < 0.1 and len(table) == 80
+
+
+def test_what_if_grid_spans_one_proposal_to_the_recorded_budget():
+    view = view_of("run_short_qa_budget300")
+    budgets, patiences = what_if_grid(view)
+    assert budgets[0] == 46 and budgets[-1] == max(view.budget, view.metric_calls)
+    assert patiences[0] is None and len(budgets) == 8

@@ -278,3 +278,20 @@ def test_unknown_run_id_in_the_url_is_explained(explorer_home):
     open_page(at, "pages/results.py")
     no_exception(at)
     assert "No optimization run 'nope'" in texts(at)
+
+
+@pytest.mark.slow
+def test_two_browser_sessions_run_at_once_without_seeing_each_other(explorer_home):
+    sessions = [optimize_page(), optimize_page()]
+    for session, seed in zip(sessions, (0, 1), strict=True):
+        session.number_input(key="optimize.budget").set_value(100).run()
+        session.number_input(key="optimize.seed").set_value(seed).run()
+        session.button(key="optimize.run").click().run()
+    refs = [s.query_params["run"] for s in sessions]
+    assert refs[0] != refs[1]
+    for session in sessions:
+        wait_until(session, lambda a: "Optimization finished" in texts(a))
+    run_ids = [(explorer_home / "runs" / ref / "run_id").read_text() for ref in refs]
+    for session, own, other in ((sessions[0], *run_ids), (sessions[1], *reversed(run_ids))):
+        page = texts(session)
+        assert own in page and other not in page

@@ -15,6 +15,7 @@ def test_register_list_and_load_versions(tracking):
     assert loaded.template == "Answer: {{question}}" and loaded.commit_message == "plain"
     assert loaded.tags == {"team": "x"}
     assert prompts.load("prompts:/qa@latest").version == 2
+    assert second.tags == {}  # a version's tags stay on that version
 
 
 def test_aliases_move_and_resolve(tracking):

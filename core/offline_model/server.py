@@ -235,17 +235,18 @@ class OfflineServer:
         self.stop()
 
 
-_shared: OfflineServer | None = None
+_shared: dict[tuple[float, float], OfflineServer] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_offline_server() -> OfflineServer:
-    """One endpoint per process, started on first use and left running until the process ends."""
-    global _shared
+def shared_offline_server(delay_ms: float = 0.0, error_rate: float = 0.0) -> OfflineServer:
+    """One endpoint per process and setting, started on first use and left running until the process
+    ends. The error rate's faults are drawn from a fixed seed, so a run stays repeatable."""
+    key = (float(delay_ms), float(error_rate))
     with _shared_lock:
-        if _shared is None:
-            _shared = OfflineServer().start()
-        return _shared
+        if key not in _shared:
+            _shared[key] = OfflineServer(OfflineConfig(delay_ms=delay_ms, error_rate=error_rate)).start()
+        return _shared[key]
 
 
 def serve_forever(port: int, config: OfflineConfig | None = None) -> None:

@@ -1,0 +1,256 @@
+"""Unit tests of the engine's pieces: config, registration rule, reflection guard, recorder, health board,
+store helpers. (End-to-end runs are in test_cli.py and test_runs.py.)"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from core.datasets import Example
+from core.events import EventLog, read_events
+from core.health import HealthBoard
+from core.models import ModelAccessError, ModelCallError, ModelConfig
+from core.optimization import ConfigError, OptimizationConfig, registration_decision
+from core.recorder import FatalFlag, GuardedReflection, Recorder
+from core.scorers import ScorerSpec
+from core.store import StoreInfo, save_upload
+
+# --- config -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"budget": 0}, "at least 1 metric call"),
+        ({"patience": -1}, "Patience must be"),
+        ({"minibatch_size": 0}, "minibatch size"),
+        ({"selection": "random"}, "Unknown selection"),
+        ({"concurrency": 100}, "Concurrency"),
+        ({"validation_fraction": 1.0}, "validation fraction"),
+        ({"template": "{{q}}"}, "needs a prompt name"),
+        ({"template": "{{q}}", "prompt_name": "x", "prompt_uri": "prompts:/x/1"}, "not both"),
+        ({"template": "no variable", "prompt_name": "x"}, "no {{variable}}"),
+    ],
+)
+def test_config_refuses_unusable_settings_with_advice(fields, message):
+    with pytest.raises(ConfigError, match=message.replace("{", r"\{").replace("}", r"\}")):
+        OptimizationConfig(**fields)
+
+
+def test_config_round_trips_without_its_key():
+    config = OptimizationConfig(
+        models=ModelConfig("openai", model="m", base_url="http://127.0.0.1:1/v1", api_key="sk-secret"),
+        scorer=ScorerSpec("f1", ("case",)),
+        budget=99,
+    )
+    data = config.to_dict()
+    assert "sk-secret" not in str(data) and "api_key" not in data["models"]
+    again = OptimizationConfig.from_dict(data, api_key="sk-secret")
+    assert again == config and again.models.api_key == "sk-secret"
+
+
+# --- registration rule --------------------------------------------------------------------------
+
+BASE = "Answer: {{question}}"
+
+
+def decide(**changes) -> str | None:
+    fields = {
+        "baseline_template": BASE,
+        "best_template": "Answer briefly: {{question}}",
+        "baseline_score": 0.2,
+        "best_score": 0.8,
+        "register": True,
+        "cancelled": False,
+        "register_best_on_cancel": False,
+    }
+    return registration_decision(**(fields | changes))
+
+
+def test_a_better_different_candidate_is_registered():
+    assert decide() is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"register": False}, "turned off"),
+        ({"cancelled": True}, "stopped"),
+        ({"best_template": BASE + " "}, "no candidate differs"),
+        ({"best_template": "Answer briefly."}, "dropped {{question}}"),
+        ({"best_score": 0.2}, "no candidate beat the baseline"),
+    ],
+)
+def test_registration_is_refused_for_a_reason(changes, reason):
+    assert reason in decide(**changes)
+
+
+def test_a_stopped_run_registers_when_asked():
+    assert decide(cancelled=True, register_best_on_cancel=True) is None
+
+
+# --- reflection guard ---------------------------------------------------------------------------
+
+
+class FakeRecorder:
+    def __init__(self):
+        self.failures, self.invalid = [], []
+
+    def reflection_failed(self, message):
+        self.failures.append(message)
+
+    def invalid_proposal(self, reason, template, reflection):
+        self.invalid.append(reason)
+
+
+def guard(reply) -> tuple[GuardedReflection, FakeRecorder, FatalFlag]:
+    def lm(prompt):
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    recorder, fatal = FakeRecorder(), FatalFlag()
+    return GuardedReflection(lm, baseline_template=BASE, recorder=recorder, fatal=fatal), recorder, fatal
+
+
+DATASET = {"qa": [{"inputs": {"question": "q"}, "outputs": "The answer is X.", "score": 0.0}]}
+
+
+def test_a_valid_proposal_passes_through():
+    reflection, recorder, _ = guard("```\nAnswer with one word: {{question}}\n```")
+    proposal, _ = reflection.reflect({"qa": BASE}, DATASET, ["qa"])
+    assert proposal.new_texts == {"qa": "Answer with one word: {{question}}"} and not recorder.invalid
+
+
+def test_a_proposal_that_drops_a_variable_is_discarded():
+    reflection, recorder, _ = guard("```\nAnswer with one word.\n```")
+    proposal, _ = reflection.reflect({"qa": BASE}, DATASET, ["qa"])
+    assert proposal.new_texts == {} and "dropped {{question}}" in recorder.invalid[0]
+
+
+def test_an_unchanged_proposal_is_discarded():
+    reflection, recorder, _ = guard(f"```\n{BASE}\n```")
+    assert reflection.reflect({"qa": BASE}, DATASET, ["qa"])[0].new_texts == {}
+    assert "identical to its parent" in recorder.invalid[0]
+
+
+def test_a_failed_reflection_is_counted_not_fatal():
+    reflection, recorder, fatal = guard(ModelCallError("timed out"))
+    assert reflection.reflect({"qa": BASE}, DATASET, ["qa"])[0].new_texts == {}
+    assert recorder.failures == ["timed out"] and fatal.message is None
+
+
+def test_a_refused_key_during_reflection_stops_the_run():
+    reflection, _, fatal = guard(ModelAccessError("refused the API key (401)"))
+    reflection.reflect({"qa": BASE}, DATASET, ["qa"])
+    assert "401" in fatal.message
+
+
+# --- recorder -----------------------------------------------------------------------------------
+
+
+def test_recorder_turns_gepa_callbacks_into_documented_events(tmp_path):
+    examples = [Example({"question": f"q{i}"}, f"a{i}", i + 1) for i in range(4)]
+    log = EventLog(tmp_path / "events.jsonl")
+    recorder = Recorder(
+        log,
+        prompt_name="qa",
+        baseline_template=BASE,
+        train=examples,
+        val=examples,
+        train_ids=[0, 1, 2, 3],
+        val_ids=[0, 1, 2, 3],
+        outputs_cache={},
+    )
+    recorder.on_valset_evaluated(
+        {
+            "iteration": 0,
+            "candidate_idx": 0,
+            "candidate": {"qa": BASE},
+            "parent_ids": [],
+            "scores_by_val_id": {0: 1.0, 1: 0.0, 2: 0.0, 3: 0.0},
+            "average_score": 0.25,
+            "outputs_by_val_id": {i: f"o{i}" for i in range(4)},
+        }
+    )
+    recorder.on_iteration_start({"iteration": 1})
+    recorder.on_candidate_selected({"candidate_idx": 0})
+    recorder.on_minibatch_sampled({"minibatch_ids": [3, 1]})
+    recorder.on_evaluation_end({"candidate_idx": 0, "scores": [0.0, 0.0], "outputs": ["x", "y"]})
+    recorder.on_proposal_end(
+        {"new_instructions": {"qa": "New: {{question}}"}, "prompts": {"qa": "p"}, "raw_lm_outputs": {"qa": "r"}}
+    )
+    recorder.on_evaluation_end({"candidate_idx": None, "scores": [1.0, 0.0], "outputs": ["a3", "y"]})
+    recorder.on_budget_updated({"iteration": 1, "metric_calls_used": 8})
+    recorder.on_valset_evaluated(
+        {
+            "iteration": 1,
+            "candidate_idx": 1,
+            "candidate": {"qa": "New: {{question}}"},
+            "parent_ids": [0],
+            "scores_by_val_id": {0: 0.0, 1: 0.0, 2: 0.0, 3: 1.0},
+            "average_score": 0.25,
+            "outputs_by_val_id": None,
+        }
+    )
+    recorder.on_candidate_accepted({"new_candidate_idx": 1})
+    recorder.on_iteration_end({"iteration": 1, "proposal_accepted": True})
+    log.close()
+    events = read_events(tmp_path / "events.jsonl")
+    assert [e["type"] for e in events] == [
+        "validation",
+        "pareto_front",
+        "budget",
+        "validation",
+        "pareto_front",
+        "iteration",
+    ]
+    assert events[4]["front"] == [0, 1]  # each best on one example: both kept
+    iteration = events[-1]
+    assert iteration["outcome"] == "accepted" and iteration["candidate"] == 1 and iteration["parent"] == 0
+    assert iteration["minibatch"] == [3, 1] and iteration["scores_after"] == [1.0, 0.0]
+    assert iteration["template"] == "New: {{question}}" and iteration["reflection"] == "r"
+    assert events[3]["outputs"][0].startswith("Failed to invoke")  # no output recorded for it anywhere
+
+
+def test_recorder_never_raises_into_gepa(tmp_path):
+    log = EventLog(tmp_path / "events.jsonl")
+    recorder = Recorder(
+        log, prompt_name="qa", baseline_template=BASE, train=[], val=[], train_ids=[], val_ids=[], outputs_cache={}
+    )
+    recorder.on_valset_evaluated({"garbage": True})
+    recorder.on_minibatch_sampled({"minibatch_ids": [99]})
+
+
+# --- health board and store helpers --------------------------------------------------------------
+
+
+def test_health_board_answers_at_once_and_fills_in_later():
+    board, calls = HealthBoard(), []
+
+    def check():
+        calls.append(1)
+        time.sleep(0.2)
+        return "ok"
+
+    assert board.get("k", check, ttl=60) is None
+    assert board.wait("k", timeout=5) == "ok"
+    assert board.get("k", check, ttl=60) == "ok" and len(calls) == 1
+    board.forget()
+    assert board.get("k", check, ttl=60) is None
+
+
+def test_store_info_links_to_a_server_ui_and_labels_local_files(monkeypatch):
+    assert StoreInfo("http://127.0.0.1:5000/").ui_url == "http://127.0.0.1:5000"
+    monkeypatch.delenv("GEPA_EXPLORER_MLFLOW_UI_URL", raising=False)
+    local = StoreInfo("sqlite:////tmp/x/mlflow.db")
+    assert local.ui_url is None and local.label == "Local SQLite store /tmp/x/mlflow.db"
+    monkeypatch.setenv("GEPA_EXPLORER_MLFLOW_UI_URL", "http://127.0.0.1:5001/")
+    assert local.ui_url == "http://127.0.0.1:5001"
+
+
+def test_uploads_are_kept_once_with_a_safe_name(explorer_home):
+    first = save_upload(b"question,answer\nq,a\n", "../my data.csv")
+    again = save_upload(b"question,answer\nq,a\n", "../my data.csv")
+    assert first == again and first.parent == explorer_home / "uploads" and first.name.endswith("my_data.csv")
