@@ -202,6 +202,9 @@ def candidates_figure(
     return fig
 
 
+WEBGL_THRESHOLD = 5000
+
+
 def front_timeline_figure(view: RunView) -> go.Figure:
     """Which candidates were on the Pareto front after each validation: rows are candidates, columns
     the iterations that validated something. Membership is a square (:data:`FRONT_TRACE`); an open
@@ -216,9 +219,11 @@ def front_timeline_figure(view: RunView) -> go.Figure:
     sizes = member.sum(axis=1)
     rows, cands = np.nonzero(member)
     left_rows, left_cands = np.nonzero(member[:-1] & ~member[1:]) if len(columns) > 1 else ([], [])
+    # Past a few thousand marks SVG drawing stalls the browser; WebGL keeps a 300-candidate run usable.
+    scatter = go.Scattergl if len(rows) > WEBGL_THRESHOLD else go.Scatter
     fig = go.Figure()
     fig.add_trace(
-        go.Scatter(
+        scatter(
             x=iterations[rows],
             y=cands,
             mode="markers",
@@ -241,7 +246,7 @@ def front_timeline_figure(view: RunView) -> go.Figure:
         )
     )
     fig.add_trace(
-        go.Scatter(
+        scatter(
             x=iterations[np.asarray(left_rows, dtype=np.int64) + 1],
             y=np.asarray(left_cands, dtype=np.int64),
             mode="markers",

@@ -165,4 +165,5 @@ def main() -> None:
         st.error(f"Something went wrong preparing the run: {shell.one_line(error)}")
 
 
+shell.require_router()
 main()

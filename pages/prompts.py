@@ -152,4 +152,5 @@ def main() -> None:
             render_aliases(uri, opened)
 
 
+shell.require_router()
 main()

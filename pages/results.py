@@ -114,21 +114,27 @@ def main() -> None:
         st.error(shell.one_line(error))
         return
     render_header(view, info)
-    tabs = st.tabs(["Candidates", "Pareto front", "Lineage", "Score matrix", "Per example", "What if", "Export"])
-    with tabs[0]:
-        results_views.render_candidates(view)
-    with tabs[1]:
-        results_views.render_front(view)
-    with tabs[2]:
-        st.plotly_chart(charts.lineage_figure(view), width="stretch", key="results.lineage")
-    with tabs[3]:
-        results_views.render_matrix(view)
-    with tabs[4]:
-        results_views.render_examples(view)
-    with tabs[5]:
-        results_views.render_what_if(view, uri, runs, info)
-    with tabs[6]:
-        results_views.render_export(view, info)
+    tabs = st.tabs(
+        ["Candidates", "Pareto front", "Lineage", "Score matrix", "Per example", "What if", "Export"],
+        key="results.tab",
+        on_change="rerun",
+        bind="query-params",
+    )
+    # Only the open tab is computed and sent: a 300 x 500 run stays quick to browse.
+    renderers = [
+        lambda: results_views.render_candidates(view),
+        lambda: results_views.render_front(view),
+        lambda: st.plotly_chart(charts.lineage_figure(view), width="stretch", key="results.lineage"),
+        lambda: results_views.render_matrix(view),
+        lambda: results_views.render_examples(view),
+        lambda: results_views.render_what_if(view, uri, runs, info),
+        lambda: results_views.render_export(view, info),
+    ]
+    for tab, render in zip(tabs, renderers, strict=True):
+        if tab.open is not False:
+            with tab:
+                render()
 
 
+shell.require_router()
 main()

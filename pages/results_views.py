@@ -15,11 +15,12 @@ from core.templates import diff_markdown, word_diff
 from pages import data, shell
 
 CATEGORIES = ("fixed", "regressed", "still failing", "always right")
+# Marks that read without colour (and without an emoji font): before → after.
 CATEGORY_MARKS = {
-    "fixed": "✅ fixed",
-    "regressed": "🔻 regressed",
-    "still failing": "✗ still failing",
-    "always right": "✓ always right",
+    "fixed": "✗→✓ fixed",
+    "regressed": "✓→✗ regressed",
+    "still failing": "✗→✗ still failing",
+    "always right": "✓→✓ always right",
 }
 
 
@@ -118,6 +119,9 @@ def render_front(view: analysis.RunView) -> None:
         "on which it has the top score among the candidates found so far (ties included)"
     )
     examples = view.val_examples
+    if len(members) > 20:
+        st.caption(f"The {len(members)} members are listed 20 at a time, best first.")
+        members = sorted(members, key=lambda m: -view.candidates[m].aggregate)[:20]
     for member in members:
         positions = analysis.kept_because(view, member, when)
         rows = ", ".join(str(examples[p].row) for p in positions[:30]) if positions else "none"

@@ -63,6 +63,7 @@ def render_start() -> None:
         st.switch_page("pages/optimize.py")
 
 
+shell.require_router()
 render_intro()
 render_pages_guide()
 render_start()

@@ -262,7 +262,15 @@ def test_results_page_rebuilds_a_recorded_run(explorer_home):
     assert at.selectbox[0].value == run_id
     assert "Best (candidate" in at.metric[1].label
     assert len(at.tabs) == 7
-    assert any("fixed" in m.label for m in at.metric)
+    at.session_state["results.tab"] = "Per example"  # as a click on the tab does
+    at.run()
+    no_exception(at)
+    assert [m.label for m in at.metric if "→" in m.label] == [
+        "✗→✓ fixed",
+        "✓→✗ regressed",
+        "✗→✗ still failing",
+        "✓→✓ always right",
+    ]
 
 
 def test_results_page_without_runs_points_to_optimize(explorer_home):
