@@ -206,3 +206,29 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture
+def recorded_run(explorer_home: Path) -> str:
+    """A finished optimization run in the test's store, recorded from a real run (fixture events)."""
+    import mlflow
+
+    from core.store import configure_mlflow, ensure_experiment
+
+    configure_mlflow()
+    experiment = ensure_experiment()
+    with mlflow.start_run(experiment_id=experiment, run_name="fixture run") as run:
+        mlflow.set_tags(
+            {
+                "gepa_explorer.kind": "optimization",
+                "gepa_explorer.status": "finished",
+                "gepa_explorer.dataset": "short_answer_qa",
+                "gepa_explorer.stopped_by": "budget",
+            }
+        )
+        mlflow.log_params({"baseline_uri": "prompts:/short-answer-qa/1", "budget": 300, "patience": 0, "seed": 2})
+        mlflow.log_metrics({"initial_eval_score": 0.2, "final_eval_score": 0.95})
+        events = explorer_home / "events.jsonl"
+        shutil.copy(Path(__file__).parent / "fixtures" / "run_short_qa_budget300.jsonl", events)
+        mlflow.log_artifact(str(events))
+    return run.info.run_id

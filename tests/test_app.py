@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
-
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def app() -> AppTest:
@@ -228,33 +224,8 @@ def test_stop_mid_run_keeps_everything_and_offers_registration(explorer_home, en
     assert any("Registered prompts:/short-answer-qa/2" in s.value for s in at.success)
 
 
-def seed_recorded_run(home: Path) -> str:
-    """Put a real recorded run into the test's store with the CLI-free path: replay a fixture run."""
-    import mlflow
-
-    from core.store import configure_mlflow, ensure_experiment
-
-    configure_mlflow()
-    experiment = ensure_experiment()
-    with mlflow.start_run(experiment_id=experiment, run_name="fixture run") as run:
-        mlflow.set_tags(
-            {
-                "gepa_explorer.kind": "optimization",
-                "gepa_explorer.status": "finished",
-                "gepa_explorer.dataset": "short_answer_qa",
-                "gepa_explorer.stopped_by": "budget",
-            }
-        )
-        mlflow.log_params({"baseline_uri": "prompts:/short-answer-qa/1", "budget": 300, "patience": 0, "seed": 2})
-        mlflow.log_metrics({"initial_eval_score": 0.2, "final_eval_score": 0.95})
-        events = home / "events.jsonl"
-        shutil.copy(FIXTURES / "run_short_qa_budget300.jsonl", events)
-        mlflow.log_artifact(str(events))
-    return run.info.run_id
-
-
-def test_results_page_rebuilds_a_recorded_run(explorer_home):
-    run_id = seed_recorded_run(explorer_home)
+def test_results_page_rebuilds_a_recorded_run(recorded_run):
+    run_id = recorded_run
     at = app()
     at.query_params["run"] = run_id
     open_page(at, "pages/results.py")
@@ -279,8 +250,7 @@ def test_results_page_without_runs_points_to_optimize(explorer_home):
     assert "No optimization runs" in texts(at)
 
 
-def test_unknown_run_id_in_the_url_is_explained(explorer_home):
-    seed_recorded_run(explorer_home)
+def test_unknown_run_id_in_the_url_is_explained(recorded_run):
     at = app()
     at.query_params["run"] = "nope"
     open_page(at, "pages/results.py")

@@ -150,3 +150,15 @@ def test_newcomer_path_from_welcome_to_results(app_url, page):
         shot(page, name)
     plots = page.locator(".js-plotly-plot")
     assert plots.count() >= 5
+
+
+def test_a_deep_link_to_a_run_goes_through_the_router_on_a_fresh_server(recorded_run, app_url, page):
+    page.goto(f"{app_url}/results?run={recorded_run}")
+    page.get_by_role("heading", name="Results", exact=True).wait_for(timeout=60_000)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+    settle(page)
+    assert_no_traceback(page)
+    navigation = page.locator("[data-testid='stSidebarNav']").inner_text()
+    assert "Welcome" in navigation and "results views" not in navigation.lower()
+    assert "Best (candidate 4)" in page.inner_text("body")  # the linked run, not the newest
+    shot(page, "13-results-deep-link")
