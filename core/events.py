@@ -27,8 +27,8 @@ Every event has ``v`` (schema version), ``seq`` (0, 1, 2, ...), ``t`` (seconds s
     ``scores_before``, ``scores_after``, ``outputs_before``, ``outputs_after``, ``candidate``
     (index when accepted), ``template`` (the proposal), ``reflection`` (the reflection model's
     reply), ``reflection_prompt``, ``metric_calls``, ``best_candidate``, ``best_score``.
-``stop_requested``
-    ``register_best``: the user pressed Stop.
+``stage``
+    ``name`` (final_evaluation, registering) and ``message``: what the run does after its search.
 ``run_finished``
     ``status`` (finished, cancelled, failed), ``stopped_by`` (budget, patience, perfect, cancelled,
     error), ``error``, ``best_candidate``, ``initial_score``, ``final_score``, ``metric_calls``,
@@ -55,7 +55,7 @@ EVENT_TYPES = (
     "pareto_front",
     "budget",
     "iteration",
-    "stop_requested",
+    "stage",
     "run_finished",
 )
 ITERATION_OUTCOMES = ("accepted", "rejected", "skipped", "reflection_failed", "invalid_proposal")

@@ -597,9 +597,15 @@ def _search_and_finish(ctx: _Context, baseline: Any, run_id: str, experiment_id:
     )
     final_evaluation = None
     if not cancelled:
+        ctx.log.emit(
+            "stage",
+            name="final_evaluation",
+            message="Search done: scoring the baseline and the best candidate once more, with tracing on.",
+        )
         final_evaluation = final_evaluation_of(ctx, task_model, baseline.template, best_template, best)
     registered = None
     if reason is None:
+        ctx.log.emit("stage", name="registering", message="Registering the best candidate as a new prompt version.")
         try:
             registered = register_candidate(
                 baseline,

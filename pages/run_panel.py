@@ -84,12 +84,20 @@ def render_live(handle: Any) -> None:
         st.info("Starting: checking the store and that the models answer...", icon=":material/hourglass_top:")
         return
     view = analysis.build_run_view(events)
+    stage = next((e for e in reversed(events) if e["type"] == "stage"), None)
+    if stage is not None:
+        st.info(stage["message"], icon=":material/hourglass_top:")
     render_progress(view)
 
 
 def render_progress(view: analysis.RunView) -> None:
     done = min(1.0, view.metric_calls / max(1, view.budget))
     st.progress(done, text=f"{view.metric_calls} of {view.budget} metric calls used")
+    if view.metric_calls > view.budget:
+        st.caption(
+            "GEPA checks the budget before each iteration and finishes the one it started, so a run can "
+            "end a little over budget."
+        )
     baseline = view.candidates[0].aggregate if view.candidates else None
     best = view.candidates[view.best_candidate].aggregate if view.candidates else None
     cols = st.columns(4)
