@@ -43,7 +43,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -66,14 +66,16 @@ class EventLogError(ValueError):
 
 
 class EventLog:
-    """Append-only writer. Thread-safe; each event is flushed as one complete line."""
+    """Append-only writer. Thread-safe; each event is flushed as one complete line, then handed to
+    ``listener`` (the CLI's progress printer, say), if any."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, listener: Callable[[dict[str, Any]], None] | None = None):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._handle: IO[str] = path.open("a", encoding="utf-8")
         self._lock = threading.Lock()
         self._seq = 0
+        self._listener = listener
 
     def emit(self, type_: str, **fields: Any) -> dict[str, Any]:
         if type_ not in EVENT_TYPES:
@@ -83,7 +85,9 @@ class EventLog:
             self._handle.write(json.dumps(event, ensure_ascii=False, default=str) + "\n")
             self._handle.flush()
             self._seq += 1
-            return event
+        if self._listener is not None:
+            self._listener(event)
+        return event
 
     def close(self) -> None:
         with self._lock:

@@ -370,16 +370,7 @@ def run_optimization(
     baseline = resolve_baseline(config)
     check_against_dataset(baseline.template, dataset)
 
-    log = EventLog(run_dir / EVENTS_FILE)
-    if on_event is not None:
-        emit = log.emit
-
-        def emit_and_report(type_: str, **fields: Any) -> dict[str, Any]:
-            event = emit(type_, **fields)
-            on_event(event)
-            return event
-
-        log.emit = emit_and_report  # type: ignore[method-assign]
+    log = EventLog(run_dir / EVENTS_FILE, listener=on_event)
     flags = StopFlags(run_dir)
     ctx = _Context(config, run_dir, log, dataset, train, val, train_ids, val_ids, flags, started)
     try:

@@ -122,7 +122,7 @@ def main() -> None:
     )
     # Only the open tab is computed and sent: a 300 x 500 run stays quick to browse.
     renderers = [
-        lambda: results_views.render_candidates(view),
+        lambda: results_views.render_candidates(view, uri, info),
         lambda: results_views.render_front(view),
         lambda: st.plotly_chart(charts.lineage_figure(view), width="stretch", key="results.lineage"),
         lambda: results_views.render_matrix(view),

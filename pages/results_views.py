@@ -38,7 +38,7 @@ def selected_candidate(view: analysis.RunView) -> int:
     return chosen if isinstance(chosen, int) and 0 <= chosen < len(view.candidates) else view.best_candidate
 
 
-def render_candidates(view: analysis.RunView) -> None:
+def render_candidates(view: analysis.RunView, uri: str, info: Any) -> None:
     axis = st.radio(
         "X axis",
         ["iteration", "metric_calls"],
@@ -72,6 +72,7 @@ def render_candidates(view: analysis.RunView) -> None:
     chosen = st.selectbox("Candidate", indices, index=current, format_func=lambda i: candidate_label(view, i))
     st.session_state["results.candidate"] = chosen
     render_candidate_detail(view, chosen)
+    render_register(view, chosen, uri, info)
 
 
 def _clicked_candidate(event: Any) -> int | None:
@@ -103,6 +104,29 @@ def render_candidate_detail(view: analysis.RunView, index: int) -> None:
     frame = analysis.compare_examples(view, candidate=index, against=0)
     st.markdown(f"**Its results on the {len(frame)} validation examples**")
     st.dataframe(_example_table(frame), hide_index=True, width="stretch")
+
+
+def render_register(view: analysis.RunView, index: int, uri: str, info: Any) -> None:
+    """Register a chosen candidate (the best of a stopped run, or one a user prefers)."""
+    registered = (view.final or {}).get("registered") or {}
+    if index == 0 or info.status == "RUNNING":
+        return
+    if index == view.best_candidate and registered:
+        st.caption(f"Registered by the run as `{registered['uri']}`.")
+        return
+    if st.button(
+        f"Register candidate {index} as a new version of {view.baseline.get('name')}",
+        key=f"results.register.{info.run_id}.{index}",
+    ):
+        from core.runs import register_run_candidate
+
+        try:
+            version = register_run_candidate(info, index, tracking_uri=uri)
+        except Exception as error:  # noqa: BLE001 - shown as one line
+            st.error(shell.one_line(error))
+        else:
+            data.clear_registry_cache()
+            st.success(f"Registered {version.uri}. Earlier versions are unchanged.")
 
 
 def render_front(view: analysis.RunView) -> None:

@@ -273,3 +273,17 @@ def test_two_browser_sessions_run_at_once_without_seeing_each_other(explorer_hom
     for session, own, other in ((sessions[0], *run_ids), (sessions[1], *reversed(run_ids))):
         page = texts(session)
         assert own in page and other not in page
+
+
+def test_results_page_registers_a_chosen_candidate(recorded_run):
+    from core import prompts
+
+    prompts.ensure_bundled_prompts()
+    at = app()
+    at.query_params["run"] = recorded_run
+    open_page(at, "pages/results.py")
+    button = next(b for b in at.button if b.label.startswith("Register candidate 4"))
+    button.click().run()
+    no_exception(at)
+    assert any("Registered prompts:/short-answer-qa/2" in s.value for s in at.success)
+    assert prompts.get_version("short-answer-qa", 1).template == "Answer this question: {{question}}"
