@@ -23,14 +23,6 @@ class BudgetPlan:
     level: Literal["ok", "warn", "refuse"]
     message: str
 
-    @property
-    def baseline_cost(self) -> int:
-        return self.val_size
-
-    @property
-    def accepted_cost(self) -> int:
-        return 2 * self.minibatch_size + self.val_size
-
 
 def plan_budget(budget: int, val_size: int, minibatch_size: int) -> BudgetPlan:
     """How many proposals ``budget`` allows, and whether that is enough to be worth running."""

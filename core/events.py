@@ -58,7 +58,6 @@ EVENT_TYPES = (
     "stage",
     "run_finished",
 )
-ITERATION_OUTCOMES = ("accepted", "rejected", "skipped", "reflection_failed", "invalid_proposal")
 
 
 class EventLogError(ValueError):
@@ -142,10 +141,3 @@ def tail_events(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]
 
 def of_type(events: Iterable[dict[str, Any]], type_: str) -> Iterator[dict[str, Any]]:
     return (e for e in events if e["type"] == type_)
-
-
-def last_of_type(events: Iterable[dict[str, Any]], type_: str) -> dict[str, Any] | None:
-    found = None
-    for event in of_type(events, type_):
-        found = event
-    return found

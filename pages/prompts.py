@@ -8,8 +8,6 @@ from core import prompts
 from core.templates import check_template, diff_counts, diff_markdown, markdown_escape, render, word_diff
 from pages import data, shell
 
-NEW_PROMPT = "➕ New prompt"
-
 
 def render_browser(uri: str) -> str | None:
     """The registry's prompts and the chosen prompt's versions; returns the chosen prompt name."""
