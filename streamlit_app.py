@@ -5,7 +5,7 @@ The entry point is a router: page objects, the shared sidebar, then the current 
 
 import streamlit as st
 
-from pages import shell
+from pages import shell, status
 
 st.set_page_config(page_title="GEPA Explorer", page_icon=":material/genetics:", layout="wide")
 
@@ -14,4 +14,4 @@ st.session_state[shell.ROUTED] = True
 context = shell.render_sidebar()
 st.session_state["app.context"] = context
 page.run()
-shell.render_status(context)
+status.render_status(context)

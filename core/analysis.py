@@ -591,3 +591,40 @@ def what_if(view: RunView, budgets: Sequence[int], patiences: Sequence[int | Non
     frame = pd.DataFrame(rows, columns=list(WHAT_IF_COLUMNS))
     frame["patience"] = pd.Series(rows["patience"], dtype=object)
     return frame
+
+
+# Marks that read without colour (and without an emoji font): before → after.
+CATEGORY_MARKS = {
+    "fixed": "✗→✓ fixed",
+    "regressed": "✓→✗ regressed",
+    "still failing": "✗→✗ still failing",
+    "always right": "✓→✓ always right",
+}
+
+
+def candidate_label(view: RunView, index: int) -> str:
+    """How a candidate is named in pickers: index, role, score, iteration."""
+    candidate = view.candidates[index]
+    tags = ["baseline"] if index == 0 else []
+    if index == view.best_candidate:
+        tags.append("best")
+    suffix = f" ({', '.join(tags)})" if tags else ""
+    return f"Candidate {index}{suffix} · {candidate.aggregate:.1%} · iteration {candidate.iteration}"
+
+
+def example_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns of :func:`compare_examples` a person reads, with ✓/✗ marks and category marks."""
+    table = frame[
+        ["row", "category", "expected", "against_output", "against_correct", "candidate_output", "candidate_correct"]
+    ].copy()
+    table["category"] = table["category"].map(CATEGORY_MARKS)
+    for column in ("against_correct", "candidate_correct"):
+        table[column] = table[column].map({True: "✓", False: "✗"})
+    return table.rename(
+        columns={
+            "against_output": "before",
+            "against_correct": "✓ before",
+            "candidate_output": "after",
+            "candidate_correct": "✓ after",
+        }
+    )

@@ -16,7 +16,7 @@ from core.scorers import (
     sample_outputs,
 )
 from core.templates import template_variables
-from pages import data, run_panel, shell
+from pages import data, dataset_picker, run_panel, shell, status
 
 RUN_PARAM = "run"
 
@@ -97,12 +97,12 @@ def render_budget(val_size: int) -> tuple[int, int, dict]:
 def render_setup(context: shell.AppContext) -> None:
     uri = context.tracking_uri
     st.subheader("1 · Data")
-    picked = shell.render_dataset_picker("optimize")
+    picked = dataset_picker.render_dataset_picker("optimize")
     if picked is None:
         return
     dataset, bundled = picked
     with st.expander(f"{len(dataset)} rows", expanded=False):
-        shell.render_rows(dataset)
+        dataset_picker.render_rows(dataset)
     st.subheader("2 · Prompt")
     prompt_uri = render_prompt_choice(uri, dataset, bundled)
     st.subheader("3 · Scorer")
@@ -144,7 +144,7 @@ def default_config(context: shell.AppContext) -> OptimizationConfig:
 def main() -> None:
     context = shell.app_context()
     st.title("Optimize")
-    if not shell.store_ready(context):
+    if not status.store_ready(context):
         return
     if st.session_state.pop("optimize.autostart", False) and context.models is not None:
         start(default_config(context))

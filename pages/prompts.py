@@ -6,7 +6,7 @@ import streamlit as st
 
 from core import prompts
 from core.templates import check_template, diff_counts, diff_markdown, markdown_escape, render, word_diff
-from pages import data, shell
+from pages import data, dataset_picker, shell, status
 
 
 def render_browser(uri: str) -> str | None:
@@ -57,7 +57,7 @@ def render_editor(uri: str, opened: str | None) -> None:
     with left:
         template = st.text_area("Template", key="prompts.template", height=180)
     with right:
-        picked = shell.render_dataset_picker("prompts")
+        picked = dataset_picker.render_dataset_picker("prompts")
     dataset = picked[0] if picked else None
     check = check_template(template, dataset.fields if dataset else None)
     variables = ", ".join("{{" + v + "}}" for v in check.variables) or "none yet"
@@ -131,7 +131,7 @@ def main() -> None:
     context = shell.app_context()
     uri = context.tracking_uri
     st.title("Prompts")
-    if not shell.store_ready(context):
+    if not status.store_ready(context):
         return
     try:
         data.bundled_prompts(uri)

@@ -10,7 +10,7 @@ import streamlit as st
 from core import analysis, charts
 from core.events import EventLogError
 from core.runs import RunInfo
-from pages import data, results_views, shell
+from pages import data, results_views, shell, status
 
 RUN_PARAM = "run"
 
@@ -96,7 +96,7 @@ def main() -> None:
     context = shell.app_context()
     uri = context.tracking_uri
     st.title("Results")
-    if not shell.store_ready(context):
+    if not status.store_ready(context):
         return
     try:
         runs = data.cached_runs(uri)

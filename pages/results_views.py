@@ -14,24 +14,6 @@ from core import analysis, charts
 from core.templates import diff_markdown, word_diff
 from pages import data, shell
 
-CATEGORIES = ("fixed", "regressed", "still failing", "always right")
-# Marks that read without colour (and without an emoji font): before → after.
-CATEGORY_MARKS = {
-    "fixed": "✗→✓ fixed",
-    "regressed": "✓→✗ regressed",
-    "still failing": "✗→✗ still failing",
-    "always right": "✓→✓ always right",
-}
-
-
-def candidate_label(view: analysis.RunView, index: int) -> str:
-    candidate = view.candidates[index]
-    tags = ["baseline"] if index == 0 else []
-    if index == view.best_candidate:
-        tags.append("best")
-    suffix = f" ({', '.join(tags)})" if tags else ""
-    return f"Candidate {index}{suffix} · {candidate.aggregate:.1%} · iteration {candidate.iteration}"
-
 
 def selected_candidate(view: analysis.RunView) -> int:
     chosen = st.session_state.get("results.candidate")
@@ -69,7 +51,7 @@ def render_candidates(view: analysis.RunView, uri: str, info: Any) -> None:
         st.session_state["results.candidate"] = clicked
         st.rerun()
     indices = list(range(len(view.candidates)))
-    chosen = st.selectbox("Candidate", indices, index=current, format_func=lambda i: candidate_label(view, i))
+    chosen = st.selectbox("Candidate", indices, index=current, format_func=lambda i: analysis.candidate_label(view, i))
     st.session_state["results.candidate"] = chosen
     render_candidate_detail(view, chosen)
     render_register(view, chosen, uri, info)
@@ -103,7 +85,7 @@ def render_candidate_detail(view: analysis.RunView, index: int) -> None:
             st.markdown(diff_markdown(word_diff(view.candidates[other].template, candidate.template)))
     frame = analysis.compare_examples(view, candidate=index, against=0)
     st.markdown(f"**Its results on the {len(frame)} validation examples**")
-    st.dataframe(_example_table(frame), hide_index=True, width="stretch")
+    st.dataframe(analysis.example_table(frame), hide_index=True, width="stretch")
 
 
 def render_register(view: analysis.RunView, index: int, uri: str, info: Any) -> None:
@@ -175,47 +157,36 @@ def render_examples(view: analysis.RunView) -> None:
         indices,
         index=view.best_candidate,
         key="results.ex_candidate",
-        format_func=lambda i: candidate_label(view, i),
+        format_func=lambda i: analysis.candidate_label(view, i),
     )
     against = right.selectbox(
-        "Against", indices, index=0, key="results.ex_against", format_func=lambda i: candidate_label(view, i)
+        "Against", indices, index=0, key="results.ex_against", format_func=lambda i: analysis.candidate_label(view, i)
     )
     frame = analysis.compare_examples(view, candidate=candidate, against=against)
     counts = analysis.category_counts(frame)
-    for column, category in zip(st.columns(4), CATEGORIES, strict=True):
-        column.metric(CATEGORY_MARKS[category], counts[category])
+    for column, category in zip(st.columns(4), analysis.CATEGORIES, strict=True):
+        column.metric(analysis.CATEGORY_MARKS[category], counts[category])
     chosen = st.multiselect(
-        "Show", CATEGORIES, default=list(CATEGORIES), key="results.ex_filter", format_func=CATEGORY_MARKS.get
+        "Show",
+        analysis.CATEGORIES,
+        default=list(analysis.CATEGORIES),
+        key="results.ex_filter",
+        format_func=analysis.CATEGORY_MARKS.get,
     )
     text = st.text_input("Search inputs, expected answers and outputs", key="results.ex_search")
     shown = analysis.filter_examples(frame, chosen, text)
     st.caption(f"{len(shown)} of {len(frame)} examples")
-    st.dataframe(_example_table(shown), hide_index=True, width="stretch")
+    st.dataframe(analysis.example_table(shown), hide_index=True, width="stretch")
     for _, row in shown.head(50).iterrows():
-        with st.expander(f"Row {row['row']} · {CATEGORY_MARKS[row['category']]} · expected {row['expected']!r}"):
+        with st.expander(
+            f"Row {row['row']} · {analysis.CATEGORY_MARKS[row['category']]} · expected {row['expected']!r}"
+        ):
             st.code(row["inputs"], language=None, wrap_lines=True)
             for side, label in (("against", f"candidate {against}"), ("candidate", f"candidate {candidate}")):
                 mark = "✓" if row[f"{side}_correct"] else "✗"
                 st.markdown(f"**{mark} {label}**: output vs expected (words to add in bold, to remove struck)")
                 st.markdown(diff_markdown(word_diff(str(row[f"{side}_output"]), str(row["expected"]))))
                 st.caption(f"normalised: {row[f'{side}_normalized']!r} vs {row['expected_normalized']!r}")
-
-
-def _example_table(frame: Any) -> Any:
-    table = frame[
-        ["row", "category", "expected", "against_output", "against_correct", "candidate_output", "candidate_correct"]
-    ].copy()
-    table["category"] = table["category"].map(CATEGORY_MARKS)
-    for column in ("against_correct", "candidate_correct"):
-        table[column] = table[column].map({True: "✓", False: "✗"})
-    return table.rename(
-        columns={
-            "against_output": "before",
-            "against_correct": "✓ before",
-            "candidate_output": "after",
-            "candidate_correct": "✓ after",
-        }
-    )
 
 
 def render_what_if(view: analysis.RunView, uri: str, runs: list[Any], info: Any) -> None:

@@ -6,20 +6,15 @@ cleared after writes; nothing cached is ever mutated.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
 
 from core import store
-from core.health import HealthBoard
 from core.models import PROVIDER_CHOICES, ModelConfig, model_config_for
-from core.offline_model import MODEL_NAME as OFFLINE_MODEL
 
 store.limit_http_retries()
-STATUS_TTL = 60.0
 
 SIMULATED_NOTE = (
     "The offline demo model is **simulated**: a deterministic stand-in that knows the bundled questions "
@@ -174,142 +169,5 @@ def current_context() -> AppContext:
     return AppContext(uri, models, None)
 
 
-@st.cache_resource
-def health_board() -> HealthBoard:
-    """One board per server process: checks run in its threads, never in a page's script run."""
-    return HealthBoard()
-
-
-def _store_check(uri: str) -> Callable[[], tuple[bool, str]]:
-    return lambda: store.check_store(uri)
-
-
-def _models_check(models: ModelConfig) -> Callable[[], list[tuple[str, bool, str]]]:
-    def check() -> list[tuple[str, bool, str]]:
-        from core.models import check_model
-
-        rows = []
-        for role in ("task", "reflection"):
-            result = check_model(models, role=role, through_litellm=False)
-            label = f"{result.model} answers" if result.ok else result.message
-            if models.is_offline and result.ok:
-                label = f"{OFFLINE_MODEL} (simulated) answers"
-            rows.append((role, result.ok, label))
-        return rows
-
-    return check
-
-
-def store_ready(context: AppContext) -> bool:
-    """Say so, in one line, when the store does not answer; pages then stop there. Waits for the check
-    (a page that reads the store cannot do anything before it anyway)."""
-    board = health_board()
-    key = ("store", context.tracking_uri)
-    result = board.get(key, _store_check(context.tracking_uri), ttl=STATUS_TTL)
-    if result is None:
-        with st.spinner("Opening the MLflow store..."):
-            result = board.wait(key, timeout=120)
-    ok, message = result or (False, "The MLflow store did not answer in time.")
-    if not ok:
-        st.error(f"{message} Change the tracking URI in the sidebar, or start the server, then press Check again.")
-    return ok
-
-
-def render_status(context: AppContext) -> None:
-    """The sidebar's status line: does the store answer, do the models answer. Checked in the
-    background, so pages never wait for it; it fills in when the answers arrive."""
-    board = health_board()
-    store_result = board.get(("store", context.tracking_uri), _store_check(context.tracking_uri), ttl=STATUS_TTL)
-    model_result = None
-    if context.models is not None:
-        model_result = board.get(("models", _models_key(context.models)), _models_check(context.models), ttl=300)
-    pending = store_result is None or (context.models is not None and model_result is None)
-    with st.sidebar:
-        (_status_waiting if pending else _status_lines)(context, store_result, model_result)
-
-
-@st.fragment(run_every=1.0)
-def _status_waiting(context: AppContext, store_result: Any, model_result: Any) -> None:
-    """Polls the board until every answer is in, then reruns the page once: the settled status is drawn
-    without a fragment, so the timer stops."""
-    board = health_board()
-    store_now = board.get(("store", context.tracking_uri), _store_check(context.tracking_uri), ttl=STATUS_TTL)
-    models_now = None
-    if context.models is not None:
-        models_now = board.get(("models", _models_key(context.models)), _models_check(context.models), ttl=300)
-    if store_now is None or (context.models is not None and models_now is None):
-        st.divider()
-        st.caption("Checking the store and the models...")
-        return
-    st.rerun()
-
-
-def _status_lines(context: AppContext, store_result: tuple[bool, str], model_result: Any) -> None:
-    st.divider()
-    ok, message = store_result
-    (st.success if ok else st.error)(f"Store: {message}", icon=":material/database:")
-    if context.store.ui_url:
-        st.link_button("Open MLflow UI", context.store.ui_url)
-    else:
-        st.caption(f"MLflow's own UI for this store: `mlflow ui --backend-store-uri {context.tracking_uri}`")
-    for role, line_ok, line in model_result or []:
-        (st.success if line_ok else st.error)(f"{role.capitalize()} model: {line}", icon=":material/smart_toy:")
-    if st.button("Check again", key="sidebar.recheck"):
-        health_board().forget()
-        st.rerun()
-
-
-def _models_key(models: ModelConfig) -> str:
-    secret = hashlib.sha256((models.api_key or "").encode()).hexdigest()[:12]
-    return f"{models.public_dict()}|{secret}"
-
-
 def one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
-
-
-def render_dataset_picker(prefix: str) -> Any:
-    """Choose a bundled dataset or upload one (validated on the spot). Returns (Dataset, bundled
-    entry or None) or None when nothing usable is chosen; problems are shown row by row."""
-    from core.datasets import DatasetError, bundled_datasets, load_dataset, parse_dataset
-
-    bundled = bundled_datasets()
-    options = [b.key for b in bundled] + ["upload"]
-    labels = {b.key: b.title for b in bundled} | {"upload": "Upload your own (JSONL, JSON or CSV)"}
-    choice = st.selectbox("Dataset", options, format_func=labels.get, key=f"{prefix}.dataset")
-    if choice != "upload":
-        entry = next(b for b in bundled if b.key == choice)
-        st.caption(entry.description)
-        return load_dataset(entry.path), entry
-    upload = st.file_uploader(
-        "Dataset file",
-        type=["jsonl", "json", "csv"],
-        key=f"{prefix}.upload",
-        help="Rows in the MLflow shape {'inputs': {...}, 'expectations': {'expected_response': ...}} or flat "
-        "rows with one column per template variable plus expected_response (or answer). UTF-8, up to 20 MB "
-        "and 5,000 rows.",
-    )
-    if upload is None:
-        return None
-    data = upload.getvalue()
-    try:
-        dataset = parse_dataset(data, upload.name)
-    except DatasetError as error:
-        st.error(f"{upload.name} cannot be used: fix these rows and upload it again.")
-        st.dataframe(
-            [{"row": p.row, "field": p.field, "problem": p.message} for p in error.problems],
-            hide_index=True,
-            width="stretch",
-        )
-        return None
-    path = store.save_upload(data, upload.name)
-    from core.datasets import Dataset
-
-    return Dataset(dataset.name, str(path), dataset.examples, dataset.fields), None
-
-
-def render_rows(dataset: Any, *, limit: int = 200) -> None:
-    rows = [{"row": e.row, **e.inputs, "expected": e.expected} for e in dataset.examples[:limit]]
-    st.dataframe(rows, hide_index=True, width="stretch", height=min(38 + 35 * len(rows), 320))
-    if len(dataset) > limit:
-        st.caption(f"Showing the first {limit} of {len(dataset)} rows.")

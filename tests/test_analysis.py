@@ -10,8 +10,10 @@ from core.analysis import (
     RunView,
     best_so_far,
     build_run_view,
+    candidate_label,
     category_counts,
     compare_examples,
+    example_table,
     filter_examples,
     front_members_at,
     kept_because,
@@ -385,3 +387,11 @@ def test_what_if_grid_spans_one_proposal_to_the_recorded_budget():
     budgets, patiences = what_if_grid(view)
     assert budgets[0] == 46 and budgets[-1] == max(view.budget, view.metric_calls)
     assert patiences[0] is None and len(budgets) == 8
+
+
+def test_example_table_marks_results_without_colour():
+    view = view_of("run_short_qa_seed0")
+    table = example_table(compare_examples(view))
+    assert list(table.columns) == ["row", "category", "expected", "before", "✓ before", "after", "✓ after"]
+    assert set(table["✓ after"]) <= {"✓", "✗"} and "✗→✓ fixed" in set(table["category"])
+    assert candidate_label(view, 0).startswith("Candidate 0 (baseline) · 20.0%")

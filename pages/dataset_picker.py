@@ -1,0 +1,56 @@
+"""Choosing a dataset on a page: a bundled one, or an upload validated on the spot."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from core import store
+
+
+def render_dataset_picker(prefix: str) -> Any:
+    """Choose a bundled dataset or upload one (validated on the spot). Returns (Dataset, bundled
+    entry or None) or None when nothing usable is chosen; problems are shown row by row."""
+    from core.datasets import DatasetError, bundled_datasets, load_dataset, parse_dataset
+
+    bundled = bundled_datasets()
+    options = [b.key for b in bundled] + ["upload"]
+    labels = {b.key: b.title for b in bundled} | {"upload": "Upload your own (JSONL, JSON or CSV)"}
+    choice = st.selectbox("Dataset", options, format_func=labels.get, key=f"{prefix}.dataset")
+    if choice != "upload":
+        entry = next(b for b in bundled if b.key == choice)
+        st.caption(entry.description)
+        return load_dataset(entry.path), entry
+    upload = st.file_uploader(
+        "Dataset file",
+        type=["jsonl", "json", "csv"],
+        key=f"{prefix}.upload",
+        help="Rows in the MLflow shape {'inputs': {...}, 'expectations': {'expected_response': ...}} or flat "
+        "rows with one column per template variable plus expected_response (or answer). UTF-8, up to 20 MB "
+        "and 5,000 rows.",
+    )
+    if upload is None:
+        return None
+    data = upload.getvalue()
+    try:
+        dataset = parse_dataset(data, upload.name)
+    except DatasetError as error:
+        st.error(f"{upload.name} cannot be used: fix these rows and upload it again.")
+        st.dataframe(
+            [{"row": p.row, "field": p.field, "problem": p.message} for p in error.problems],
+            hide_index=True,
+            width="stretch",
+        )
+        return None
+    path = store.save_upload(data, upload.name)
+    from core.datasets import Dataset
+
+    return Dataset(dataset.name, str(path), dataset.examples, dataset.fields), None
+
+
+def render_rows(dataset: Any, *, limit: int = 200) -> None:
+    rows = [{"row": e.row, **e.inputs, "expected": e.expected} for e in dataset.examples[:limit]]
+    st.dataframe(rows, hide_index=True, width="stretch", height=min(38 + 35 * len(rows), 320))
+    if len(dataset) > limit:
+        st.caption(f"Showing the first {limit} of {len(dataset)} rows.")
