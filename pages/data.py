@@ -19,10 +19,10 @@ def cached_prompts(tracking_uri: str) -> list[Any]:
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def cached_versions(tracking_uri: str, name: str) -> list[Any]:
+def cached_versions(tracking_uri: str, name: str, with_aliases: bool = True) -> list[Any]:
     from core import prompts
 
-    return prompts.list_versions(name, tracking_uri=tracking_uri)
+    return prompts.list_versions(name, tracking_uri=tracking_uri, with_aliases=with_aliases)
 
 
 @st.cache_data(ttl=3600, show_spinner="Registering the bundled baselines...")

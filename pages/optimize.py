@@ -26,7 +26,7 @@ def render_prompt_choice(uri: str, dataset, bundled) -> str | None:
     baselines = data.bundled_prompts(uri)
     fitting = []
     for summary in data.cached_prompts(uri):
-        for version in data.cached_versions(uri, summary.name):
+        for version in data.cached_versions(uri, summary.name, with_aliases=False):
             if set(template_variables(version.template)) <= set(dataset.fields):
                 fitting.append(version)
     if not fitting:

@@ -10,7 +10,7 @@ from typing import Any
 import streamlit as st
 
 from core import analysis, charts
-from core.runs import RunNotFound, close_orphan, find_run, orphaned, register_run_candidate
+from core.runs import RunNotFound, close_orphan, find_run, get_run, orphaned, register_run_candidate
 from core.scorers import compare_scorers
 from core.templates import diff_markdown, markdown_escape, word_diff
 from pages import data, shell
@@ -43,7 +43,7 @@ def render(context: shell.AppContext, ref: str) -> bool:
         close_orphan(info, tracking_uri=uri)
         st.warning("This run's process ended unexpectedly; what it recorded was saved to MLflow.")
         data.cached_runs.clear()
-        info = None if handle is None else find_run(ref, tracking_uri=uri)[1]
+        info = get_run(info.run_id, tracking_uri=uri)
     outcome = handle.outcome() if handle is not None else None
     running = handle is not None and outcome is None and handle.is_alive()
     if running:

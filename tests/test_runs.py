@@ -88,3 +88,23 @@ def test_bad_config_is_reported_in_the_outcome(explorer_home, tracking, tmp_path
     outcome = wait_for(handle.outcome)
     assert outcome["status"] == "rejected" and "no such file" in outcome["error"]
     assert handle.run_id is None
+
+
+def test_a_run_whose_process_died_is_salvaged_and_stays_readable(explorer_home, tracking, endpoint_factory):
+    import os
+    import signal
+
+    from core.runs import close_orphan, orphaned
+
+    server = endpoint_factory(delay_ms=40)
+    handle = start_run(slow_config(server))
+    wait_for(lambda: any(e["type"] == "iteration" for e in handle.read_events()))
+    os.kill(handle.pid, signal.SIGKILL)
+    wait_for(lambda: not handle.is_alive(), timeout=20)
+    info = get_run(handle.run_id)
+    assert info.status == "RUNNING" and orphaned(info)
+    close_orphan(info)
+    info = get_run(handle.run_id)
+    assert info.status == "FAILED" and not orphaned(info)
+    events = load_events(info)  # from the artifact the salvage logged
+    assert any(e["type"] == "iteration" for e in events)
