@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import plotly.graph_objects as go
@@ -86,6 +86,31 @@ def _candidate_hover(candidate: Candidate, front: set[int]) -> str:
     )
 
 
+def _candidate_markers(
+    name: str,
+    symbol: str,
+    size: int,
+    group: Sequence[Candidate],
+    points: Sequence[tuple[Any, float]],
+    front: set[int],
+    *,
+    labels: bool = False,
+) -> go.Scatter:
+    """One marker trace of candidates at ``points``, with their ids as ``customdata`` and a hover card."""
+    return go.Scatter(
+        x=[px for px, _ in points],
+        y=[py for _, py in points],
+        mode="markers+text" if labels else "markers",
+        text=[str(c.index) for c in group] if labels else None,
+        textposition="top center",
+        name=name,
+        marker={"symbol": symbol, "size": size, "line": {"width": 1, "color": "#333"}},
+        customdata=_ids(group),
+        hovertext=[_candidate_hover(c, front) for c in group],
+        hoverinfo="text",
+    )
+
+
 def _ids(candidates: Sequence[Candidate]) -> np.ndarray:
     """``customdata`` rows ``[candidate index, iteration]`` (numpy: Plotly validates it in one go)."""
     return np.array([(c.index, c.iteration) for c in candidates], dtype=np.int64).reshape(-1, 2)
@@ -125,18 +150,8 @@ def candidates_figure(
         (CANDIDATE_TRACE, "circle", 9, [c for c in shown if c.index not in front]),
         (FRONT_TRACE, "diamond", 13, [c for c in shown if c.index in front]),
     ):
-        fig.add_trace(
-            go.Scatter(
-                x=[_x_of(c, x) for c in group],
-                y=[c.aggregate for c in group],
-                mode="markers",
-                name=name,
-                marker={"symbol": symbol, "size": size, "line": {"width": 1, "color": "#333"}},
-                customdata=_ids(group),
-                hovertext=[_candidate_hover(c, front) for c in group],
-                hoverinfo="text",
-            )
-        )
+        points = [(_x_of(c, x), c.aggregate) for c in group]
+        fig.add_trace(_candidate_markers(name, symbol, size, group, points, front))
     steps = best_so_far(view, x, upto_iteration=at_iteration)
     fig.add_trace(
         go.Scatter(
@@ -334,20 +349,7 @@ def lineage_figure(view: RunView, x: Literal["iteration", "depth"] = "iteration"
     ):
         group = [c for c in view.candidates if group_of(c) == name]
         points = [at(c.index) for c in group]
-        fig.add_trace(
-            go.Scatter(
-                x=[px for px, _ in points],
-                y=[py for _, py in points],
-                mode="markers+text" if labels else "markers",
-                text=[str(c.index) for c in group] if labels else None,
-                textposition="top center",
-                name=name,
-                marker={"symbol": symbol, "size": size, "line": {"width": 1, "color": "#333"}},
-                customdata=_ids(group),
-                hovertext=[_candidate_hover(c, front) for c in group],
-                hoverinfo="text",
-            )
-        )
+        fig.add_trace(_candidate_markers(name, symbol, size, group, points, front, labels=labels))
     fig.update_layout(
         title="Candidate lineage: which prompt each candidate was proposed from",
         xaxis_title="Iteration that found the candidate" if x == "iteration" else "Depth (proposals from the baseline)",

@@ -80,7 +80,12 @@ def render_header(view: analysis.RunView, info: RunInfo) -> None:
     )
     cols[2].metric("Candidates", len(view.candidates))
     cols[3].metric("Iterations", len(view.proposals))
-    cols[4].metric("Metric calls", f"{view.metric_calls} / {view.budget}")
+    cols[4].metric(
+        "Metric calls",
+        f"{view.metric_calls} / {view.budget}",
+        help="Used against the budget. GEPA checks the budget before each iteration and finishes the one "
+        "it started, so a run can end a little over budget.",
+    )
     config = view.config
     st.caption(
         f"Prompt {view.baseline.get('uri')} · dataset {info.tags.get('gepa_explorer.dataset', '?')} "
