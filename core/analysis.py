@@ -612,11 +612,16 @@ def candidate_label(view: RunView, index: int) -> str:
     return f"Candidate {index}{suffix} · {candidate.aggregate:.1%} · iteration {candidate.iteration}"
 
 
-def example_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """The columns of :func:`compare_examples` a person reads, with ✓/✗ marks and category marks."""
-    table = frame[
-        ["row", "category", "expected", "against_output", "against_correct", "candidate_output", "candidate_correct"]
-    ].copy()
+def example_table(frame: pd.DataFrame, *, with_scores: bool = False) -> pd.DataFrame:
+    """The columns of :func:`compare_examples` a person reads, with ✓/✗ marks and category marks.
+
+    ``with_scores`` adds each side's score (for scorers whose scores are not just 0 or 1).
+    """
+    columns = ["row", "category", "expected", "against_output", "against_correct"]
+    columns += ["against_score"] if with_scores else []
+    columns += ["candidate_output", "candidate_correct"]
+    columns += ["candidate_score"] if with_scores else []
+    table = frame[columns].copy()
     table["category"] = table["category"].map(CATEGORY_MARKS)
     for column in ("against_correct", "candidate_correct"):
         table[column] = table[column].map({True: "✓", False: "✗"})
@@ -624,7 +629,16 @@ def example_table(frame: pd.DataFrame) -> pd.DataFrame:
         columns={
             "against_output": "before",
             "against_correct": "✓ before",
+            "against_score": "score before",
             "candidate_output": "after",
             "candidate_correct": "✓ after",
+            "candidate_score": "score after",
         }
     )
+
+
+def mark_meaning(scorer: ScorerSpec) -> str:
+    """What ✓ means for a run's scorer, said next to every table of marks."""
+    if scorer.kind == "exact_match":
+        return f"✓ = exact match after normalising ({', '.join(scorer.normalization) or 'none'})"
+    return f"✓ = full score (1.0) on {scorer.label}; ✗ = anything less. The scores are in their own columns."

@@ -14,7 +14,7 @@ What every figure promises:
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -27,7 +27,10 @@ from core.analysis import (
     best_so_far,
     front_members_at,
     lineage,
+    run_curve,
     score_matrix,
+    what_if,
+    what_if_grid,
 )
 
 if TYPE_CHECKING:
@@ -561,3 +564,31 @@ def figure_html(fig: go.Figure) -> str:
     """A standalone HTML page with plotly.js embedded, so the export opens offline. (The embedded
     library mentions map-tile and CDN addresses it only uses for map traces, which we never draw.)"""
     return fig.to_html(include_plotlyjs=True, full_html=True, config={"displaylogo": False})
+
+
+def page_figures(view: RunView, run_label: str) -> dict[str, Callable[[], go.Figure]]:
+    """Every chart of the Results page by file-name stem, built on demand (for the HTML export)."""
+    return {
+        "candidates": lambda: candidates_figure(view),
+        "pareto-front": lambda: front_timeline_figure(view),
+        "lineage": lambda: lineage_figure(view),
+        "score-matrix": lambda: score_matrix_figure(view),
+        "what-if": lambda: what_if_figure(what_if(view, *what_if_grid(view))),
+        "best-so-far": lambda: compare_runs_figure({run_label: run_curve(view)}),
+    }
+
+
+def clicked_candidate(selection: Any) -> int | None:
+    """The candidate a user clicked in a chart built here, from the chart's selection event
+    (points carry the candidate as the first ``customdata`` value); None for anything else."""
+    try:
+        points = selection.selection.points
+    except AttributeError:
+        return None
+    for point in points:
+        data = point.get("customdata")
+        if isinstance(data, list | tuple) and data:
+            data = data[0]
+        if isinstance(data, int | float):
+            return int(data)
+    return None

@@ -304,6 +304,15 @@ def close_orphan(info: RunInfo, *, tracking_uri: str | None = None) -> None:
     client.set_terminated(info.run_id, status="FAILED")
 
 
+def salvage_if_orphaned(info: RunInfo, *, tracking_uri: str | None = None) -> RunInfo | None:
+    """When ``info``'s worker died, salvage the run (see :func:`close_orphan`) and return its new
+    record; None when the run is not an orphan."""
+    if not orphaned(info):
+        return None
+    close_orphan(info, tracking_uri=tracking_uri)
+    return get_run(info.run_id, tracking_uri=tracking_uri)
+
+
 def register_run_candidate(info: RunInfo, candidate: int, *, tracking_uri: str | None = None):  # -> PromptVersionInfo
     """Register candidate ``candidate`` of a recorded run as a new version of its baseline's prompt.
 

@@ -50,3 +50,15 @@ def finished_events(tracking_uri: str, run_id: str) -> list[dict[str, Any]]:
 def clear_registry_cache() -> None:
     cached_prompts.clear()
     cached_versions.clear()
+
+
+def salvaged(info: Any, tracking_uri: str) -> Any:
+    """``info``, or its new record after salvaging it when its worker process died (said on the page)."""
+    from core.runs import salvage_if_orphaned
+
+    fresh = salvage_if_orphaned(info, tracking_uri=tracking_uri)
+    if fresh is None:
+        return info
+    st.warning("This run's process ended unexpectedly; what it recorded was saved to MLflow.")
+    cached_runs.clear()
+    return fresh

@@ -7,6 +7,7 @@ from typing import Any
 import streamlit as st
 
 from core import store
+from core.templates import markdown_escape
 
 
 def render_dataset_picker(prefix: str) -> Any:
@@ -36,7 +37,7 @@ def render_dataset_picker(prefix: str) -> Any:
     try:
         dataset = parse_dataset(data, upload.name)
     except DatasetError as error:
-        st.error(f"{upload.name} cannot be used: fix these rows and upload it again.")
+        st.error(f"{markdown_escape(upload.name)} cannot be used: fix these rows and upload it again.")
         st.dataframe(
             [{"row": p.row, "field": p.field, "problem": p.message} for p in error.problems],
             hide_index=True,

@@ -150,7 +150,10 @@ def main() -> None:
         start(default_config(context))
     ref = st.query_params.get(RUN_PARAM) or st.session_state.get("optimize.run_ref")
     if ref:
+        # Kept in both: the session finds it after a visit to another page (which drops the query),
+        # the address after a reload or in another tab.
         st.session_state["optimize.run_ref"] = ref
+        st.query_params[RUN_PARAM] = ref
         active = run_panel.render(context, ref)
         if st.button("Set up a new run", key="optimize.new"):
             st.session_state.pop("optimize.run_ref", None)

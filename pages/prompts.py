@@ -42,7 +42,7 @@ def render_browser(uri: str) -> str | None:
         key="prompts.version",
     )
     st.code(chosen.template, language=None, wrap_lines=True)
-    st.caption(f"{chosen.uri}" + (f" · tags: {dict(chosen.tags)}" if chosen.tags else ""))
+    st.caption(markdown_escape(f"{chosen.uri}" + (f" · tags: {dict(chosen.tags)}" if chosen.tags else "")))
     if st.button("Edit a copy of this version", key="prompts.edit_copy"):
         st.session_state["prompts.template"] = chosen.template
         st.session_state["prompts.name"] = chosen.name
@@ -63,14 +63,26 @@ def render_editor(uri: str, opened: str | None) -> None:
     variables = ", ".join("{{" + v + "}}" for v in check.variables) or "none yet"
     st.markdown(f"**Variables found:** {markdown_escape(variables)}")
     for problem in check.problems:
-        st.error(problem)
+        st.error(markdown_escape(problem))
     if check.unused:
-        st.warning(f"The dataset also has {', '.join(check.unused)}, which this template never uses.")
+        st.warning(f"The dataset also has {markdown_escape(', '.join(check.unused))}, which this template never uses.")
     if dataset is not None and check.ok:
         example = dataset.examples[0]
         st.caption(f"Preview on row {example.row} of {dataset.name}:")
         st.code(render(template, example.inputs), language=None, wrap_lines=True)
     render_register_form(uri, template, ok=check.ok)
+
+
+def done(form: str, message: str) -> None:
+    """After a registry change: rerun so every list on the page shows it; ``form`` then says so."""
+    data.clear_registry_cache()
+    st.session_state[f"prompts.done.{form}"] = message
+    st.rerun()
+
+
+def render_done(form: str) -> None:
+    if message := st.session_state.pop(f"prompts.done.{form}", None):
+        st.success(markdown_escape(message), icon=":material/check_circle:")
 
 
 def render_register_form(uri: str, template: str, *, ok: bool) -> None:
@@ -79,6 +91,7 @@ def render_register_form(uri: str, template: str, *, ok: bool) -> None:
         message = st.text_input("Commit message", key="prompts.message", placeholder="What changed and why")
         tags = st.text_area("Tags (one key=value per line)", key="prompts.tags", height=80)
         submitted = st.form_submit_button("Register new version", type="primary", disabled=not ok)
+    render_done("register")
     if submitted:
         try:
             version = prompts.register_version(
@@ -87,8 +100,7 @@ def render_register_form(uri: str, template: str, *, ok: bool) -> None:
         except prompts.PromptError as error:
             st.error(shell.one_line(error))
             return
-        data.clear_registry_cache()
-        st.success(f"Registered {version.uri}. Earlier versions are unchanged.")
+        done("register", f"Registered {version.uri}. Earlier versions are unchanged.")
 
 
 def render_aliases(uri: str, name: str) -> None:
@@ -100,14 +112,14 @@ def render_aliases(uri: str, name: str) -> None:
         alias = st.text_input("Alias", value="production", key="prompts.alias")
         version = st.selectbox("to version", [v.version for v in versions], key="prompts.alias_version")
         moved = st.form_submit_button("Move alias")
+    render_done("alias")
     if moved:
         try:
             prompts.set_alias(name, alias, int(version), tracking_uri=uri)
         except prompts.PromptError as error:
             st.error(shell.one_line(error))
             return
-        data.clear_registry_cache()
-        st.success(f"prompts:/{name}@{alias} now points at version {version}.")
+        done("alias", f"prompts:/{name}@{alias} now points at version {version}.")
 
 
 def render_diff(uri: str, name: str) -> None:

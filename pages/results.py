@@ -10,6 +10,7 @@ import streamlit as st
 from core import analysis, charts
 from core.events import EventLogError
 from core.runs import RunInfo
+from core.templates import markdown_escape
 from pages import data, results_views, shell, status
 
 RUN_PARAM = "run"
@@ -95,6 +96,13 @@ def render_header(view: analysis.RunView, info: RunInfo) -> None:
     )
     if info.status == "RUNNING":
         st.info("This run is still going: the views show what it has recorded so far.", icon=":material/hourglass_top:")
+        if info.is_local_process:
+            st.page_link(
+                "pages/optimize.py",
+                label="Watch it live, or stop it, on the Optimize page",
+                icon=":material/monitoring:",
+                query_params={RUN_PARAM: info.run_id},
+            )
 
 
 def main() -> None:
@@ -112,13 +120,22 @@ def main() -> None:
         st.info("No optimization runs in this store yet.")
         st.page_link("pages/optimize.py", label="Start one on the Optimize page", icon=":material/rocket_launch:")
         return
-    info = render_picker(runs)
+    info = data.salvaged(render_picker(runs), uri)
     try:
         view = load_view(uri, info)
     except EventLogError as error:
         st.error(shell.one_line(error))
         return
     render_header(view, info)
+    if not view.candidates:
+        st.info(
+            "The baseline is still being scored: the views appear once it has a score."
+            if info.status == "RUNNING"
+            else "This run ended before the baseline was scored, so there is nothing to compare. "
+            + (f"It says: {markdown_escape(view.final['error'])}" if (view.final or {}).get("error") else ""),
+            icon=":material/info:",
+        )
+        return
     tabs = st.tabs(
         ["Candidates", "Pareto front", "Lineage", "Score matrix", "Per example", "What if", "Export"],
         key="results.tab",

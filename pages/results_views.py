@@ -11,8 +11,10 @@ from typing import Any
 import streamlit as st
 
 from core import analysis, charts
-from core.templates import diff_markdown, word_diff
+from core.templates import diff_markdown, markdown_escape, word_diff
 from pages import data, shell
+
+EXAMPLES_IN_DETAIL = 50
 
 
 def selected_candidate(view: analysis.RunView) -> int:
@@ -46,7 +48,7 @@ def render_candidates(view: analysis.RunView, uri: str, info: Any) -> None:
         on_select="rerun",
         selection_mode="points",
     )
-    clicked = _clicked_candidate(event)
+    clicked = charts.clicked_candidate(event)
     if clicked is not None and clicked != current:
         st.session_state["results.candidate"] = clicked
         st.rerun()
@@ -55,20 +57,6 @@ def render_candidates(view: analysis.RunView, uri: str, info: Any) -> None:
     st.session_state["results.candidate"] = chosen
     render_candidate_detail(view, chosen)
     render_register(view, chosen, uri, info)
-
-
-def _clicked_candidate(event: Any) -> int | None:
-    try:
-        points = event.selection.points
-    except AttributeError:
-        return None
-    for point in points:
-        data = point.get("customdata")
-        if isinstance(data, list | tuple) and data:
-            data = data[0]
-        if isinstance(data, int | float):
-            return int(data)
-    return None
 
 
 def render_candidate_detail(view: analysis.RunView, index: int) -> None:
@@ -84,8 +72,14 @@ def render_candidate_detail(view: analysis.RunView, index: int) -> None:
         with st.container(border=True):
             st.markdown(diff_markdown(word_diff(view.candidates[other].template, candidate.template)))
     frame = analysis.compare_examples(view, candidate=index, against=0)
-    st.markdown(f"**Its results on the {len(frame)} validation examples**")
-    st.dataframe(analysis.example_table(frame), hide_index=True, width="stretch")
+    st.markdown(f"**Its results on the {len(frame)} validation examples** against the baseline")
+    render_example_table(view, frame)
+
+
+def render_example_table(view: analysis.RunView, frame: Any) -> None:
+    st.caption(markdown_escape(analysis.mark_meaning(view.scorer)))
+    table = analysis.example_table(frame, with_scores=view.scorer.kind != "exact_match")
+    st.dataframe(table, hide_index=True, width="stretch")
 
 
 def render_register(view: analysis.RunView, index: int, uri: str, info: Any) -> None:
@@ -176,17 +170,25 @@ def render_examples(view: analysis.RunView) -> None:
     text = st.text_input("Search inputs, expected answers and outputs", key="results.ex_search")
     shown = analysis.filter_examples(frame, chosen, text)
     st.caption(f"{len(shown)} of {len(frame)} examples")
-    st.dataframe(analysis.example_table(shown), hide_index=True, width="stretch")
-    for _, row in shown.head(50).iterrows():
+    render_example_table(view, shown)
+    if len(shown) > EXAMPLES_IN_DETAIL:
+        st.caption(
+            f"In detail below: the first {EXAMPLES_IN_DETAIL} of these {len(shown)}. "
+            "Narrow them with the filters or the search to see others."
+        )
+    for _, row in shown.head(EXAMPLES_IN_DETAIL).iterrows():
         with st.expander(
-            f"Row {row['row']} · {analysis.CATEGORY_MARKS[row['category']]} · expected {row['expected']!r}"
+            f"Row {row['row']} · {analysis.CATEGORY_MARKS[row['category']]} · expected "
+            + markdown_escape(repr(row["expected"]))
         ):
             st.code(row["inputs"], language=None, wrap_lines=True)
             for side, label in (("against", f"candidate {against}"), ("candidate", f"candidate {candidate}")):
                 mark = "✓" if row[f"{side}_correct"] else "✗"
                 st.markdown(f"**{mark} {label}**: output vs expected (words to add in bold, to remove struck)")
                 st.markdown(diff_markdown(word_diff(str(row[f"{side}_output"]), str(row["expected"]))))
-                st.caption(f"normalised: {row[f'{side}_normalized']!r} vs {row['expected_normalized']!r}")
+                st.caption(
+                    markdown_escape(f"normalised: {row[f'{side}_normalized']!r} vs {row['expected_normalized']!r}")
+                )
 
 
 def render_what_if(view: analysis.RunView, uri: str, runs: list[Any], info: Any) -> None:
@@ -227,14 +229,7 @@ def render_export(view: analysis.RunView, info: Any) -> None:
         mime="text/plain",
         on_click="ignore",
     )
-    figures = {
-        "candidates": lambda: charts.candidates_figure(view),
-        "pareto-front": lambda: charts.front_timeline_figure(view),
-        "lineage": lambda: charts.lineage_figure(view),
-        "score-matrix": lambda: charts.score_matrix_figure(view),
-        "what-if": lambda: charts.what_if_figure(analysis.what_if(view, *analysis.what_if_grid(view))),
-        "best-so-far": lambda: charts.compare_runs_figure({info.run_id[:8]: analysis.run_curve(view)}),
-    }
+    figures = charts.page_figures(view, info.run_id[:8])
     st.caption("Charts as standalone HTML (plotly.js embedded, they open offline):")
     for column, (name, build) in zip(st.columns(len(figures)), figures.items(), strict=True):
         column.download_button(

@@ -10,7 +10,8 @@ from typing import Any
 import streamlit as st
 
 from core import analysis, charts
-from core.runs import RunNotFound, close_orphan, find_run, get_run, orphaned, register_run_candidate
+from core.events import EventLogError
+from core.runs import RunNotFound, find_run, register_run_candidate
 from core.scorers import compare_scorers
 from core.templates import diff_markdown, markdown_escape, word_diff
 from pages import data, shell
@@ -39,11 +40,8 @@ def render(context: shell.AppContext, ref: str) -> bool:
     except RunNotFound as error:
         st.warning(shell.one_line(error))
         return False
-    if info is not None and orphaned(info):
-        close_orphan(info, tracking_uri=uri)
-        st.warning("This run's process ended unexpectedly; what it recorded was saved to MLflow.")
-        data.cached_runs.clear()
-        info = get_run(info.run_id, tracking_uri=uri)
+    if info is not None:
+        info = data.salvaged(info, uri)
     outcome = handle.outcome() if handle is not None else None
     running = handle is not None and outcome is None and handle.is_alive()
     if running:
@@ -51,11 +49,23 @@ def render(context: shell.AppContext, ref: str) -> bool:
         render_live(handle)
         return True
     if outcome is not None and outcome.get("status") == "rejected":
-        st.error(f"The run could not start: {outcome['error']}")
+        st.error(f"The run could not start: {markdown_escape(str(outcome['error']))}")
         return False
     events = handle.read_events() if handle is not None else []
+    if not events and info is not None and info.status == "RUNNING":
+        st.info(
+            f"Run {info.run_id} is still going in a process on another machine "
+            f"({info.tags.get('gepa_explorer.host', 'unknown host')}). Its events reach MLflow when it ends; "
+            "open it on the Results page then.",
+            icon=":material/hourglass_top:",
+        )
+        return False
     if not events and info is not None:
-        events = data.finished_events(uri, info.run_id)
+        try:
+            events = data.finished_events(uri, info.run_id)
+        except EventLogError as error:
+            st.error(shell.one_line(error))
+            return False
     if not events:
         st.error((outcome or {}).get("error") or "This run recorded nothing.")
         return False
@@ -125,7 +135,7 @@ def render_feed(view: analysis.RunView) -> None:
         if proposal.candidate is not None:
             title += f" · became candidate {proposal.candidate}"
         with st.expander(title):
-            st.write(proposal.reason)
+            st.markdown(markdown_escape(proposal.reason or ""))
             if proposal.template:
                 st.caption("Proposed prompt")
                 st.code(proposal.template, language=None, wrap_lines=True)
@@ -142,11 +152,11 @@ def render_finished(context: shell.AppContext, view: analysis.RunView, info: Any
         st.success(f"**Optimization finished** because {reason}.", icon=":material/flag:")
     elif status == "cancelled":
         st.warning(
-            f"**Optimization stopped**: {reason}. Everything recorded so far is in MLflow.",
+            f"**Optimization finished** early because {reason}. Everything recorded so far is in MLflow.",
             icon=":material/stop_circle:",
         )
     else:
-        st.error(f"**Optimization failed**: {final.get('error') or 'the run ended unexpectedly'}")
+        st.error(f"**Optimization failed**: {markdown_escape(final.get('error') or 'the run ended unexpectedly')}")
     if not view.candidates:
         return
     best = view.candidates[view.best_candidate]

@@ -13,6 +13,7 @@ import streamlit as st
 
 from core import store
 from core.models import PROVIDER_CHOICES, ModelConfig, model_config_for
+from core.templates import markdown_escape
 
 store.limit_http_retries()
 
@@ -170,4 +171,5 @@ def current_context() -> AppContext:
 
 
 def one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
+    """An error as one line of Markdown-escaped text: messages can quote model or server replies."""
+    return markdown_escape(" ".join(str(error).split()) or type(error).__name__)

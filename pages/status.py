@@ -16,6 +16,7 @@ from core import store
 from core.health import HealthBoard
 from core.models import ModelConfig
 from core.offline_model import MODEL_NAME as OFFLINE_MODEL
+from core.templates import markdown_escape
 from pages.shell import AppContext
 
 STATUS_TTL = 60.0
@@ -58,7 +59,10 @@ def store_ready(context: AppContext) -> bool:
             result = board.wait(key, timeout=120)
     ok, message = result or (False, "The MLflow store did not answer in time.")
     if not ok:
-        st.error(f"{message} Change the tracking URI in the sidebar, or start the server, then press Check again.")
+        st.error(
+            f"{markdown_escape(message)} Change the tracking URI in the sidebar, or start the server, "
+            "then press Check again."
+        )
     return ok
 
 
@@ -94,13 +98,15 @@ def _status_waiting(context: AppContext, store_result: Any, model_result: Any) -
 def _status_lines(context: AppContext, store_result: tuple[bool, str], model_result: Any) -> None:
     st.divider()
     ok, message = store_result
-    (st.success if ok else st.error)(f"Store: {message}", icon=":material/database:")
+    (st.success if ok else st.error)(f"Store: {markdown_escape(message)}", icon=":material/database:")
     if context.store.ui_url:
         st.link_button("Open MLflow UI", context.store.ui_url)
     else:
         st.caption(f"MLflow's own UI for this store: `mlflow ui --backend-store-uri {context.tracking_uri}`")
     for role, line_ok, line in model_result or []:
-        (st.success if line_ok else st.error)(f"{role.capitalize()} model: {line}", icon=":material/smart_toy:")
+        (st.success if line_ok else st.error)(
+            f"{role.capitalize()} model: {markdown_escape(line)}", icon=":material/smart_toy:"
+        )
     if st.button("Check again", key="sidebar.recheck"):
         health_board().forget()
         st.rerun()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -208,27 +209,56 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             process.kill()
 
 
-@pytest.fixture
-def recorded_run(explorer_home: Path) -> str:
-    """A finished optimization run in the test's store, recorded from a real run (fixture events)."""
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def record_run(
+    events: list[dict[str, Any]] | None,
+    *,
+    status: str = "FINISHED",
+    explorer_status: str = "finished",
+    tags: dict[str, str] | None = None,
+) -> str:
+    """An optimization run in the current store carrying ``events`` as its ``events.jsonl`` artifact
+    (None: no artifact), ended with MLflow ``status`` (RUNNING: left open). Returns its run id."""
+    import tempfile
+
     import mlflow
 
     from core.store import configure_mlflow, ensure_experiment
 
     configure_mlflow()
-    experiment = ensure_experiment()
-    with mlflow.start_run(experiment_id=experiment, run_name="fixture run") as run:
-        mlflow.set_tags(
-            {
-                "gepa_explorer.kind": "optimization",
-                "gepa_explorer.status": "finished",
-                "gepa_explorer.dataset": "short_answer_qa",
-                "gepa_explorer.stopped_by": "budget",
-            }
-        )
-        mlflow.log_params({"baseline_uri": "prompts:/short-answer-qa/1", "budget": 300, "patience": 0, "seed": 2})
-        mlflow.log_metrics({"initial_eval_score": 0.2, "final_eval_score": 0.95})
-        events = explorer_home / "events.jsonl"
-        shutil.copy(Path(__file__).parent / "fixtures" / "run_short_qa_budget300.jsonl", events)
-        mlflow.log_artifact(str(events))
-    return run.info.run_id
+    client = mlflow.MlflowClient()
+    run = client.create_run(ensure_experiment(), run_name="fixture run")
+    run_id = run.info.run_id
+    for key, value in {
+        "gepa_explorer.kind": "optimization",
+        "gepa_explorer.status": explorer_status,
+        "gepa_explorer.dataset": "short_answer_qa",
+        "gepa_explorer.stopped_by": "budget",
+        **(tags or {}),
+    }.items():
+        client.set_tag(run_id, key, value)
+    for key, value in {"baseline_uri": "prompts:/short-answer-qa/1", "budget": 300, "patience": 0, "seed": 2}.items():
+        client.log_param(run_id, key, value)
+    client.log_metric(run_id, "initial_eval_score", 0.2)
+    client.log_metric(run_id, "final_eval_score", 0.95)
+    if events is not None:
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "events.jsonl"
+            path.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
+            client.log_artifact(run_id, str(path))
+    if status != "RUNNING":
+        client.set_terminated(run_id, status=status)
+    return run_id
+
+
+def fixture_events(name: str) -> list[dict[str, Any]]:
+    with open(FIXTURES / f"{name}.jsonl", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+@pytest.fixture
+def recorded_run(explorer_home: Path) -> str:
+    """A finished optimization run in the test's store, recorded from a real run (fixture events)."""
+    return record_run(fixture_events("run_short_qa_budget300"))

@@ -18,6 +18,7 @@ from core.analysis import (
     front_members_at,
     kept_because,
     lineage,
+    mark_meaning,
     run_curve,
     score_matrix,
     what_if,
@@ -25,7 +26,7 @@ from core.analysis import (
 )
 from core.events import EventLogError, read_events
 from core.pareto import best_on_example
-from core.scorers import FAILED_PREDICTION_PREFIX
+from core.scorers import FAILED_PREDICTION_PREFIX, ScorerSpec
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RUNS = ("run_short_qa_seed0", "run_short_qa_budget300", "run_context_qa", "run_cancelled_before_proposals")
@@ -395,3 +396,21 @@ def test_example_table_marks_results_without_colour():
     assert list(table.columns) == ["row", "category", "expected", "before", "✓ before", "after", "✓ after"]
     assert set(table["✓ after"]) <= {"✓", "✗"} and "✗→✓ fixed" in set(table["category"])
     assert candidate_label(view, 0).startswith("Candidate 0 (baseline) · 20.0%")
+
+
+def test_example_table_adds_scores_for_graded_scorers_and_says_what_a_mark_means():
+    view = view_of("run_short_qa_seed0")
+    table = example_table(compare_examples(view), with_scores=True)
+    assert list(table.columns) == [
+        "row",
+        "category",
+        "expected",
+        "before",
+        "✓ before",
+        "score before",
+        "after",
+        "✓ after",
+        "score after",
+    ]
+    assert mark_meaning(view.scorer) == "✓ = exact match after normalising (case, whitespace)"
+    assert mark_meaning(ScorerSpec("f1", ())).startswith("✓ = full score (1.0) on Token F1 (no normalisation)")

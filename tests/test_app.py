@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
 
 import pytest
@@ -20,10 +22,15 @@ def open_page(at: AppTest, page: str) -> AppTest:
     return at.switch_page(page).run()
 
 
+def shown(elements) -> list[str]:
+    """The elements' Markdown as a reader sees it: escaped characters without their backslash."""
+    return [re.sub(r"\\(.)", r"\1", str(e.value)) for e in elements]
+
+
 def texts(at: AppTest) -> str:
     parts = []
     for kind in ("markdown", "success", "info", "warning", "error", "caption", "title", "header", "subheader"):
-        parts.extend(str(e.value) for e in getattr(at, kind))
+        parts.extend(shown(getattr(at, kind)))
     return "\n".join(parts)
 
 
@@ -44,13 +51,13 @@ def test_sidebar_defaults_to_local_store_and_offline_model(explorer_home):
     at = app().run()
     assert at.sidebar.radio(key="sidebar.provider").value == "offline"
     assert str(explorer_home) in at.sidebar.text_input(key="sidebar.tracking_uri").value
-    assert "Checking the store and the models" in "\n".join(c.value for c in at.sidebar.caption)
+    assert "Checking the store and the models" in "\n".join(shown(at.sidebar.caption))
     deadline = time.monotonic() + 90
     while len(at.sidebar.success) < 3:  # checked in the background; a later page load shows the answers
         assert time.monotonic() < deadline, "the status never arrived"
         time.sleep(1)
         at = app().run()  # a fresh session: AppTest drops the sidebar of a session's later runs
-    statuses = "\n".join(s.value for s in at.sidebar.success)
+    statuses = "\n".join(shown(at.sidebar.success))
     assert "Store: Local SQLite store" in statuses
     assert "Task model: gepa-offline-demo (simulated) answers" in statuses
 
@@ -95,7 +102,7 @@ def test_template_problems_show_before_registering(explorer_home):
     at = prompts_page()
     at.text_area(key="prompts.template").input("Use {{context}} to answer {{question}").run()
     no_exception(at)
-    errors = [e.value for e in at.error]
+    errors = shown(at.error)
     assert any("Malformed placeholder" in e for e in errors)
     assert any("no 'context' field" in e for e in errors)
     assert at.button(key="FormSubmitter:prompts.register_form-Register new version").disabled
@@ -111,13 +118,13 @@ def test_register_a_version_then_diff_and_move_alias(explorer_home):
     at.text_area(key="prompts.tags").input("author=test")
     at.button(key="FormSubmitter:prompts.register_form-Register new version").click().run()
     no_exception(at)
-    assert any("Registered prompts:/short-answer-qa/2" in s.value for s in at.success)
+    assert any("Registered prompts:/short-answer-qa/2" in s for s in shown(at.success))
     at.run()
     assert "words added" in texts(at)  # the diff of v1 -> v2 is shown
     at.text_input(key="prompts.alias").input("production")
     at.selectbox(key="prompts.alias_version").select(2)
     at.button(key="FormSubmitter:prompts.alias_form-Move alias").click().run()
-    assert any("@production now points at version 2" in s.value for s in at.success)
+    assert any("@production now points at version 2" in s for s in shown(at.success))
 
 
 def optimize_page(**state) -> AppTest:
@@ -133,7 +140,7 @@ def test_optimize_page_shows_rows_preview_and_budget_preflight(explorer_home):
     assert at.selectbox(key="optimize.prompt").value == "prompts:/short-answer-qa/1"
     assert "150 metric calls allow 3 to 19 proposals" in texts(at)
     at.number_input(key="optimize.budget").set_value(20).run()
-    assert "does not even cover" in at.error[0].value
+    assert "does not even cover" in shown(at.error)[0]
     assert at.button(key="optimize.run").disabled
 
 
@@ -152,7 +159,7 @@ def test_bad_upload_lists_row_errors(explorer_home):
     bad = b'{"question": "q1", "answer": "a"}\n{"question": "q2"}\nnot json\n'
     at.get("file_uploader")[0].set_value(("mine.jsonl", bad, "application/json")).run()
     no_exception(at)
-    assert "mine.jsonl cannot be used" in at.error[0].value
+    assert "mine.jsonl cannot be used" in shown(at.error)[0]
     problems = at.dataframe[0].value
     assert list(problems["row"]) == [2, 3]
 
@@ -163,8 +170,8 @@ def test_upload_that_fits_no_prompt_says_so(explorer_home):
     rows = b"topic,answer\nrivers,Nile\n"
     at.get("file_uploader")[0].set_value(("topics.csv", rows, "text/csv")).run()
     no_exception(at)
-    assert "No registered prompt fits this dataset (its fields: topic)" in at.error[0].value
-    assert at.button(key="optimize.run").disabled if at.button else True
+    assert "No registered prompt fits this dataset (its fields: topic)" in shown(at.error)[0]
+    assert at.button(key="optimize.run").disabled
 
 
 def wait_until(at: AppTest, predicate, timeout: float = 240) -> None:
@@ -217,11 +224,11 @@ def test_stop_mid_run_keeps_everything_and_offers_registration(explorer_home, en
         time.sleep(0.5)
     at.run()
     at.button(key="optimize.stop").click().run()
-    wait_until(at, lambda a: "Optimization stopped" in texts(a))
+    wait_until(at, lambda a: "early because you pressed Stop" in texts(a))
     assert "you pressed Stop" in texts(at)
     register = at.button(key="optimize.register_best")
     register.click().run()
-    assert any("Registered prompts:/short-answer-qa/2" in s.value for s in at.success)
+    assert any("Registered prompts:/short-answer-qa/2" in s for s in shown(at.success))
 
 
 def test_results_page_rebuilds_a_recorded_run(recorded_run):
@@ -285,5 +292,96 @@ def test_results_page_registers_a_chosen_candidate(recorded_run):
     button = next(b for b in at.button if b.label.startswith("Register candidate 4"))
     button.click().run()
     no_exception(at)
-    assert any("Registered prompts:/short-answer-qa/2" in s.value for s in at.success)
+    assert any("Registered prompts:/short-answer-qa/2" in s for s in shown(at.success))
     assert prompts.get_version("short-answer-qa", 1).template == "Answer this question: {{question}}"
+
+
+TAB_CONTENT = {
+    "Candidates": lambda at: at.get("plotly_chart") and at.radio(key="results.x") is not None,
+    "Pareto front": lambda at: at.get("plotly_chart") and "is best on" in texts(at),
+    "Lineage": lambda at: len(at.get("plotly_chart")) == 1,
+    "Score matrix": lambda at: at.get("plotly_chart") and at.radio(key="results.matrix_order") is not None,
+    "Per example": lambda at: "✗→✓ fixed" in [m.label for m in at.metric],
+    "What if": lambda at: len(at.get("plotly_chart")) == 2,
+    "Export": lambda at: len(at.get("download_button")) == 8,
+}
+
+
+@pytest.mark.parametrize("fixture", ["run_short_qa_budget300", "run_context_qa", "run_cancelled_before_proposals"])
+def test_results_page_opens_every_tab(explorer_home, fixture):
+    from conftest import fixture_events, record_run
+
+    run_id = record_run(fixture_events(fixture))
+    at = app()
+    at.query_params["run"] = run_id
+    open_page(at, "pages/results.py")
+    for tab, has_content in TAB_CONTENT.items():
+        at.session_state["results.tab"] = tab
+        at.run()
+        no_exception(at)
+        assert has_content(at), f"{fixture}: the {tab} tab shows nothing of its own:\n{texts(at)[-800:]}"
+
+
+def test_results_page_explains_a_run_that_ended_before_the_baseline_was_scored(explorer_home):
+    from conftest import fixture_events, record_run
+
+    started = fixture_events("run_cancelled_before_proposals")[0]
+    finished = {"v": 1, "seq": 1, "t": started["t"] + 1, "type": "run_finished", "status": "failed"}
+    finished |= {"stopped_by": "error", "error": "AuthenticationError: the key <b>sk-…</b> was refused"}
+    run_id = record_run([started, finished], status="FAILED", explorer_status="failed")
+    at = app()
+    at.query_params["run"] = run_id
+    open_page(at, "pages/results.py")
+    no_exception(at)
+    page = texts(at)
+    assert "ended before the baseline was scored" in page
+    assert "the key <b>sk-…</b> was refused" in page  # shown as typed, not as markup
+    assert not at.tabs
+
+
+def test_results_page_shows_a_run_still_scoring_its_baseline(explorer_home):
+    from conftest import fixture_events, record_run
+
+    live = explorer_home / "runs" / "live-run"
+    live.mkdir(parents=True)
+    (live / "events.jsonl").write_text(json.dumps(fixture_events("run_short_qa_seed0")[0]) + "\n")
+    tags = {"gepa_explorer.live_dir": str(live), "gepa_explorer.host": "elsewhere.example"}
+    record_run(None, status="RUNNING", explorer_status="running", tags=tags)
+    at = open_page(app(), "pages/results.py")
+    no_exception(at)
+    assert "The baseline is still being scored" in texts(at)
+
+
+def test_optimize_page_explains_a_run_going_on_another_machine(explorer_home):
+    from conftest import record_run
+
+    tags = {"gepa_explorer.host": "elsewhere.example"}
+    run_id = record_run(None, status="RUNNING", explorer_status="running", tags=tags)
+    at = app()
+    at.query_params["run"] = run_id
+    open_page(at, "pages/optimize.py")
+    no_exception(at)
+    assert "still going in a process on another machine (elsewhere.example)" in texts(at)
+
+
+def test_optimize_page_explains_a_finished_run_without_events(explorer_home):
+    from conftest import record_run
+
+    run_id = record_run(None)
+    at = app()
+    at.query_params["run"] = run_id
+    open_page(at, "pages/optimize.py")
+    no_exception(at)
+    assert f"Run {run_id} has no events.jsonl artifact" in "\n".join(shown(at.error))
+
+
+def test_optimize_page_keeps_the_run_in_the_address_when_it_comes_from_the_session(recorded_run):
+    at = app()
+    at.query_params["run"] = recorded_run
+    open_page(at, "pages/optimize.py")
+    at.switch_page("pages/results.py").run()
+    at.query_params.clear()  # moving between pages drops the query, as in a browser
+    at.switch_page("pages/optimize.py").run()
+    no_exception(at)
+    assert at.query_params["run"] == recorded_run  # a reload now finds it again
+    assert "Optimization finished" in texts(at)

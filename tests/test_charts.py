@@ -15,11 +15,13 @@ from core.charts import (
     REJECTED_TRACE,
     SELECTED_TRACE,
     candidates_figure,
+    clicked_candidate,
     compare_runs_figure,
     figure_html,
     front_timeline_figure,
     lineage_figure,
     live_scores_figure,
+    page_figures,
     score_matrix_figure,
     what_if_figure,
 )
@@ -277,3 +279,23 @@ def test_figure_html_embeds_plotly_js_and_loads_no_external_script():
     assert not re.findall(r"<link[^>]*\bhref=\"https?:", html, flags=re.IGNORECASE)
     # The embedded plotly.js names CDN addresses (map tiles, topojson) used only by map traces.
     assert "cdn.plot.ly/plotly" not in html.lower()
+
+
+class _Selection:
+    def __init__(self, points):
+        self.selection = type("State", (), {"points": points})()
+
+
+def test_clicked_candidate_reads_the_first_customdata_value():
+    assert clicked_candidate(_Selection([{"customdata": [3, 2]}])) == 3
+    assert clicked_candidate(_Selection([{"customdata": [None, 5]}, {"customdata": 4.0}])) == 4  # rejected, then 4
+    assert clicked_candidate(_Selection([])) is None
+    assert clicked_candidate(None) is None
+
+
+def test_page_figures_builds_every_results_chart_with_a_title():
+    view = view_of("run_short_qa_seed0")
+    figures = page_figures(view, "abc")
+    assert list(figures) == ["candidates", "pareto-front", "lineage", "score-matrix", "what-if", "best-so-far"]
+    for name, build in figures.items():
+        assert build().layout.title.text, name

@@ -94,7 +94,7 @@ def test_a_run_whose_process_died_is_salvaged_and_stays_readable(explorer_home, 
     import os
     import signal
 
-    from core.runs import close_orphan, orphaned
+    from core.runs import orphaned, salvage_if_orphaned
 
     server = endpoint_factory(delay_ms=40)
     handle = start_run(slow_config(server))
@@ -103,8 +103,8 @@ def test_a_run_whose_process_died_is_salvaged_and_stays_readable(explorer_home, 
     wait_for(lambda: not handle.is_alive(), timeout=20)
     info = get_run(handle.run_id)
     assert info.status == "RUNNING" and orphaned(info)
-    close_orphan(info)
-    info = get_run(handle.run_id)
-    assert info.status == "FAILED" and not orphaned(info)
+    info = salvage_if_orphaned(info)
+    assert info is not None and info.status == "FAILED" and not orphaned(info)
+    assert salvage_if_orphaned(info) is None  # once is enough
     events = load_events(info)  # from the artifact the salvage logged
     assert any(e["type"] == "iteration" for e in events)
