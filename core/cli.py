@@ -22,7 +22,7 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        _fail(f"{message} (see python -m core {self.prog.split()[-1]} --help)")
+        _fail(f"{message} (see {self.prog} --help)")
 
 
 def _fail(message: str) -> NoReturn:
@@ -139,11 +139,8 @@ def _config_from_args(args: argparse.Namespace):  # -> OptimizationConfig
         reflection_model=args.reflection_model,
         timeout_seconds=args.timeout,
         max_retries=args.max_retries,
-        **(
-            {"simulated_delay_ms": args.offline_delay_ms, "simulated_error_rate": args.offline_error_rate}
-            if args.provider == "offline"
-            else {}
-        ),
+        simulated_delay_ms=args.offline_delay_ms,
+        simulated_error_rate=args.offline_error_rate,
         **({"base_url": args.base_url} if args.base_url else {}),
     )
     return OptimizationConfig(
@@ -173,7 +170,7 @@ def _optimize(args: argparse.Namespace) -> int:
         config = _config_from_args(args)
     except ValueError as error:
         _fail(str(error))
-    run_dir = Path(args.run_dir) if args.run_dir else new_run_dir()
+    run_dir = _fresh_run_dir(args.run_dir) if args.run_dir else new_run_dir()
     from core.optimization import request_cancel, run_optimization
 
     def on_sigint(_signum: int, _frame: Any) -> None:
@@ -191,6 +188,21 @@ def _optimize(args: argparse.Namespace) -> int:
     return EXIT_FAILED if summary.status == "failed" else EXIT_OK
 
 
+def _fresh_run_dir(path: str) -> Path:
+    """``--run-dir``: a new or empty folder (a run's event log is append-only; two runs must not share one)."""
+    run_dir = Path(path)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if any(run_dir.iterdir()):
+            _fail(f"--run-dir {run_dir} is not empty (it may hold another run's events): give a new folder")
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        _fail(f"--run-dir {run_dir} cannot be used: {error.strerror or error}")
+    return run_dir
+
+
 class _ProgressPrinter:
     """Human-readable progress on stderr, one line per notable event."""
 
@@ -201,8 +213,7 @@ class _ProgressPrinter:
     def __call__(self, event: dict[str, Any]) -> None:
         line = self.describe(event)
         if line:
-            elapsed = time.monotonic() - self.started
-            sys.stderr.write(f"[{elapsed:6.1f}s] {line}\n")
+            sys.stderr.write(f"[{time.monotonic() - self.started:6.1f}s] {line}\n")
             sys.stderr.flush()
 
     def describe(self, event: dict[str, Any]) -> str | None:
@@ -213,7 +224,8 @@ class _ProgressPrinter:
             return (
                 f"Optimizing {event['baseline']['uri']} on {event['dataset']['name']} "
                 f"({len(event['val_ids'])} validation rows) · budget {self.budget} · "
-                f"{models['task_model']} ({'simulated' if models['simulated'] else models['provider']})"
+                f"{models['task_model']} ({'simulated' if models['simulated'] else models['provider']})\n"
+                f"{'warning: ' if event['budget']['level'] == 'warn' else ''}{event['budget']['message']}"
             )
         if kind == "validation":
             return (
@@ -228,7 +240,17 @@ class _ProgressPrinter:
             initial, final = event["initial_score"], event["final_score"]
             scores = f"{initial:.1%} -> {final:.1%}" if initial is not None and final is not None else "no score"
             where = event["registered"]["uri"] if event.get("registered") else event["not_registered_reason"]
-            return f"Stopped by {event['stopped_by']} after {event['iterations']} iterations: {scores}; {where}"
+            failures = ""
+            if event.get("failed_predictions") or event.get("failed_reflections"):
+                failures = (
+                    f"\nwarning: {event.get('failed_predictions', 0)} failed predictions (scored 0, so the scores "
+                    f"are lower bounds) and {event.get('failed_reflections', 0)} failed reflections, after retries"
+                )
+            return (
+                f"Stopped by {event['stopped_by']} after {event['iterations']} iterations and "
+                f"{event['metric_calls']} metric calls (budget {self.budget}; GEPA finishes the iteration it "
+                f"started): {scores}; {where}{failures}"
+            )
         return None
 
 
@@ -239,6 +261,15 @@ def _serve(args: argparse.Namespace) -> int:
         config = OfflineConfig(delay_ms=args.delay_ms, error_rate=args.error_rate, seed=args.seed)
     except ValueError as error:
         _fail(str(error))
+    if not 1 <= args.port <= 65535:
+        _fail(f"--port {args.port} is not a port number: give one from 1 to 65535")
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", args.port))
+        except OSError:
+            _fail(f"port {args.port} on 127.0.0.1 is already in use: choose another with --port")
     sys.stderr.write(
         f"Offline demo model (simulated, not a language model) at http://127.0.0.1:{args.port}/v1 "
         f"- model name 'gepa-offline-demo'\n"

@@ -223,7 +223,8 @@ class _Unreadable:
 
 
 def _jsonl_rows(text: str, source: str) -> Iterator[_RawRow]:
-    for line_number, line in enumerate(text.splitlines(), start=1):
+    # Only "\n" ends a JSONL line: str.splitlines() would also split inside strings at U+2028, U+0085...
+    for line_number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -320,7 +321,9 @@ def _parse_row(raw: object, row: int) -> tuple[Example | None, list[DatasetProbl
     inputs: dict[str, str] = {}
     for key, value in inputs_raw.items():
         text = _scalar_text(value)
-        if text is None:
+        if value is None:
+            problems.append(DatasetProblem("no value (a null, or a CSV row shorter than the header)", row, str(key)))
+        elif text is None:
             problems.append(DatasetProblem(f"expected text, got {type(value).__name__}", row, str(key)))
         else:
             inputs[str(key)] = text

@@ -62,16 +62,17 @@ def redact(text: str, *secrets: str | None) -> str:
 
 
 def public_url(url: str | None) -> str | None:
-    """A URL without user name or password, safe to log."""
+    """A URL without user name, password or query values (some gateways take keys there), safe to log."""
     if not url:
         return url
     parts = urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        if parts.port:
-            host += f":{parts.port}"
-        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-    return url
+    if not (parts.username or parts.password or parts.query):
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    query = "&".join(f"{pair.split('=', 1)[0]}=***" for pair in parts.query.split("&") if pair)
+    return urlunsplit((parts.scheme, host, parts.path, query, parts.fragment))
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,18 @@ class ModelConfig:
             raise ValueError("The simulated error rate must be between 0 and 0.9 (for example 0.1 for 10%).")
         if self.max_retries < 0:
             raise ValueError("Retries must be 0 or more.")
+        if self.is_offline and self.base_url is not None:
+            raise ValueError(
+                "A base URL is for an OpenAI-compatible endpoint, not the offline demo model: choose the "
+                "openai provider (--provider openai --base-url URL) to use it."
+            )
+        if self.is_offline and any(v not in (None, OFFLINE_MODEL_NAME) for v in (self.model, self.reflection_model)):
+            raise ValueError(
+                f"The offline demo model is only '{OFFLINE_MODEL_NAME}': to use another model, choose the openai "
+                "provider (with --base-url for Ollama, vLLM or llama.cpp)."
+            )
+        if not self.is_offline and (self.simulated_delay_ms or self.simulated_error_rate):
+            raise ValueError("The simulated delay and error rate only apply to the offline demo model.")
         if self.provider == "openai" and self.base_url is None and not self.api_key:
             raise ValueError(
                 "OpenAI needs an API key: set OPENAI_API_KEY (or type it in the sidebar), "
@@ -231,9 +244,10 @@ class CallStats:
 
 @dataclass(frozen=True)
 class _Failure:
-    permanent: bool
+    permanent: bool  # stops the run: every later call would fail the same way
     message: str
     retry_after: float | None = None
+    retry: bool = True  # False: this request fails as it is (a 400), but other requests may not
 
 
 def classify_error(error: BaseException, *, who: str, model: str, base_url: str) -> _Failure:
@@ -256,8 +270,11 @@ def classify_error(error: BaseException, *, who: str, model: str, base_url: str)
         return _Failure(False, f"rate limited (429) by {where}", _retry_after(response))
     if status is not None and status >= 500:
         return _Failure(False, f"server error ({status}) from {where}")
+    if status in (408, 409, 425):
+        return _Failure(False, f"the request could not be served yet ({status}) by {where}")
     if status is not None:
-        return _Failure(False, f"request rejected ({status}) by {where}: {_short(error)}")
+        # 400, 413, 422...: this request as it is (too long, filtered) - sending it again will not help.
+        return _Failure(False, f"request rejected ({status}) by {where}: {_short(error)}", retry=False)
     name = type(error).__name__
     text = _short(error)
     if "Timeout" in name or "timed out" in text.lower():
@@ -307,7 +324,7 @@ def call_with_retries(
                 if stats is not None:
                     stats.record(retries=attempt, error=message)
                 raise ModelAccessError(message) from None
-            if attempt >= policy.max_retries:
+            if attempt >= policy.max_retries or not failure.retry:
                 final = f"The {who} call failed after {attempt + 1} attempt(s): {message}"
                 final += "" if final.endswith((".", "?", "!", ")")) else "."
                 if stats is not None:

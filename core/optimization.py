@@ -320,6 +320,9 @@ def resolve_baseline(config: OptimizationConfig):  # -> PromptVersionInfo
     from core.datasets import bundled_datasets
 
     if config.prompt_uri:
+        name, _, _ = prompts.parse_prompt_uri(config.prompt_uri)
+        if name in {b.prompt_name for b in bundled_datasets()}:
+            prompts.ensure_bundled_prompts()  # a bundled URI (e.g. @baseline) works on a fresh store too
         return prompts.load(config.prompt_uri)
     if config.template is not None and config.prompt_name:
         name = prompts.validate_prompt_name(config.prompt_name)

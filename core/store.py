@@ -131,8 +131,8 @@ def ensure_experiment(name: str = DEFAULT_EXPERIMENT) -> str:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    client = mlflow.MlflowClient()
     try:
+        client = mlflow.MlflowClient()
         experiment = client.get_experiment_by_name(name)
         if experiment is not None:
             if experiment.lifecycle_stage == "deleted":
@@ -150,7 +150,7 @@ def ensure_experiment(name: str = DEFAULT_EXPERIMENT) -> str:
                 raise
             return experiment.experiment_id
     except MlflowException as error:
-        raise StoreError(_store_message(error)) from None
+        raise StoreError(_store_message(error, mlflow.get_tracking_uri())) from None
     except OSError as error:
         raise StoreError(f"The MLflow store at {mlflow.get_tracking_uri()} cannot be used: {error}") from None
 
@@ -169,15 +169,20 @@ def check_store(tracking_uri: str | None = None) -> tuple[bool, str]:
     except StoreError as error:
         return False, str(error)
     except Exception as error:  # noqa: BLE001 - reported to the user as one line
-        return False, _store_message(error)
+        return False, _store_message(error, info.tracking_uri)
     return True, f"{info.label} answers"
 
 
-def _store_message(error: BaseException) -> str:
+def _store_message(error: BaseException, uri: str) -> str:
     text = " ".join(str(error).split())
     if "Connection refused" in text or "Max retries exceeded" in text or "Failed to establish" in text:
         return (
             "The MLflow server does not answer: start it (mlflow server --host 127.0.0.1 --port 5000) "
             "or check the tracking URI."
+        )
+    if "unsupported URI" in text or "maintenance mode" in text:
+        return (
+            f"The tracking URI {uri} is not a store GEPA Explorer can use: give http://HOST:PORT for an "
+            "MLflow server, or sqlite:///PATH.db for a local file."
         )
     return f"The MLflow store cannot be used: {text[:300]}"

@@ -117,7 +117,11 @@ def render_progress(view: analysis.RunView) -> None:
     cols[3].metric("Iterations", len(view.proposals))
     failed = sum(_failed(c.outputs) for c in view.candidates)
     if failed:
-        st.warning(f"{failed} model calls failed during validation; they count as failures, not as wrong answers.")
+        st.warning(
+            f"{failed} model calls failed during validation even after retries. They are flagged as failures "
+            "(not as wrong answers) in the per-example view; GEPA's scores count them as 0, so the scores "
+            "here are lower bounds."
+        )
     st.plotly_chart(charts.live_scores_figure(view), width="stretch", key="optimize.live_chart")
     render_feed(view)
 
@@ -187,7 +191,12 @@ def render_scores(view: analysis.RunView, final: dict[str, Any]) -> None:
         if final.get(k)
     ]
     if failures:
-        st.warning("Model failures were counted, not scored as wrong answers: " + ", ".join(failures) + ".")
+        st.warning(
+            "Model calls failed even after retries: "
+            + ", ".join(failures)
+            + ". Failed predictions are flagged per example on the Results page and count as 0 in these "
+            "scores, which are therefore lower bounds; a failed reflection produced no proposal."
+        )
 
 
 def render_registration(context: shell.AppContext, view: analysis.RunView, info: Any, final: dict[str, Any]) -> None:

@@ -41,6 +41,7 @@ def test_default_run_reaches_the_workshop_numbers(run_cli, tracking):
     assert summary["baseline_uri"] == "prompts:/short-answer-qa/1"
     assert summary["optimized_uri"] == "prompts:/short-answer-qa/2"
     assert "candidate 0 scored 20.0%" in result.stderr  # progress is printed
+    assert "150 metric calls allow 3 to 19 proposals" in result.stderr  # with the budget preflight
 
     import mlflow
 
@@ -138,6 +139,7 @@ def test_failed_predictions_are_counted_not_hidden(run_cli, tracking, endpoint_f
     failed = sum(e["failed"] for e in events if e["type"] == "validation")
     assert failed > 0
     assert any(o.startswith("Failed to invoke") for e in events if e["type"] == "validation" for o in e["outputs"])
+    assert f"warning: {summary['failed_predictions']} failed predictions (scored 0" in result.stderr
 
 
 def test_endpoint_failing_everything_is_refused_before_the_run(run_cli, explorer_home, endpoint_factory):
@@ -174,6 +176,15 @@ BAD_INPUTS = {
     ),
     "openai without key": (["--provider", "openai"], "OPENAI_API_KEY"),
     "negative patience": (["--patience", "-1"], "Patience must be"),
+    "tracking uri without scheme": (["--tracking-uri", "localhost:5000"], "give http://HOST:PORT"),
+    "unknown tracking uri scheme": (["--tracking-uri", "bogus://x"], "is not a store GEPA Explorer can use"),
+    "base url for the offline model": (["--base-url", "http://127.0.0.1:9/v1"], "choose the openai provider"),
+    "model name for the offline model": (["--model", "llama3"], "only 'gepa-offline-demo'"),
+    "simulated faults for a real provider": (
+        ["--provider", "openai", "--base-url", "http://127.0.0.1:9/v1", "--offline-error-rate", "0.1"],
+        "only apply to the offline demo model",
+    ),
+    "run dir that cannot be made": (["--run-dir", "/proc/gepa-explorer-test"], "cannot be used"),
 }
 
 
@@ -234,6 +245,32 @@ def test_api_key_never_reaches_mlflow_events_or_output(run_cli, tracking, explor
         assert secret.encode() not in path.read_bytes(), path
 
 
-def test_help_is_fast_and_mentions_the_simulated_model(run_cli):
+def test_help_mentions_the_simulated_model(run_cli):
     result = run_cli("optimize", "--help")
     assert result.returncode == 0 and "simulated" in result.stdout
+
+
+def test_run_dir_holding_something_is_refused(run_cli, explorer_home, tmp_path):
+    (tmp_path / "events.jsonl").write_text("{}\n")
+    result = run_cli("optimize", "--run-dir", str(tmp_path))
+    assert result.returncode == 2 and "is not empty" in result.stderr and result.stderr.count("\n") == 1
+    assert run_count(explorer_home) == 0
+
+
+def test_bundled_alias_uri_works_on_a_fresh_store(run_cli, explorer_home):
+    result = run_cli(
+        "optimize", "--prompt-uri", "prompts:/short-answer-qa@baseline", "--budget", "60", "--no-register", "--quiet"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.summary["baseline_uri"] == "prompts:/short-answer-qa/1"  # the alias, resolved
+
+
+def test_serve_offline_refuses_a_port_in_use(run_cli):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = run_cli("serve-offline", "--port", str(taken.getsockname()[1]), timeout=60)
+    assert result.returncode == 2 and "already in use" in result.stderr
+    assert "Offline demo model" not in result.stderr and "Traceback" not in result.stderr

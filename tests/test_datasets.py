@@ -144,3 +144,19 @@ def test_split_is_seeded_and_disjoint(short_qa):
 def test_split_needs_a_fraction_between_zero_and_one(short_qa):
     with pytest.raises(ValueError, match="between 0 and 1"):
         split_dataset(load_dataset(short_qa), 1.5, seed=0)
+
+
+def test_jsonl_lines_end_only_at_newlines(write_file):
+    text = json.dumps({"question": "a\u2028b\u0085c", "answer": "x"}, ensure_ascii=False) + "\n"
+    path = write_file("u.jsonl", text + '{"question": "q2", "answer": "y"}\r\n')
+    dataset = load_dataset(path)
+    assert [e.row for e in dataset.examples] == [1, 2]
+    assert dataset.examples[0].inputs["question"] == "a\u2028b\u0085c"
+
+
+def test_short_csv_row_names_the_missing_cells(write_file):
+    path = write_file("short.csv", "question,context,answer\nq1,c1,a1\nq2\n")
+    with pytest.raises(DatasetError) as error:
+        load_dataset(path)
+    problems = [(p.row, p.field, p.message) for p in error.value.problems]
+    assert problems[0] == (3, "context", "no value (a null, or a CSV row shorter than the header)")

@@ -135,3 +135,25 @@ def test_bad_base_url_is_explained():
 def test_redact_and_public_url():
     assert redact("key sk-abc is bad", "sk-abc") == "key *** is bad"
     assert public_url("http://a:b@h:1/v1") == "http://h:1/v1"
+
+
+def test_a_rejected_request_is_not_retried_and_does_not_stop_the_run(endpoint_factory):
+    model = task_model(endpoint_factory(fault_plan=("400",)))
+    with pytest.raises(ModelCallError, match=r"after 1 attempt\(s\): request rejected \(400\)"):
+        model.complete(PROMPT)
+    assert model.stats.snapshot()["retries"] == 0
+    assert model.complete(PROMPT) == "An insect has six legs."  # the next request goes through
+
+
+def test_public_url_hides_query_values_that_may_carry_keys():
+    assert public_url("https://gw.example/v1?key=sk-1&api-version=2") == "https://gw.example/v1?key=***&api-version=***"
+
+
+def test_offline_options_do_not_mix_with_other_providers():
+    with pytest.raises(ValueError, match="choose the openai provider"):
+        ModelConfig("offline", base_url="http://127.0.0.1:11434/v1")
+    with pytest.raises(ValueError, match="only 'gepa-offline-demo'"):
+        ModelConfig("offline", model="llama3")
+    with pytest.raises(ValueError, match="only apply to the offline demo model"):
+        ModelConfig("openai", base_url="http://127.0.0.1:11434/v1", simulated_error_rate=0.1)
+    assert ModelConfig("offline", model=MODEL_NAME).task_model == MODEL_NAME

@@ -191,3 +191,21 @@ def test_config_rejects_bad_values():
         OfflineConfig(error_rate=2)
     with pytest.raises(ValueError, match="Unknown fault"):
         OfflineConfig(fault_plan=("boom",))
+
+
+def test_random_faults_follow_the_requests_not_their_order(endpoint_factory):
+    import httpx
+
+    def faults(server, questions):
+        seen = {}
+        for question in questions:
+            body = {"model": MODEL_NAME, "messages": [{"role": "user", "content": question}]}
+            reply = httpx.post(f"{server.base_url}/chat/completions", json=body, timeout=10)
+            seen.setdefault(question, []).append(reply.status_code)
+        return seen
+
+    questions = [f"Answer: question {i}?" for i in range(30)] * 2
+    first = faults(endpoint_factory(error_rate=0.3, seed=7), questions)
+    second = faults(endpoint_factory(error_rate=0.3, seed=7), list(reversed(questions)))
+    assert first == second
+    assert {200} < {code for codes in first.values() for code in codes}  # some faults were served

@@ -3,10 +3,11 @@
 ``POST /v1/chat/completions`` and ``GET /v1/models`` speak the protocol the ``openai`` client and
 litellm expect, so the app exercises exactly the client path it uses with a real provider.
 Latency and failures can be injected (a fixed delay, a seeded error rate, or a scripted list of
-faults for tests: ``429``, ``500``, ``timeout``, ``garbage``).
+faults for tests: ``429``, ``500``, ``400``, ``timeout``, ``garbage``).
 """
 
 import asyncio
+import collections
 import itertools
 import json
 import random
@@ -19,7 +20,7 @@ from typing import Any
 
 from core.offline_model.behaviour import MODEL_NAME, answer_prompt, is_reflection_request, reflect
 
-FAULT_KINDS = ("429", "500", "timeout", "garbage")
+FAULT_KINDS = ("429", "500", "400", "timeout", "garbage")
 
 
 @dataclass(frozen=True)
@@ -72,19 +73,26 @@ def create_app(config: OfflineConfig | None = None):  # -> fastapi.FastAPI
 
     config = config or OfflineConfig()
     app = FastAPI(title="GEPA Explorer offline demo model (simulated, not a language model)")
-    rng = random.Random(config.seed)
     lock = threading.Lock()
     plan = iter(config.fault_plan)
     counter = itertools.count(1)
+    seen: collections.Counter[str] = collections.Counter()
 
-    def next_fault() -> str | None:
+    def next_fault(messages: list[dict[str, Any]]) -> str | None:
+        """The planned fault, else a random one drawn from (seed, request, how often it was sent): the
+        same requests meet the same faults whatever order concurrent calls arrive in."""
         with lock:
             planned = next(plan, None)
             if planned is not None:
                 return planned
-            if config.error_rate and rng.random() < config.error_rate:
-                return rng.choice(("429", "500"))
-            return None
+            if not config.error_rate:
+                return None
+            key = json.dumps(messages, sort_keys=True)
+            seen[key] += 1
+            draw = random.Random(f"{config.seed}:{seen[key]}:{key}")
+        if draw.random() < config.error_rate:
+            return draw.choice(("429", "500"))
+        return None
 
     def unauthorized(request: Request) -> JSONResponse | None:
         if config.api_key is None:
@@ -133,7 +141,7 @@ def create_app(config: OfflineConfig | None = None):  # -> fastapi.FastAPI
             )
         if config.delay_ms:
             await asyncio.sleep(config.delay_ms / 1000)
-        fault = next_fault()
+        fault = next_fault(messages)
         if fault == "429":
             return JSONResponse(
                 _error_body("Rate limit reached (simulated).", "rate_limit_error", "rate_limit_exceeded"),
@@ -142,6 +150,9 @@ def create_app(config: OfflineConfig | None = None):  # -> fastapi.FastAPI
             )
         if fault == "500":
             return JSONResponse(_error_body("Internal error (simulated).", "server_error"), 500)
+        if fault == "400":
+            message = "This request exceeds the model's context length (simulated)."
+            return JSONResponse(_error_body(message, "invalid_request_error", "context_length_exceeded"), 400)
         if fault == "timeout":
             await asyncio.sleep(config.timeout_fault_seconds)
         if fault == "garbage":
@@ -241,7 +252,8 @@ _shared_lock = threading.Lock()
 
 def shared_offline_server(delay_ms: float = 0.0, error_rate: float = 0.0) -> OfflineServer:
     """One endpoint per process and setting, started on first use and left running until the process
-    ends. The error rate's faults are drawn from a fixed seed, so a run stays repeatable."""
+    ends. The error rate's faults are drawn from a fixed seed and each request's content, so a run stays
+    repeatable."""
     key = (float(delay_ms), float(error_rate))
     with _shared_lock:
         if key not in _shared:
