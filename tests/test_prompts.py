@@ -29,10 +29,20 @@ def test_aliases_move_and_resolve(tracking):
 
 
 def test_registered_versions_are_never_changed(tracking):
-    prompts.register_version("qa", "A: {{question}}")
-    prompts.register_version("qa", "B: {{question}}")
-    prompts.set_alias("qa", "prod", 2)
-    assert prompts.get_version("qa", 1).template == "A: {{question}}"
+    prompts.register_version("qa", "A: {{question}}", commit_message="first", tags={"team": "a"})
+    before = prompts.get_version("qa", 1)
+    prompts.register_version("qa", "B: {{question}}", commit_message="second", tags={"team": "b"})
+    prompts.set_alias("qa", "prod", 1)
+    prompts.set_alias("qa", "prod", 2)  # an alias moves; the versions stay
+    again = prompts.register_version("qa", "A: {{question}}", commit_message="same text again")
+    after = prompts.get_version("qa", 1)
+    assert (after.template, after.commit_message, dict(after.tags)) == (
+        before.template,
+        before.commit_message,
+        dict(before.tags),
+    )
+    assert again.version == 3 and prompts.get_version("qa", 2).template == "B: {{question}}"
+    assert prompts.load("prompts:/qa@prod").version == 2
 
 
 def test_bad_templates_are_refused_before_registering(tracking):
