@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help=argparse.SUPPRESS)
     worker.add_argument("run_dir")
+    # The app's status line, computed in a child process (see core.health).
+    commands.add_parser("check-models", help=argparse.SUPPRESS)
+    commands.add_parser("check-store", help=argparse.SUPPRESS)
     return parser
 
 
@@ -119,6 +122,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _optimize(args)
     if args.command == "serve-offline":
         return _serve(args)
+    if args.command == "check-models":
+        return _check_models()
+    if args.command == "check-store":
+        from core.store import check_store
+
+        print(json.dumps(check_store(json.loads(sys.stdin.read())["tracking_uri"])), flush=True)
+        return EXIT_OK
     from core.runs import worker_main
 
     return worker_main(Path(args.run_dir))
@@ -252,6 +262,18 @@ class _ProgressPrinter:
                 f"started): {scores}; {where}{failures}"
             )
         return None
+
+
+def _check_models() -> int:
+    """Body of ``python -m core check-models``: a ModelConfig (no key) as JSON on stdin, the key in
+    the environment; prints :func:`core.health.model_status` as one JSON line."""
+    from core.health import model_status
+    from core.models import ModelConfig
+    from core.runs import API_KEY_ENV
+
+    models = ModelConfig(**json.loads(sys.stdin.read()), api_key=os.environ.pop(API_KEY_ENV, None))
+    print(json.dumps(model_status(models)), flush=True)
+    return EXIT_OK
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -8,17 +8,27 @@ Pure Python: the app keeps one board per server process.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from core.models import ModelConfig
+
+StatusRow = tuple[str, bool, str]  # (role, answers?, one line to show)
 
 
 class HealthBoard:
     """Results of named checks, computed in background threads."""
 
-    def __init__(self, max_workers: int = 2):
+    def __init__(self, max_workers: int = 4):
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="health-check")
         self._lock = threading.Lock()
         self._results: dict[Hashable, tuple[float, Any]] = {}
@@ -33,6 +43,12 @@ class HealthBoard:
             if not fresh and key not in self._pending:
                 self._pending[key] = self._executor.submit(self._run, key, check)
             return found[1] if found is not None else None
+
+    def peek(self, key: Hashable, *, ttl: float) -> Any | None:
+        """The result for ``key`` if one younger than ``ttl`` seconds is in; never starts a check."""
+        with self._lock:
+            found = self._results.get(key)
+        return found[1] if found is not None and time.monotonic() - found[0] < ttl else None
 
     def wait(self, key: Hashable, timeout: float) -> Any | None:
         """Block up to ``timeout`` seconds for a pending check of ``key``; returns the latest result."""
@@ -60,3 +76,71 @@ class HealthBoard:
                 self._pending.pop(key, None)
         with self._lock:
             self._results[key] = (time.monotonic(), value)
+
+
+def model_status(models: ModelConfig) -> list[StatusRow]:
+    """One status line per model role: does it answer (one short call each, through the openai client)."""
+    from core.models import check_model
+    from core.offline_model import MODEL_NAME as OFFLINE_MODEL
+
+    rows = []
+    for role in ("task", "reflection"):
+        result = check_model(models, role=role, through_litellm=False)
+        label = f"{result.model} answers" if result.ok else result.message
+        if models.is_offline and result.ok:
+            label = f"{OFFLINE_MODEL} (simulated) answers"
+        rows.append((role, result.ok, label))
+    return rows
+
+
+def store_status_in_child(tracking_uri: str, *, timeout: float = 120.0) -> tuple[bool, str]:
+    """:func:`core.store.check_store` computed by ``python -m core check-store`` in a child process
+    (importing MLflow and opening a store is seconds of CPU; see :func:`model_status_in_child`)."""
+    answer = _in_child("check-store", {"tracking_uri": tracking_uri}, {}, timeout)
+    if isinstance(answer, str):
+        return False, f"Could not tell whether the store answers: {answer}."
+    ok, message = answer
+    return bool(ok), str(message)
+
+
+def model_status_in_child(models: ModelConfig, *, timeout: float = 180.0) -> list[StatusRow]:
+    """:func:`model_status` computed by ``python -m core check-models`` in a child process.
+
+    The check imports the openai client (and for the offline model starts its endpoint): seconds of
+    CPU that, in a thread of the app's process, would slow every page served meanwhile (they share
+    one interpreter lock). The key goes through the environment, never the command line.
+    """
+    from core.runs import API_KEY_ENV
+
+    public = dataclasses.asdict(models)
+    public.pop("api_key", None)
+    answer = _in_child("check-models", public, {API_KEY_ENV: models.api_key} if models.api_key else {}, timeout)
+    if isinstance(answer, str):
+        return [(role, False, f"Could not tell: {answer}.") for role in ("task", "reflection")]
+    return [(str(role), bool(ok), str(line)) for role, ok, line in answer]
+
+
+def _in_child(command: str, request: dict[str, Any], secrets: dict[str, str], timeout: float) -> Any:
+    """``python -m core COMMAND`` with ``request`` as JSON on stdin (``secrets`` in its environment,
+    never on its command line); its last stdout line parsed as JSON, or a string saying what failed."""
+    from core.runs import API_KEY_ENV, PROJECT_ROOT
+
+    env = {k: v for k, v in os.environ.items() if k != API_KEY_ENV} | secrets
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    done = None
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "core", command],
+            input=json.dumps(request),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=str(PROJECT_ROOT),
+            env=env,
+        )
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except subprocess.TimeoutExpired:
+        return f"the check took more than {timeout:.0f} s"
+    except (OSError, ValueError, IndexError) as error:
+        said = " ".join(done.stderr.split())[-200:] if done is not None else ""
+        return f"the check did not run: {said or error}"

@@ -13,9 +13,8 @@ from typing import Any
 import streamlit as st
 
 from core import store
-from core.health import HealthBoard
+from core.health import HealthBoard, StatusRow, model_status_in_child, store_status_in_child
 from core.models import ModelConfig
-from core.offline_model import MODEL_NAME as OFFLINE_MODEL
 from core.templates import markdown_escape
 from pages.shell import AppContext
 
@@ -29,30 +28,27 @@ def health_board() -> HealthBoard:
 
 
 def _store_check(uri: str) -> Callable[[], tuple[bool, str]]:
+    """In this process: for pages that read the store, which need MLflow loaded here anyway."""
     return lambda: store.check_store(uri)
 
 
-def _models_check(models: ModelConfig) -> Callable[[], list[tuple[str, bool, str]]]:
-    def check() -> list[tuple[str, bool, str]]:
-        from core.models import check_model
+def _store_status(board: HealthBoard, uri: str) -> tuple[bool, str] | None:
+    """The sidebar's store line: a page's own check when there is one, else a check in a child process
+    (so a page that does not read the store is not slowed by MLflow loading in the background)."""
+    return board.peek(("store-here", uri), ttl=STATUS_TTL) or board.get(
+        ("store", uri), lambda: store_status_in_child(uri), ttl=STATUS_TTL
+    )
 
-        rows = []
-        for role in ("task", "reflection"):
-            result = check_model(models, role=role, through_litellm=False)
-            label = f"{result.model} answers" if result.ok else result.message
-            if models.is_offline and result.ok:
-                label = f"{OFFLINE_MODEL} (simulated) answers"
-            rows.append((role, result.ok, label))
-        return rows
 
-    return check
+def _models_check(models: ModelConfig) -> Callable[[], list[StatusRow]]:
+    return lambda: model_status_in_child(models)
 
 
 def store_ready(context: AppContext) -> bool:
     """Say so, in one line, when the store does not answer; pages then stop there. Waits for the check
     (a page that reads the store cannot do anything before it anyway)."""
     board = health_board()
-    key = ("store", context.tracking_uri)
+    key = ("store-here", context.tracking_uri)
     result = board.get(key, _store_check(context.tracking_uri), ttl=STATUS_TTL)
     if result is None:
         with st.spinner("Opening the MLflow store..."):
@@ -70,7 +66,7 @@ def render_status(context: AppContext) -> None:
     """The sidebar's status line: does the store answer, do the models answer. Checked in the
     background, so pages never wait for it; it fills in when the answers arrive."""
     board = health_board()
-    store_result = board.get(("store", context.tracking_uri), _store_check(context.tracking_uri), ttl=STATUS_TTL)
+    store_result = _store_status(board, context.tracking_uri)
     model_result = None
     if context.models is not None:
         model_result = board.get(("models", _models_key(context.models)), _models_check(context.models), ttl=300)
@@ -84,7 +80,7 @@ def _status_waiting(context: AppContext, store_result: Any, model_result: Any) -
     """Polls the board until every answer is in, then reruns the page once: the settled status is drawn
     without a fragment, so the timer stops."""
     board = health_board()
-    store_now = board.get(("store", context.tracking_uri), _store_check(context.tracking_uri), ttl=STATUS_TTL)
+    store_now = _store_status(board, context.tracking_uri)
     models_now = None
     if context.models is not None:
         models_now = board.get(("models", _models_key(context.models)), _models_check(context.models), ttl=300)

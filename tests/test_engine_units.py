@@ -239,6 +239,31 @@ def test_health_board_answers_at_once_and_fills_in_later():
     assert board.get("k", check, ttl=60) == "ok" and len(calls) == 1
     board.forget()
     assert board.get("k", check, ttl=60) is None
+    assert board.wait("k", timeout=5) == "ok"
+    assert board.peek("k", ttl=60) == "ok" and board.peek("k", ttl=0) is None and len(calls) == 2
+    assert board.peek("other", ttl=60) is None  # peeking starts nothing
+
+
+def test_status_checks_run_in_a_child_process_and_keep_the_key_off_its_command_line(explorer_home, monkeypatch):
+    import subprocess
+
+    from core.health import model_status_in_child, store_status_in_child
+
+    seen = []
+    real_run = subprocess.run
+
+    def spy(cmd, **kwargs):
+        seen.append((cmd, kwargs["input"]))
+        return real_run(cmd, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", spy)
+    ok, message = store_status_in_child(f"sqlite:///{explorer_home / 'mlflow.db'}")
+    assert ok and message.startswith("Local SQLite store")
+    rows = model_status_in_child(ModelConfig("openai", base_url="http://127.0.0.1:9/v1", model="m", api_key="sk-XYZ"))
+    assert [(role, ok) for role, ok, _ in rows] == [("task", False), ("reflection", False)]
+    assert "could not connect to http://127.0.0.1:9/v1" in rows[0][2]
+    assert all("sk-XYZ" not in " ".join(cmd) + given for cmd, given in seen)
+    assert model_status_in_child(ModelConfig("offline"))[0] == ("task", True, "gepa-offline-demo (simulated) answers")
 
 
 def test_store_info_links_to_a_server_ui_and_labels_local_files(monkeypatch):
