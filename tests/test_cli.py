@@ -20,6 +20,11 @@ def run_count(home) -> int:
         return db.execute("select count(*) from runs").fetchone()[0]
 
 
+def on_endpoint(server) -> list[str]:
+    """CLI flags that point both models at a loopback endpoint serving the offline model."""
+    return ["--provider", "openai", "--base-url", server.base_url, "--model", "gepa-offline-demo"]
+
+
 def events_of(summary: dict) -> list[dict]:
     import mlflow
 
@@ -119,12 +124,7 @@ def test_failed_predictions_are_counted_not_hidden(run_cli, tracking, endpoint_f
     server = endpoint_factory(error_rate=0.25, seed=1)
     result = run_cli(
         "optimize",
-        "--provider",
-        "openai",
-        "--base-url",
-        server.base_url,
-        "--model",
-        "gepa-offline-demo",
+        *on_endpoint(server),
         "--budget",
         "60",
         "--max-retries",
@@ -212,12 +212,7 @@ def test_refused_key_exits_2_and_never_leaks_the_key(run_cli, explorer_home, end
     server = endpoint_factory(api_key="sk-right")
     result = run_cli(
         "optimize",
-        "--provider",
-        "openai",
-        "--base-url",
-        server.base_url,
-        "--model",
-        "gepa-offline-demo",
+        *on_endpoint(server),
         OPENAI_API_KEY="sk-wrong-0123456789",
     )
     assert result.returncode == 2 and "refused the API key (401)" in result.stderr
@@ -229,12 +224,7 @@ def test_api_key_never_reaches_mlflow_events_or_output(run_cli, tracking, explor
     server = endpoint_factory(api_key=secret)
     result = run_cli(
         "optimize",
-        "--provider",
-        "openai",
-        "--base-url",
-        server.base_url,
-        "--model",
-        "gepa-offline-demo",
+        *on_endpoint(server),
         "--budget",
         "60",
         OPENAI_API_KEY=secret,
