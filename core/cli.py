@@ -52,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--validation-fraction", type=float, metavar="F", help="hold out this share of rows for validation"
     )
+    data.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        metavar="S",
+        help="shuffles the rows before splitting them (default 0; --seed does not change the split)",
+    )
     scoring = opt.add_argument_group("scoring")
     scoring.add_argument("--scorer", default="exact_match", choices=["exact_match", "f1", "contains"])
     scoring.add_argument(
@@ -165,6 +172,7 @@ def _config_from_args(args: argparse.Namespace):  # -> OptimizationConfig
         selection=args.selection,
         seed=args.seed,
         validation_fraction=args.validation_fraction,
+        split_seed=args.split_seed,
         models=models,
         concurrency=args.concurrency,
         register=not args.no_register,

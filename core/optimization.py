@@ -75,6 +75,8 @@ class OptimizationConfig:
         patience: stop after this many iterations without a better validation score; 0 = never.
         validation_fraction: hold out this share of rows for validation; ``None`` validates on every
             row (MLflow's default, where train and validation are the same rows).
+        split_seed: shuffles the rows before they are split, apart from ``seed`` (GEPA's own
+            randomness), so runs repeated over seeds are scored on the same held-out rows.
         concurrency: model calls in flight at once while scoring a batch.
     """
 
@@ -89,6 +91,7 @@ class OptimizationConfig:
     selection: Selection = "pareto"
     seed: int = 0
     validation_fraction: float | None = None
+    split_seed: int = 0
     models: ModelConfig = field(default_factory=ModelConfig)
     concurrency: int = 8
     register: bool = True
@@ -297,7 +300,7 @@ def prepare_data(config: OptimizationConfig) -> tuple[Dataset, Dataset, Dataset,
     if config.validation_fraction is None:
         ids = list(range(len(dataset)))
         return dataset, dataset, dataset, ids, ids
-    train, val = split_dataset(dataset, config.validation_fraction, config.seed)
+    train, val = split_dataset(dataset, config.validation_fraction, config.split_seed)
     index = {id(example): i for i, example in enumerate(dataset.examples)}
     return dataset, train, val, [index[id(e)] for e in train.examples], [index[id(e)] for e in val.examples]
 
@@ -476,6 +479,7 @@ def _flat_params(config: OptimizationConfig, ctx: _Context, baseline: Any) -> di
         "minibatch_size": str(config.minibatch_size),
         "selection": config.selection,
         "seed": str(config.seed),
+        "split_seed": str(config.split_seed),
         "concurrency": str(config.concurrency),
         "provider": models["provider"],
         "task_model": models["task_model"],

@@ -50,6 +50,16 @@ def test_config_round_trips_without_its_key():
     assert again == config and again.models.api_key == "sk-secret"
 
 
+def test_the_validation_split_follows_the_split_seed_not_the_search_seed(short_qa):
+    from core.optimization import prepare_data
+
+    def val_ids(**fields) -> list[int]:
+        return prepare_data(OptimizationConfig(dataset_path=str(short_qa), validation_fraction=0.5, **fields))[4]
+
+    assert val_ids(seed=0) == val_ids(seed=7)
+    assert val_ids(split_seed=0) != val_ids(split_seed=1)
+
+
 # --- registration rule --------------------------------------------------------------------------
 
 BASE = "Answer: {{question}}"
