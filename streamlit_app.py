@@ -13,5 +13,6 @@ page = shell.navigation()
 st.session_state[shell.ROUTED] = True
 context = shell.render_sidebar()
 st.session_state["app.context"] = context
+status.prepare_store(context)
 page.run()
 status.render_status(context)

@@ -1,4 +1,5 @@
-"""Shared helpers for the benchmark scripts: an offline endpoint in its own process, timing, medians."""
+"""Shared helpers for the benchmark scripts: an offline endpoint and the app in their own processes,
+timing, medians."""
 
 from __future__ import annotations
 
@@ -66,3 +67,56 @@ def base_env(**extra: str) -> dict[str, str]:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@contextmanager
+def streamlit_server(home: str, log: Path | None = None):
+    """``streamlit run streamlit_app.py`` with no configuration but ``GEPA_EXPLORER_HOME=home``, on a
+    free loopback port; yields (its URL, seconds until its health check answered)."""
+    port = free_port()
+    started = time.perf_counter()
+    env = base_env(GEPA_EXPLORER_HOME=home)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    output = log.open("w") if log else subprocess.DEVNULL
+    flags = ["--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true"]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", *flags],
+        cwd=ROOT,
+        env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).read()
+                break
+            except OSError:
+                if server.poll() is not None:
+                    raise RuntimeError("streamlit did not start") from None
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}", time.perf_counter() - started
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def prepare_home(home: str) -> None:
+    """Make the home's local store (what the app's first start does), so a benchmark times what it means to."""
+    code = "from core.store import prepare_store; prepare_store()"
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=base_env(GEPA_EXPLORER_HOME=home), check=True)

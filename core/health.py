@@ -23,6 +23,24 @@ if TYPE_CHECKING:
     from core.models import ModelConfig
 
 StatusRow = tuple[str, bool, str]  # (role, answers?, one line to show)
+Ttl = float | Callable[[Any], float]
+# A failed check is repeated this soon: a store that another process was still creating, or a server
+# restarting, must not leave an error on the page.
+FAILURE_TTL_SECONDS = 3.0
+
+
+def _fresh(found: tuple[float, Any], ttl: Ttl) -> bool:
+    at, value = found
+    seconds = ttl(value) if callable(ttl) else ttl
+    return time.monotonic() - at < seconds
+
+
+def retry_failures_soon(
+    success_ttl: float, ok: Callable[[Any], bool], *, failure_ttl: float = FAILURE_TTL_SECONDS
+) -> Callable[[Any], float]:
+    """A ``ttl`` that keeps a result ``ok`` calls good for ``success_ttl`` seconds and any other for
+    ``failure_ttl``."""
+    return lambda value: success_ttl if ok(value) else failure_ttl
 
 
 class HealthBoard:
@@ -34,21 +52,22 @@ class HealthBoard:
         self._results: dict[Hashable, tuple[float, Any]] = {}
         self._pending: dict[Hashable, Future] = {}
 
-    def get(self, key: Hashable, check: Callable[[], Any], *, ttl: float) -> Any | None:
+    def get(self, key: Hashable, check: Callable[[], Any], *, ttl: Ttl) -> Any | None:
         """The latest result of ``check`` for ``key`` (``None`` until the first one is in), starting a
-        new check when there is none or it is older than ``ttl`` seconds. Never blocks."""
+        new check when there is none or it is older than ``ttl`` seconds (``ttl`` may be a function of
+        the result: a failure is worth checking again sooner than a success). Never blocks."""
         with self._lock:
             found = self._results.get(key)
-            fresh = found is not None and time.monotonic() - found[0] < ttl
+            fresh = found is not None and _fresh(found, ttl)
             if not fresh and key not in self._pending:
                 self._pending[key] = self._executor.submit(self._run, key, check)
             return found[1] if found is not None else None
 
-    def peek(self, key: Hashable, *, ttl: float) -> Any | None:
+    def peek(self, key: Hashable, *, ttl: Ttl) -> Any | None:
         """The result for ``key`` if one younger than ``ttl`` seconds is in; never starts a check."""
         with self._lock:
             found = self._results.get(key)
-        return found[1] if found is not None and time.monotonic() - found[0] < ttl else None
+        return found[1] if found is not None and _fresh(found, ttl) else None
 
     def wait(self, key: Hashable, timeout: float) -> Any | None:
         """Block up to ``timeout`` seconds for a pending check of ``key``; returns the latest result."""

@@ -291,6 +291,9 @@ def _quiet_libraries() -> None:
     os.environ["MLFLOW_GENAI_EVAL_SKIP_TRACE_VALIDATION"] = "true"
     for name in ("mlflow", "gepa", "LiteLLM", "litellm", "httpx", "alembic"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # Its "SQLAlchemy database error" log carries a traceback and SQL; the store error itself reaches
+    # the user as one line (core.store.describe_store_error).
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
 def prepare_data(config: OptimizationConfig) -> tuple[Dataset, Dataset, Dataset, list[int], list[int]]:
@@ -373,55 +376,101 @@ def run_optimization(
             raise ModelAccessError(check.message)
     store = configure_mlflow(config.tracking_uri)
     experiment_id = ensure_experiment(config.experiment)
-    baseline = resolve_baseline(config)
+    with store_errors(store.tracking_uri):
+        baseline = resolve_baseline(config)
     check_against_dataset(baseline.template, dataset)
 
     log = EventLog(run_dir / EVENTS_FILE, listener=on_event)
     flags = StopFlags(run_dir)
     ctx = _Context(config, run_dir, log, dataset, train, val, train_ids, val_ids, flags, started)
     try:
-        return _run_tracked(ctx, baseline, plan, checks, store.tracking_uri, experiment_id)
+        with store_errors(store.tracking_uri):
+            run_id = _open_mlflow_run(ctx, baseline, experiment_id)
+        return _run_tracked(ctx, baseline, plan, checks, store.tracking_uri, experiment_id, run_id)
     finally:
         log.close()
 
 
-def _run_tracked(ctx: _Context, baseline: Any, plan: BudgetPlan, checks: list, tracking_uri: str, experiment_id: str):
+@contextlib.contextmanager
+def store_errors(tracking_uri: str) -> Iterator[None]:
+    """Turn a failure of the store into :class:`StoreError` with one line saying what to do (prompt
+    lookups that find nothing raise ``PromptError`` themselves and pass through)."""
+    from mlflow.exceptions import MlflowException
+
+    from core.store import StoreError, describe_store_error
+
+    try:
+        yield
+    except (MlflowException, OSError) as error:
+        raise StoreError(describe_store_error(error, tracking_uri)) from None
+    except Exception as error:
+        if type(error).__module__.startswith("sqlalchemy"):
+            raise StoreError(describe_store_error(error, tracking_uri)) from None
+        raise
+
+
+def _open_mlflow_run(ctx: _Context, baseline: Any, experiment_id: str) -> str:
+    """Create the MLflow run with its tags and params, make it this process's active run; its id."""
     import mlflow
+
+    from core.store import retry_store
 
     config = ctx.config
     run_name = config.run_name or f"{baseline.name} v{baseline.version} · budget {config.budget}"
     # create_run + start_run(run_id): mlflow.start_run alone resolves context tags (git, notebook...)
     # at a cost of about 0.7 s; we set the few that matter ourselves.
-    run_id = (
-        mlflow.MlflowClient()
-        .create_run(
-            experiment_id,
-            run_name=run_name,
-            tags={
-                "mlflow.user": getpass.getuser(),
-                "mlflow.source.name": "GEPA Explorer",
-                "mlflow.source.type": "LOCAL",
-            },
+    run_id = retry_store(
+        lambda: (
+            mlflow.MlflowClient()
+            .create_run(
+                experiment_id,
+                run_name=run_name,
+                tags={
+                    "mlflow.user": getpass.getuser(),
+                    "mlflow.source.name": "GEPA Explorer",
+                    "mlflow.source.type": "LOCAL",
+                },
+            )
+            .info.run_id
         )
-        .info.run_id
     )
-    mlflow.start_run(run_id=run_id)
-    mlflow.set_tags(
-        {
-            RUN_KIND_TAG: RUN_KIND,
-            TAG_PREFIX + "status": "running",
-            TAG_PREFIX + "live_dir": str(ctx.run_dir),
-            TAG_PREFIX + "host": socket.gethostname(),
-            TAG_PREFIX + "pid": str(os.getpid()),
-            TAG_PREFIX + "baseline_uri": baseline.uri,
-            TAG_PREFIX + "prompt_name": baseline.name,
-            TAG_PREFIX + "dataset": ctx.dataset.name,
-            TAG_PREFIX + "scorer": config.scorer.label,
-            TAG_PREFIX + "model": config.models.label,
-        }
-    )
-    mlflow.log_params(_flat_params(config, ctx, baseline))
+    try:
+        retry_store(lambda: mlflow.start_run(run_id=run_id))
+        _tag_new_run(ctx, baseline)
+    except Exception:
+        with contextlib.suppress(Exception):  # not left RUNNING for ever; the error itself is what counts
+            mlflow.MlflowClient().set_terminated(run_id, status="FAILED")
+        raise
     (ctx.run_dir / "run_id").write_text(run_id)
+    return run_id
+
+
+def _tag_new_run(ctx: _Context, baseline: Any) -> None:
+    import mlflow
+
+    from core.store import retry_store
+
+    config = ctx.config
+    tags = {
+        RUN_KIND_TAG: RUN_KIND,
+        TAG_PREFIX + "status": "running",
+        TAG_PREFIX + "live_dir": str(ctx.run_dir),
+        TAG_PREFIX + "host": socket.gethostname(),
+        TAG_PREFIX + "pid": str(os.getpid()),
+        TAG_PREFIX + "baseline_uri": baseline.uri,
+        TAG_PREFIX + "prompt_name": baseline.name,
+        TAG_PREFIX + "dataset": ctx.dataset.name,
+        TAG_PREFIX + "scorer": config.scorer.label,
+        TAG_PREFIX + "model": config.models.label,
+    }
+    retry_store(lambda: mlflow.set_tags(tags))
+    retry_store(lambda: mlflow.log_params(_flat_params(config, ctx, baseline)))
+
+
+def _run_tracked(
+    ctx: _Context, baseline: Any, plan: BudgetPlan, checks: list, tracking_uri: str, experiment_id: str, run_id: str
+):
+    config = ctx.config
     ctx.log.emit(
         "run_started",
         config=config.to_dict(),
@@ -461,7 +510,7 @@ def _run_tracked(ctx: _Context, baseline: Any, plan: BudgetPlan, checks: list, t
             return summary
         raise
     finally:
-        _upload_and_end(ctx, summary)
+        _upload_and_end(ctx, summary, tracking_uri)
 
 
 def _flat_params(config: OptimizationConfig, ctx: _Context, baseline: Any) -> dict[str, str]:
@@ -697,26 +746,39 @@ def _finish_failed(
     return summary
 
 
-def _upload_and_end(ctx: _Context, summary: RunSummary | None) -> None:
-    """Log the event log and GEPA's log as artifacts, tag the outcome and end the MLflow run."""
+def _upload_and_end(ctx: _Context, summary: RunSummary | None, tracking_uri: str) -> None:
+    """Log the event log and GEPA's log as artifacts, tag the outcome and end the MLflow run.
+
+    Raises:
+        StoreError: the store could not be reached to record the end; the event log stays on disk
+            and the message gives its path.
+    """
     import mlflow
 
+    from core.store import StoreError, describe_store_error, retry_store
+
     status = summary.status if summary else "failed"
+    tags = {TAG_PREFIX + "status": status}
+    if summary is not None:
+        tags[TAG_PREFIX + "stopped_by"] = summary.stopped_by
+        if summary.optimized_uri:
+            tags[TAG_PREFIX + "optimized_uri"] = summary.optimized_uri
+        if summary.error:
+            tags[TAG_PREFIX + "error"] = summary.error[:4000]
     try:
         mlflow.flush_trace_async_logging()
-        mlflow.log_artifact(str(ctx.run_dir / EVENTS_FILE))
+        retry_store(lambda: mlflow.log_artifact(str(ctx.run_dir / EVENTS_FILE)))
         if (ctx.run_dir / "gepa.log").exists():
-            mlflow.log_artifact(str(ctx.run_dir / "gepa.log"))
-        tags = {TAG_PREFIX + "status": status}
-        if summary is not None:
-            tags[TAG_PREFIX + "stopped_by"] = summary.stopped_by
-            if summary.optimized_uri:
-                tags[TAG_PREFIX + "optimized_uri"] = summary.optimized_uri
-            if summary.error:
-                tags[TAG_PREFIX + "error"] = summary.error[:4000]
-        mlflow.set_tags(tags)
-    finally:
-        mlflow.end_run(status={"finished": "FINISHED", "cancelled": "KILLED"}.get(status, "FAILED"))
+            retry_store(lambda: mlflow.log_artifact(str(ctx.run_dir / "gepa.log")))
+        retry_store(lambda: mlflow.set_tags(tags))
+        ending = {"finished": "FINISHED", "cancelled": "KILLED"}.get(status, "FAILED")
+        retry_store(lambda: mlflow.end_run(status=ending))
+    except Exception as error:  # noqa: BLE001 - said as one line; nothing recorded is lost
+        reason = describe_store_error(error, tracking_uri)
+        raise StoreError(
+            f"The search finished but the store could not record the run's end. {reason} "
+            f"Everything the run recorded is kept in {ctx.run_dir / EVENTS_FILE}."
+        ) from None
 
 
 def _log_final_metrics(
@@ -724,6 +786,8 @@ def _log_final_metrics(
 ) -> None:
     import mlflow
     from mlflow.entities import Metric
+
+    from core.store import retry_store
 
     now = int(time.time() * 1000)
     metrics = [Metric("eval_score", recorder.aggregates[c], now, c) for c in sorted(recorder.aggregates)]
@@ -741,7 +805,8 @@ def _log_final_metrics(
         values[f"baseline_{scorer.kind}"] = final_evaluation["baseline"]["aggregate"]
         values[f"optimized_{scorer.kind}"] = final_evaluation["best"]["aggregate"]
     metrics += [Metric(k, float(v), now, 0) for k, v in values.items() if v is not None]
-    mlflow.MlflowClient().log_batch(mlflow.active_run().info.run_id, metrics=metrics)
+    run_id = mlflow.active_run().info.run_id
+    retry_store(lambda: mlflow.MlflowClient().log_batch(run_id, metrics=metrics))
 
 
 def final_evaluation_of(
@@ -869,9 +934,11 @@ def register_candidate(
             },
             tracking_uri=tracking_uri,
         )
+    from core.store import retry_store
+
     client = mlflow.MlflowClient(tracking_uri=tracking_uri) if tracking_uri else mlflow.MlflowClient()
     try:
-        client.link_prompt_version_to_run(run_id, f"prompts:/{version.name}/{version.version}")
+        retry_store(lambda: client.link_prompt_version_to_run(run_id, f"prompts:/{version.name}/{version.version}"))
     except Exception:  # noqa: BLE001 - the link is a convenience; the version exists either way
         _log.warning("could not link %s to run %s", version.uri, run_id)
     return version

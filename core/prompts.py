@@ -88,6 +88,21 @@ def _client(tracking_uri: str | None = None):
     return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
+_MISSING_CODES = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
+
+
+def _missing(error: BaseException, tracking_uri: str | None) -> bool:
+    """True when the registry answered "no such prompt, version or alias"; a failure of the store
+    itself (busy, unreachable, broken) is raised as :class:`~core.store.StoreError` instead."""
+    if getattr(error, "error_code", None) in _MISSING_CODES:
+        return True
+    import mlflow
+
+    from core.store import StoreError, describe_store_error
+
+    raise StoreError(describe_store_error(error, tracking_uri or mlflow.get_tracking_uri())) from None
+
+
 def validate_prompt_name(name: str) -> str:
     name = name.strip()
     if not name:
@@ -116,6 +131,8 @@ def register_version(
 
     from mlflow.exceptions import MlflowException
 
+    from core.store import retry_store
+
     name = validate_prompt_name(name)
     check = check_template(template)
     if not check.ok:
@@ -123,7 +140,9 @@ def register_version(
     client = _client(tracking_uri)
     for attempt in range(4):
         try:
-            version = client.register_prompt(name=name, template=template, commit_message=commit_message or None)
+            version = retry_store(
+                lambda: client.register_prompt(name=name, template=template, commit_message=commit_message or None)
+            )
             break
         except MlflowException as error:
             racing = "UNIQUE constraint" in str(error) or "IntegrityError" in str(error)
@@ -131,16 +150,19 @@ def register_version(
                 raise
             time.sleep(0.1 + random.random() * 0.3)
     for key, value in (tags or {}).items():
-        client.set_prompt_version_tag(name, version.version, key, value)
+        retry_store(lambda key=key, value=value: client.set_prompt_version_tag(name, version.version, key, value))
     return get_version(name, int(version.version), tracking_uri=tracking_uri)
 
 
 def get_version(name: str, version: int, *, tracking_uri: str | None = None) -> PromptVersionInfo:
     from mlflow.exceptions import MlflowException
 
+    from core.store import retry_store
+
     try:
-        found = _client(tracking_uri).get_prompt_version(name, version)
-    except MlflowException:
+        found = retry_store(lambda: _client(tracking_uri).get_prompt_version(name, version))
+    except MlflowException as error:
+        _missing(error, tracking_uri)
         found = None
     if found is None:
         raise PromptError(f"Prompt '{name}' has no version {version}.")
@@ -151,19 +173,22 @@ def load(uri: str, *, tracking_uri: str | None = None) -> PromptVersionInfo:
     """The version a URI points at, resolving aliases (never cached: aliases move)."""
     from mlflow.exceptions import MlflowException
 
+    from core.store import retry_store
+
     name, version, alias = parse_prompt_uri(uri)
     client = _client(tracking_uri)
+    if alias == "latest":
+        versions = list_versions(name, tracking_uri=tracking_uri)
+        if not versions:
+            raise PromptError(f"There is no prompt named '{name}' in the registry.")
+        return versions[0]
     try:
         if alias is not None:
-            if alias == "latest":
-                versions = list_versions(name, tracking_uri=tracking_uri)
-                if not versions:
-                    raise PromptError(f"There is no prompt named '{name}' in the registry.")
-                return versions[0]
-            found = client.get_prompt_version_by_alias(name, alias)
+            found = retry_store(lambda: client.get_prompt_version_by_alias(name, alias))
         else:
-            found = client.get_prompt_version(name, version)
+            found = retry_store(lambda: client.get_prompt_version(name, version))
     except MlflowException as error:
+        _missing(error, tracking_uri)
         raise PromptError(_not_found(uri, name, error)) from None
     if found is None:
         raise PromptError(_not_found(uri, name, None))
@@ -207,19 +232,24 @@ def list_versions(name: str, *, with_aliases: bool = True, tracking_uri: str | N
     """
     from mlflow.exceptions import MlflowException
 
+    from core.store import retry_store
+
     client = _client(tracking_uri)
     found = []
     token = None
     try:
         while True:
-            page = client.search_prompt_versions(name, max_results=200, page_token=token)
+            page = retry_store(
+                lambda token=token: client.search_prompt_versions(name, max_results=200, page_token=token)
+            )
             found.extend(page)
             token = getattr(page, "token", None)
             if not token:
                 break
         if with_aliases:
-            found = [client.get_prompt_version(name, v.version) for v in found]
-    except MlflowException:
+            found = [retry_store(lambda v=v: client.get_prompt_version(name, v.version)) for v in found]
+    except MlflowException as error:
+        _missing(error, tracking_uri)
         return []
     return sorted((_info(v) for v in found), key=lambda v: -v.version)
 
@@ -232,8 +262,10 @@ def set_alias(name: str, alias: str, version: int, *, tracking_uri: str | None =
             f"'{alias}' is not a valid alias: start with a letter, then letters, digits, '-' or '_' "
             "('latest' is reserved)."
         )
+    from core.store import retry_store
+
     get_version(name, version, tracking_uri=tracking_uri)  # a clear error for a version that does not exist
-    _client(tracking_uri).set_prompt_alias(name=name, alias=alias, version=version)
+    retry_store(lambda: _client(tracking_uri).set_prompt_alias(name=name, alias=alias, version=version))
 
 
 def find_version_with_template(

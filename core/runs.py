@@ -295,13 +295,17 @@ def orphaned(info: RunInfo) -> bool:
 
 def close_orphan(info: RunInfo, *, tracking_uri: str | None = None) -> None:
     """Salvage a run whose worker died: log its events and mark it FAILED, so it stays readable."""
+    from core.store import retry_store
+
     client = _client(tracking_uri)
     live = info.live_dir
     if live is not None and (live / EVENTS_FILE).exists():
-        client.log_artifact(info.run_id, str(live / EVENTS_FILE))
-    client.set_tag(info.run_id, "gepa_explorer.status", "failed")
-    client.set_tag(info.run_id, "gepa_explorer.error", "The optimization process ended unexpectedly.")
-    client.set_terminated(info.run_id, status="FAILED")
+        retry_store(lambda: client.log_artifact(info.run_id, str(live / EVENTS_FILE)))
+    retry_store(lambda: client.set_tag(info.run_id, "gepa_explorer.status", "failed"))
+    retry_store(
+        lambda: client.set_tag(info.run_id, "gepa_explorer.error", "The optimization process ended unexpectedly.")
+    )
+    retry_store(lambda: client.set_terminated(info.run_id, status="FAILED"))
 
 
 def salvage_if_orphaned(info: RunInfo, *, tracking_uri: str | None = None) -> RunInfo | None:
@@ -322,6 +326,7 @@ def register_run_candidate(info: RunInfo, candidate: int, *, tracking_uri: str |
     from core.optimization import TAG_PREFIX, register_candidate
     from core.prompts import PromptError, PromptVersionInfo
     from core.scorers import ScorerSpec
+    from core.store import retry_store
 
     events = load_events(info, tracking_uri=tracking_uri)
     started = next((e for e in events if e["type"] == "run_started"), None)
@@ -341,5 +346,5 @@ def register_run_candidate(info: RunInfo, candidate: int, *, tracking_uri: str |
         scorer=scorer,
         tracking_uri=tracking_uri,
     )
-    _client(tracking_uri).set_tag(info.run_id, TAG_PREFIX + "optimized_uri", version.uri)
+    retry_store(lambda: _client(tracking_uri).set_tag(info.run_id, TAG_PREFIX + "optimized_uri", version.uri))
     return version

@@ -13,12 +13,38 @@ from typing import Any
 import streamlit as st
 
 from core import store
-from core.health import HealthBoard, StatusRow, model_status_in_child, store_status_in_child
+from core.health import (
+    HealthBoard,
+    StatusRow,
+    model_status_in_child,
+    retry_failures_soon,
+    store_status_in_child,
+)
 from core.models import ModelConfig
 from core.templates import markdown_escape
 from pages.shell import AppContext
 
 STATUS_TTL = 60.0
+FAILURE_RETRY_SECONDS = 3.0
+STORE_TTL = retry_failures_soon(STATUS_TTL, lambda answer: bool(answer[0]))
+# A model check starts a child process that imports the model clients: repeated less eagerly.
+MODELS_TTL = retry_failures_soon(300.0, lambda rows: all(ok for _, ok, _ in rows), failure_ttl=30.0)
+PREPARING = "Preparing the local MLflow store, first start only…"
+
+
+def prepare_store(context: AppContext) -> None:
+    """Create the local store before the first page is served (a first start only takes seconds; later
+    starts find it ready from a file read). A store that cannot be prepared is said by the page."""
+    if store.StoreInfo(context.tracking_uri).sqlite_path is None:
+        return
+    try:
+        if store.store_needs_creation(context.tracking_uri):
+            with st.spinner(PREPARING):
+                store.prepare_store(context.tracking_uri)
+        else:
+            store.prepare_store(context.tracking_uri)
+    except store.StoreError:
+        pass  # store_ready (on the pages that use the store) says what is wrong
 
 
 @st.cache_resource
@@ -35,8 +61,8 @@ def _store_check(uri: str) -> Callable[[], tuple[bool, str]]:
 def _store_status(board: HealthBoard, uri: str) -> tuple[bool, str] | None:
     """The sidebar's store line: a page's own check when there is one, else a check in a child process
     (so a page that does not read the store is not slowed by MLflow loading in the background)."""
-    return board.peek(("store-here", uri), ttl=STATUS_TTL) or board.get(
-        ("store", uri), lambda: store_status_in_child(uri), ttl=STATUS_TTL
+    return board.peek(("store-here", uri), ttl=STORE_TTL) or board.get(
+        ("store", uri), lambda: store_status_in_child(uri), ttl=STORE_TTL
     )
 
 
@@ -46,49 +72,74 @@ def _models_check(models: ModelConfig) -> Callable[[], list[StatusRow]]:
 
 def store_ready(context: AppContext) -> bool:
     """Say so, in one line, when the store does not answer; pages then stop there. Waits for the check
-    (a page that reads the store cannot do anything before it anyway)."""
+    (a page that reads the store cannot do anything before it anyway). A failure is checked again
+    every few seconds by itself, and the page comes back as soon as the store answers."""
     board = health_board()
     key = ("store-here", context.tracking_uri)
-    result = board.get(key, _store_check(context.tracking_uri), ttl=STATUS_TTL)
+    result = board.get(key, _store_check(context.tracking_uri), ttl=STORE_TTL)
     if result is None:
         with st.spinner("Opening the MLflow store..."):
             result = board.wait(key, timeout=120)
     ok, message = result or (False, "The MLflow store did not answer in time.")
     if not ok:
         st.error(
-            f"{markdown_escape(message)} Change the tracking URI in the sidebar, or start the server, "
-            "then press Check again."
+            f"{markdown_escape(message)} If the tracking URI is wrong, change it in the sidebar.",
+            icon=":material/database:",
         )
+        _store_retry(context)
     return ok
+
+
+@st.fragment(run_every=FAILURE_RETRY_SECONDS)
+def _store_retry(context: AppContext) -> None:
+    """Checks the store again every few seconds and shows the page as soon as it answers."""
+    board = health_board()
+    key = ("store-here", context.tracking_uri)
+    result = board.get(key, _store_check(context.tracking_uri), ttl=STORE_TTL)
+    if result is not None and result[0]:
+        st.rerun()
+    st.caption("Checking again by itself every few seconds…")
 
 
 def render_status(context: AppContext) -> None:
     """The sidebar's status line: does the store answer, do the models answer. Checked in the
-    background, so pages never wait for it; it fills in when the answers arrive."""
+    background, so pages never wait for it; it fills in when the answers arrive, and a failure is
+    checked again by itself until it clears."""
+    store_result, model_result = _answers(context)
+    with st.sidebar:
+        if _all_good(context, store_result, model_result):
+            _status_lines(context, store_result, model_result)
+        else:
+            _status_polling(context)
+
+
+def _answers(context: AppContext) -> tuple[Any, Any]:
     board = health_board()
     store_result = _store_status(board, context.tracking_uri)
     model_result = None
     if context.models is not None:
-        model_result = board.get(("models", _models_key(context.models)), _models_check(context.models), ttl=300)
-    pending = store_result is None or (context.models is not None and model_result is None)
-    with st.sidebar:
-        (_status_waiting if pending else _status_lines)(context, store_result, model_result)
+        model_result = board.get(("models", _models_key(context.models)), _models_check(context.models), ttl=MODELS_TTL)
+    return store_result, model_result
 
 
-@st.fragment(run_every=1.0)
-def _status_waiting(context: AppContext, store_result: Any, model_result: Any) -> None:
-    """Polls the board until every answer is in, then reruns the page once: the settled status is drawn
-    without a fragment, so the timer stops."""
-    board = health_board()
-    store_now = _store_status(board, context.tracking_uri)
-    models_now = None
-    if context.models is not None:
-        models_now = board.get(("models", _models_key(context.models)), _models_check(context.models), ttl=300)
+def _all_good(context: AppContext, store_result: Any, model_result: Any) -> bool:
+    if store_result is None or not store_result[0]:
+        return False
+    return context.models is None or (model_result is not None and all(ok for _, ok, _ in model_result))
+
+
+@st.fragment(run_every=FAILURE_RETRY_SECONDS)
+def _status_polling(context: AppContext) -> None:
+    """Polls the board while an answer is missing or a failure stands; once everything answers it
+    reruns the page, which then draws the settled status without a fragment, so the timer stops."""
+    store_now, models_now = _answers(context)
+    if _all_good(context, store_now, models_now):
+        st.rerun()
     if store_now is None or (context.models is not None and models_now is None):
         st.divider()
         st.caption("Checking the store and the models...")
         return
-    st.rerun()
+    _status_lines(context, store_now, models_now)
 
 
 def _status_lines(context: AppContext, store_result: tuple[bool, str], model_result: Any) -> None:

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,17 @@ def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An initialised, empty MLflow SQLite file, made once: creating the schema takes seconds,
     copying it takes milliseconds."""
     path = tmp_path_factory.mktemp("store") / "mlflow.db"
-    code = f"import mlflow; mlflow.set_tracking_uri('sqlite:///{path}'); mlflow.MlflowClient().search_experiments()"
-    env = {**os.environ, "MLFLOW_LOGGING_LEVEL": "ERROR"}
+    code = f"from core.store import prepare_store; prepare_store('sqlite:///{path}')"
+    env = {**os.environ, "MLFLOW_LOGGING_LEVEL": "ERROR", "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=env)
     return path
+
+
+def copy_store(empty: Path, folder: Path) -> Path:
+    """A copy of a prepared store (with its readiness marker) in ``folder``."""
+    shutil.copy(empty, folder / "mlflow.db")
+    shutil.copy(empty.with_name("mlflow.db.ready"), folder / "mlflow.db.ready")
+    return folder / "mlflow.db"
 
 
 @pytest.fixture
@@ -35,7 +43,7 @@ def explorer_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_store: 
     """A fresh GEPA_EXPLORER_HOME with its own (empty) SQLite store, for one test."""
     home = tmp_path / "home"
     home.mkdir()
-    shutil.copy(empty_store, home / "mlflow.db")
+    copy_store(empty_store, home)
     monkeypatch.setenv("GEPA_EXPLORER_HOME", str(home))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
@@ -171,10 +179,10 @@ def wait_http(url: str, timeout: float = 120) -> None:
             time.sleep(0.3)
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real ``mlflow server`` on a free loopback port, stopped at the end of the session."""
-    root = tmp_path_factory.mktemp("mlflow-server")
+@contextmanager
+def running_mlflow_server(root: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A real ``mlflow server`` on a free loopback port with its store and artifacts in ``root``;
+    yields its URL and process, and stops it on exit (if the test has not already)."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -196,17 +204,35 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stdout=(root / "server.log").open("w"),
         stderr=subprocess.STDOUT,
         env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{url}/health")
-        yield url
+        yield url, process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process_group(process)
+
+
+def stop_process_group(process: subprocess.Popen) -> None:
+    """Stop a process started with ``start_new_session`` and everything it started (a server's workers)."""
+    import signal
+
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``mlflow server`` for the whole session."""
+    with running_mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as (url, _):
+        yield url
 
 
 FIXTURES = Path(__file__).parent / "fixtures"

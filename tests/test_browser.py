@@ -10,6 +10,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,11 +33,12 @@ CHROMIUM_ARGS = [
 SHOTS = Path(os.environ.get("GEPA_EXPLORER_SCREENSHOTS", ROOT / "test-artifacts" / "screenshots"))
 
 
-@pytest.fixture
-def app_url(explorer_home: Path):
-    """``streamlit run streamlit_app.py`` on a free loopback port, with no configuration at all."""
+@contextmanager
+def streamlit_app(home: Path) -> Iterator[str]:
+    """``streamlit run streamlit_app.py`` on a free loopback port, with no configuration at all but
+    ``GEPA_EXPLORER_HOME``; yields its URL."""
     port = free_port()
-    log = (explorer_home / "streamlit.log").open("w")
+    log = (home / "streamlit.log").open("w")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -51,7 +54,7 @@ def app_url(explorer_home: Path):
             "true",
         ],
         cwd=ROOT,
-        env=cli_env(explorer_home),
+        env=cli_env(home),
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -64,6 +67,22 @@ def app_url(explorer_home: Path):
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture
+def app_url(explorer_home: Path):
+    """The app on the test's home (its store already made)."""
+    with streamlit_app(explorer_home) as url:
+        yield url
+
+
+@pytest.fixture
+def cold_app_url(tmp_path: Path):
+    """The app on a brand-new home: no store, nothing, as a workshop participant's first start."""
+    home = tmp_path / "new-home"
+    home.mkdir()
+    with streamlit_app(home) as url:
+        yield url, home
 
 
 @pytest.fixture
@@ -163,3 +182,29 @@ def test_a_deep_link_to_a_run_goes_through_the_router_on_a_fresh_server(recorded
     assert "Welcome" in navigation and "results views" not in navigation.lower()
     assert "Best (candidate 4)" in page.inner_text("body")  # the linked run, not the newest
     shot(page, "13-results-deep-link")
+
+
+def assert_no_error_box(page) -> None:
+    errors = page.locator("[data-testid='stAlertContentError']").all_inner_texts()
+    assert not errors, errors
+
+
+def test_a_cold_start_clicking_at_once_runs_cleanly(cold_app_url, page):
+    url, home = cold_app_url
+    assert not (home / "mlflow.db").exists()
+    page.goto(url)
+    page.get_by_text("Preparing the local MLflow store, first start only").wait_for(timeout=60_000)
+    button = page.get_by_role("button", name="Run the default optimization")
+    button.wait_for(timeout=120_000)  # the local store is made first: "first start only"
+    button.click()
+    page.get_by_text("Optimization finished").wait_for(timeout=240_000)
+    settle(page)
+    assert_no_traceback(page)
+    assert_no_error_box(page)
+    shot(page, "14-cold-start-finished")
+    for path, heading in (("/prompts", "Prompts"), ("/results", "Results")):
+        page.goto(url + path)
+        page.get_by_role("heading", name=heading, exact=True).wait_for(timeout=60_000)
+        settle(page)
+        assert_no_traceback(page)
+        assert_no_error_box(page)

@@ -1,8 +1,11 @@
 """Shared use: the CLI against a real ``mlflow server`` started by the test."""
 
 import json
+import time
 
 import pytest
+
+from conftest import running_mlflow_server, stop_process_group
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
@@ -33,3 +36,39 @@ def test_unreachable_server_is_one_line(run_cli):
     result = run_cli("optimize", "--tracking-uri", "http://127.0.0.1:9", "--budget", "100")
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_a_server_lost_during_the_run_is_one_line_and_the_event_log_is_kept(run_cli, tmp_path, explorer_home):
+    import subprocess
+    import sys
+    import threading
+
+    from conftest import ROOT, cli_env
+
+    with running_mlflow_server(tmp_path) as (url, server):
+        run_dir = tmp_path / "run"
+        args = ["--tracking-uri", url, "--budget", "150", "--patience", "0", "--offline-delay-ms", "30"]
+        cli = subprocess.Popen(
+            [sys.executable, "-m", "core", "optimize", *args, "--no-register", "--run-dir", str(run_dir)],
+            cwd=ROOT,
+            env=cli_env(explorer_home),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        out: list[str] = []
+        reader = threading.Thread(target=lambda: out.extend(cli.communicate(timeout=300)))
+        reader.start()
+        events = run_dir / "events.jsonl"
+        deadline = time.monotonic() + 120
+        while not (events.exists() and '"type": "validation"' in events.read_text()):
+            assert time.monotonic() < deadline and cli.poll() is None, "the run never scored its baseline"
+            time.sleep(0.2)
+        stop_process_group(server)  # the store goes away while the search runs
+        reader.join(timeout=300)
+    stdout, stderr = out
+    assert cli.returncode == 2, stderr
+    error = stderr.strip().splitlines()[-1]
+    assert error.startswith("error: ") and "could not record the run's end" in error and str(events) in error
+    assert "Traceback" not in stderr and stdout == ""
+    assert '"type": "run_finished"' in events.read_text()  # nothing recorded is lost
