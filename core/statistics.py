@@ -1,0 +1,125 @@
+"""Paired before/after statistics: is the optimized prompt's gain over the baseline more than chance?
+
+Both prompts are scored on the same examples, so every test here is *paired*: ``before[i]`` (the
+baseline) and ``after[i]`` (the optimized prompt) are scores of example ``i``, and a difference is
+always ``after - before``. Pure numpy; nothing calls a model, MLflow or Streamlit.
+
+* :func:`exact_mcnemar` for right/wrong scores (exact match, contains): only the examples the two
+  prompts disagree on carry information.
+
+Every result is a frozen dataclass whose ``to_dict`` is JSON-able (plain ints, floats, strings) and
+whose ``from_dict`` reads it back, so results can be stored in a run's event log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class McNemarResult:
+    """Exact McNemar test of right/wrong scores on the same examples.
+
+    Args:
+        n: examples compared.
+        before_right, after_right: examples the baseline and the optimized prompt got right.
+        regressed: right before and wrong after (McNemar's *b*).
+        fixed: wrong before and right after (McNemar's *c*).
+        p_value: two-sided exact binomial p value on the ``regressed + fixed`` discordant examples.
+    """
+
+    n: int
+    before_right: int
+    after_right: int
+    regressed: int
+    fixed: int
+    p_value: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> McNemarResult:
+        return cls(**_fields_of(cls, data))
+
+
+def exact_mcnemar(before: Sequence[float], after: Sequence[float]) -> McNemarResult:
+    """Exact two-sided McNemar test for scores that are all 0 or 1.
+
+    Under "no difference" each discordant example (right on one side only) is equally likely to
+    favour either prompt, so with ``b`` regressed and ``c`` fixed examples the p value is
+    ``min(1, 2 * P[X <= min(b, c)])`` for ``X ~ Binomial(b + c, 1/2)``, summed in exact integer
+    arithmetic. Examples both prompts got right, or both wrong, do not count.
+
+    Args:
+        before, after: the baseline's and the optimized prompt's scores of the same examples, in the
+            same order; every score must be 0 or 1 (``True``/``False`` count as 1/0).
+
+    Returns ``p_value = 1.0`` when no example is discordant (including identical scores and n = 1
+    with equal scores). Raises ``ValueError`` on empty or mismatched inputs, non-finite scores, or a
+    score other than 0 or 1 (use :func:`sign_flip_test` for graded scores).
+    """
+    b_scores, a_scores = _paired(before, after)
+    for name, scores in (("baseline", b_scores), ("optimized", a_scores)):
+        odd = np.flatnonzero((scores != 0) & (scores != 1))
+        if odd.size:
+            raise ValueError(
+                f"Exact McNemar needs scores of 0 or 1: {name} score {odd[0]} is {scores[odd[0]]:g}. "
+                "Use sign_flip_test for graded scores such as F1."
+            )
+    regressed = int(np.sum((b_scores == 1) & (a_scores == 0)))
+    fixed = int(np.sum((b_scores == 0) & (a_scores == 1)))
+    return McNemarResult(
+        n=int(b_scores.size),
+        before_right=int(np.sum(b_scores == 1)),
+        after_right=int(np.sum(a_scores == 1)),
+        regressed=regressed,
+        fixed=fixed,
+        p_value=_binomial_two_sided(regressed, fixed),
+    )
+
+
+def _binomial_two_sided(b: int, c: int) -> float:
+    discordant = b + c
+    if discordant == 0:
+        return 1.0
+    tail = sum(math.comb(discordant, k) for k in range(min(b, c) + 1))
+    # Integer numerator over 2**(n-1): exact, and Python rounds the quotient once.
+    return min(1.0, tail / 2 ** (discordant - 1))
+
+
+def _paired(before: Sequence[float], after: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Both score lists as float arrays, after checking they describe the same examples."""
+    arrays = []
+    for name, scores in (("baseline", before), ("optimized", after)):
+        array = np.asarray(scores, dtype=float)
+        if array.ndim != 1:
+            raise ValueError(f"The {name} scores must be a flat list of numbers, one per example.")
+        bad = np.flatnonzero(~np.isfinite(array))
+        if bad.size:
+            raise ValueError(f"Scores must be finite numbers: {name} score {bad[0]} is {array[bad[0]]}.")
+        arrays.append(array)
+    b_scores, a_scores = arrays
+    if b_scores.size == 0 and a_scores.size == 0:
+        raise ValueError("There are no examples to compare: both score lists are empty.")
+    if b_scores.size != a_scores.size:
+        raise ValueError(
+            f"Paired scores must cover the same examples: got {b_scores.size} baseline scores "
+            f"and {a_scores.size} optimized scores."
+        )
+    return b_scores, a_scores
+
+
+def _fields_of(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The dataclass fields of ``cls`` read from ``data``; a missing one is a ``ValueError``."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    missing = [name for name in names if name not in data]
+    if missing:
+        raise ValueError(f"A stored {cls.__name__} lacks '{missing[0]}'.")
+    return {name: data[name] for name in names}
