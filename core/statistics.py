@@ -6,6 +6,8 @@ always ``after - before``. Pure numpy; nothing calls a model, MLflow or Streamli
 
 * :func:`exact_mcnemar` for right/wrong scores (exact match, contains): only the examples the two
   prompts disagree on carry information.
+* :func:`sign_flip_test` for graded scores (token F1): if the prompts were interchangeable, each
+  example's difference would be as likely to have either sign.
 
 Every result is a frozen dataclass whose ``to_dict`` is JSON-able (plain ints, floats, strings) and
 whose ``from_dict`` reads it back, so results can be stored in a run's event log.
@@ -20,6 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+# Up to this many non-zero differences the sign-flip test enumerates every sign pattern (2**16 rows
+# of 16 signs: a few milliseconds); beyond it, it samples them.
+EXACT_SIGN_FLIP_LIMIT = 16
+# numpy elements per block when resampling, so memory stays bounded for 5,000 examples.
+_BLOCK_ELEMENTS = 2**20
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,104 @@ def exact_mcnemar(before: Sequence[float], after: Sequence[float]) -> McNemarRes
         fixed=fixed,
         p_value=_binomial_two_sided(regressed, fixed),
     )
+
+
+@dataclass(frozen=True)
+class PermutationResult:
+    """Paired sign-flip permutation test of the mean difference ``after - before``.
+
+    Args:
+        n: examples compared (examples with equal scores included).
+        mean_difference: the optimized prompt's mean score minus the baseline's.
+        p_value: two-sided p value.
+        exact: ``True`` when every sign pattern was enumerated, ``False`` for a Monte Carlo estimate.
+    """
+
+    n: int
+    mean_difference: float
+    p_value: float
+    exact: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PermutationResult:
+        return cls(**_fields_of(cls, data))
+
+
+def sign_flip_test(
+    before: Sequence[float], after: Sequence[float], *, resamples: int = 10_000, seed: int = 0
+) -> PermutationResult:
+    """Two-sided paired sign-flip test: is the mean of ``after - before`` further from 0 than chance?
+
+    Under "no difference" the sign of each example's difference is a coin flip. The p value is the
+    share of sign patterns whose mean difference is at least as far from 0 as the observed one.
+    Examples with equal scores have a difference of 0 and no sign to flip, so they are left out of
+    the patterns (they still count in ``n`` and in the mean).
+
+    Args:
+        before, after: the baseline's and the optimized prompt's scores of the same examples, in the
+            same order; any finite numbers.
+        resamples: random sign patterns drawn when there are more than
+            :data:`EXACT_SIGN_FLIP_LIMIT` non-zero differences. The estimate is
+            ``(count + 1) / (resamples + 1)``, so it is never 0 and never below ``1 / (resamples + 1)``.
+        seed: seeds the ``numpy.random.Generator`` of the Monte Carlo estimate; the same inputs and
+            seed give the same p value. Unused when the test is exact.
+
+    With up to :data:`EXACT_SIGN_FLIP_LIMIT` non-zero differences every pattern is enumerated and
+    the p value is exact; identical scores (no non-zero difference) give ``p_value = 1.0``, and so
+    does n = 1. Raises ``ValueError`` on empty or mismatched inputs, non-finite scores or
+    ``resamples < 1``.
+    """
+    if resamples < 1:
+        raise ValueError(f"The sign-flip test needs at least 1 resample (got {resamples}); 10,000 is usual.")
+    b_scores, a_scores = _paired(before, after)
+    differences = a_scores - b_scores
+    nonzero = differences[differences != 0]
+    exact = nonzero.size <= EXACT_SIGN_FLIP_LIMIT
+    if exact:
+        p_value = _sign_flip_exact(nonzero)
+    else:
+        p_value = _sign_flip_sampled(nonzero, resamples, np.random.default_rng(seed))
+    return PermutationResult(
+        n=int(differences.size), mean_difference=float(differences.mean()), p_value=p_value, exact=exact
+    )
+
+
+def _sign_flip_exact(nonzero: np.ndarray) -> float:
+    if nonzero.size == 0:
+        return 1.0
+    patterns = (np.arange(2**nonzero.size)[:, None] >> np.arange(nonzero.size)) & 1
+    sums = (2 * patterns - 1) @ nonzero
+    return float(np.mean(_as_extreme(sums, nonzero)))
+
+
+def _sign_flip_sampled(nonzero: np.ndarray, resamples: int, rng: np.random.Generator) -> float:
+    # One random byte signs a group of eight differences at once: with a table of the 256 sums a
+    # byte can give its group, a resample is len/8 look-ups instead of len products (measured 5x
+    # faster than a matrix of signs at 5,000 examples).
+    groups = -(-nonzero.size // 8)
+    padded = np.zeros(groups * 8)
+    padded[: nonzero.size] = nonzero
+    byte_bits = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(float)
+    plus_table = padded.reshape(groups, 8) @ byte_bits.T  # [group, byte]: sum of the group's "+" members
+    total = float(nonzero.sum())
+    block = max(1, _BLOCK_ELEMENTS // groups)
+    count = 0
+    for start in range(0, resamples, block):
+        draws = rng.integers(0, 256, size=(min(block, resamples - start), groups), dtype=np.uint8)
+        plus = plus_table[np.arange(groups), draws].sum(axis=1)
+        count += int(np.sum(_as_extreme(2 * plus - total, nonzero)))
+    return (count + 1) / (resamples + 1)
+
+
+def _as_extreme(sums: np.ndarray, nonzero: np.ndarray) -> np.ndarray:
+    """Which signed sums are at least as far from 0 as the observed sum (all signs +)."""
+    # The observed pattern is summed in another order than the matrix product, so equal sums can
+    # differ in their last bits; a tolerance far below any real score difference keeps them tied.
+    tolerance = 1e-9 * float(np.abs(nonzero).sum())
+    return np.abs(sums) >= abs(float(nonzero.sum())) - tolerance
 
 
 def _binomial_two_sided(b: int, c: int) -> float:

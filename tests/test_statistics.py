@@ -1,9 +1,10 @@
 import json
+import math
 
 import pytest
 from scipy.stats import binomtest
 
-from core.statistics import McNemarResult, exact_mcnemar
+from core.statistics import McNemarResult, PermutationResult, exact_mcnemar, sign_flip_test
 
 
 def right_wrong(regressed: int, fixed: int, both_right: int = 0, both_wrong: int = 0) -> tuple[list, list]:
@@ -53,6 +54,64 @@ def test_mcnemar_refuses_graded_scores_and_names_the_alternative():
 def test_mcnemar_result_round_trips_through_json():
     result = exact_mcnemar(*right_wrong(1, 9, both_right=2))
     assert McNemarResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
+
+
+def half_point_steps(up: int, down: int) -> tuple[list, list]:
+    """Graded scores where ``up`` examples gain 0.5 and ``down`` examples lose 0.5."""
+    return [0.25] * up + [0.75] * down, [0.75] * up + [0.25] * down
+
+
+def test_sign_flip_enumerates_a_tiny_case_by_hand():
+    # Differences +0.6, +0.2, -0.1 and a tie: of the 8 sign patterns, +-0.9 and +-0.7 are at least
+    # as far from 0 as the observed +0.7.
+    result = sign_flip_test([0.2, 0.5, 0.6, 0.3], [0.8, 0.7, 0.5, 0.3])
+    assert result.exact and result.p_value == 4 / 8
+    assert result.n == 4 and result.mean_difference == pytest.approx(0.7 / 4)
+
+
+def test_sign_flip_with_equal_steps_is_a_binomial_tail():
+    # 7 of 10 equal steps up: patterns with 7 or more steps on one side, 2 * (120 + 45 + 10 + 1) of 1024.
+    assert sign_flip_test(*half_point_steps(7, 3)).p_value == 352 / 1024
+
+
+def test_sign_flip_on_right_wrong_scores_agrees_with_mcnemar():
+    before, after = right_wrong(1, 9, both_right=4)
+    assert sign_flip_test(before, after).p_value == pytest.approx(exact_mcnemar(before, after).p_value)
+
+
+def test_sign_flip_of_identical_scores_is_one():
+    result = sign_flip_test([0.3, 0.9, 0.5], [0.3, 0.9, 0.5])
+    assert result.p_value == 1.0 and result.mean_difference == 0.0
+
+
+def test_sign_flip_of_one_example_is_one():
+    assert sign_flip_test([0.2], [0.9]).p_value == 1.0
+
+
+def test_sign_flip_samples_beyond_sixteen_differences_close_to_the_exact_value():
+    exact = 2 * sum(math.comb(20, k) for k in range(14, 21)) / 2**20  # 0.1153...
+    result = sign_flip_test(*half_point_steps(14, 6))
+    assert not result.exact and result.p_value == pytest.approx(exact, abs=0.015)
+
+
+def test_sign_flip_sampling_is_reproducible_with_its_seed():
+    scores = half_point_steps(14, 6)
+    assert sign_flip_test(*scores, seed=3) == sign_flip_test(*scores, seed=3)
+    assert sign_flip_test(*scores, seed=3).p_value != sign_flip_test(*scores, seed=4).p_value
+
+
+def test_sampled_p_value_is_never_zero():
+    assert sign_flip_test(*half_point_steps(30, 0), resamples=999).p_value == 1 / 1000
+
+
+def test_sign_flip_refuses_no_resamples():
+    with pytest.raises(ValueError, match="at least 1 resample"):
+        sign_flip_test([0.1], [0.2], resamples=0)
+
+
+def test_permutation_result_round_trips_through_json():
+    result = sign_flip_test(*half_point_steps(14, 6))
+    assert PermutationResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
 
 
 def test_empty_scores_are_refused():
