@@ -8,6 +8,7 @@ always ``after - before``. Pure numpy; nothing calls a model, MLflow or Streamli
   prompts disagree on carry information.
 * :func:`sign_flip_test` for graded scores (token F1): if the prompts were interchangeable, each
   example's difference would be as likely to have either sign.
+* :func:`paired_bootstrap_ci` for how large the gain is: a percentile interval of the mean difference.
 
 Every result is a frozen dataclass whose ``to_dict`` is JSON-able (plain ints, floats, strings) and
 whose ``from_dict`` reads it back, so results can be stored in a run's event log.
@@ -26,6 +27,8 @@ import numpy as np
 # Up to this many non-zero differences the sign-flip test enumerates every sign pattern (2**16 rows
 # of 16 signs: a few milliseconds); beyond it, it samples them.
 EXACT_SIGN_FLIP_LIMIT = 16
+# Fewer resamples make a 95% interval's ends move visibly from one seed to the next.
+MIN_BOOTSTRAP_RESAMPLES = 5_000
 # numpy elements per block when resampling, so memory stays bounded for 5,000 examples.
 _BLOCK_ELEMENTS = 2**20
 
@@ -189,6 +192,89 @@ def _as_extreme(sums: np.ndarray, nonzero: np.ndarray) -> np.ndarray:
     # differ in their last bits; a tolerance far below any real score difference keeps them tied.
     tolerance = 1e-9 * float(np.abs(nonzero).sum())
     return np.abs(sums) >= abs(float(nonzero.sum())) - tolerance
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Percentile bootstrap interval of the mean difference ``after - before``.
+
+    Args:
+        low, high: the interval's ends.
+        mean_difference: the observed mean difference (the optimized prompt's mean minus the baseline's).
+        level: the coverage asked for, e.g. 0.95.
+        resamples: bootstrap samples drawn.
+    """
+
+    low: float
+    high: float
+    mean_difference: float
+    level: float
+    resamples: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Interval:
+        return cls(**_fields_of(cls, data))
+
+
+def paired_bootstrap_ci(
+    before: Sequence[float],
+    after: Sequence[float],
+    *,
+    resamples: int = 5_000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Interval:
+    """Percentile bootstrap interval of the mean paired difference ``after - before``.
+
+    Each resample draws ``n`` example indices with replacement and keeps the pairs together, so
+    the interval reflects which examples happen to be in the set, not noise between the two prompts.
+    The ends are the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of the resampled means
+    (numpy's linear interpolation).
+
+    Args:
+        before, after: the baseline's and the optimized prompt's scores of the same examples, in the
+            same order; any finite numbers.
+        resamples: at least :data:`MIN_BOOTSTRAP_RESAMPLES`; fewer raise ``ValueError``.
+        level: between 0 and 1, exclusive.
+        seed: seeds the ``numpy.random.Generator``; the same inputs, resamples and seed give the
+            same interval.
+
+    Identical scores give ``[0, 0]``; a single example gives an interval of zero width at its own
+    difference (a resample of one example is always that example), which says nothing about
+    uncertainty: read it with the p value. Raises ``ValueError`` on empty or mismatched inputs and
+    non-finite scores.
+    """
+    if resamples < MIN_BOOTSTRAP_RESAMPLES:
+        raise ValueError(
+            f"A bootstrap interval needs at least {MIN_BOOTSTRAP_RESAMPLES:,} resamples (got {resamples:,}): "
+            "with fewer, its ends change from one seed to the next."
+        )
+    if not 0 < level < 1:
+        raise ValueError(f"The interval's level must be between 0 and 1, such as 0.95 (got {level}).")
+    b_scores, a_scores = _paired(before, after)
+    differences = a_scores - b_scores
+    means = _bootstrap_means(differences, resamples, np.random.default_rng(seed))
+    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return Interval(
+        low=float(low),
+        high=float(high),
+        mean_difference=float(differences.mean()),
+        level=float(level),
+        resamples=int(resamples),
+    )
+
+
+def _bootstrap_means(differences: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    n = differences.size
+    block = max(1, _BLOCK_ELEMENTS // n)
+    means = [
+        differences[rng.integers(0, n, size=(min(block, resamples - start), n))].mean(axis=1)
+        for start in range(0, resamples, block)
+    ]
+    return np.concatenate(means)
 
 
 def _binomial_two_sided(b: int, c: int) -> float:

@@ -4,7 +4,14 @@ import math
 import pytest
 from scipy.stats import binomtest
 
-from core.statistics import McNemarResult, PermutationResult, exact_mcnemar, sign_flip_test
+from core.statistics import (
+    Interval,
+    McNemarResult,
+    PermutationResult,
+    exact_mcnemar,
+    paired_bootstrap_ci,
+    sign_flip_test,
+)
 
 
 def right_wrong(regressed: int, fixed: int, both_right: int = 0, both_wrong: int = 0) -> tuple[list, list]:
@@ -112,6 +119,57 @@ def test_sign_flip_refuses_no_resamples():
 def test_permutation_result_round_trips_through_json():
     result = sign_flip_test(*half_point_steps(14, 6))
     assert PermutationResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
+
+
+def graded(repeats: int = 1) -> tuple[list, list]:
+    """Twenty F1-like baseline and optimized scores (mean gain 0.2), the whole set ``repeats`` times."""
+    before = [0.0, 0.5, 0.2, 1.0, 0.4, 0.0, 0.6, 0.3, 0.8, 0.1, 0.5, 0.0, 0.9, 0.2, 0.7, 0.4, 0.0, 0.3, 1.0, 0.6]
+    after = [0.8, 0.5, 0.6, 1.0, 0.2, 0.5, 0.9, 0.3, 1.0, 0.6, 0.4, 0.3, 0.9, 0.7, 0.6, 0.8, 0.2, 0.3, 1.0, 0.9]
+    return before * repeats, after * repeats
+
+
+def test_bootstrap_interval_brackets_the_observed_mean_difference():
+    interval = paired_bootstrap_ci(*graded())
+    assert interval.mean_difference == pytest.approx(0.2)
+    assert interval.low < interval.mean_difference < interval.high
+
+
+def test_bootstrap_interval_is_reproducible_with_its_seed():
+    assert paired_bootstrap_ci(*graded(), seed=5) == paired_bootstrap_ci(*graded(), seed=5)
+
+
+def test_bootstrap_interval_differs_with_another_seed():
+    assert paired_bootstrap_ci(*graded(), seed=5).low != paired_bootstrap_ci(*graded(), seed=6).low
+
+
+def test_bootstrap_interval_shrinks_with_more_data():
+    small, large = paired_bootstrap_ci(*graded()), paired_bootstrap_ci(*graded(repeats=5))
+    assert large.high - large.low < 0.6 * (small.high - small.low)
+
+
+def test_bootstrap_interval_of_identical_scores_is_zero():
+    interval = paired_bootstrap_ci([0.2, 1.0, 0.0], [0.2, 1.0, 0.0])
+    assert (interval.low, interval.high, interval.mean_difference) == (0.0, 0.0, 0.0)
+
+
+def test_bootstrap_interval_of_one_example_has_no_width():
+    interval = paired_bootstrap_ci([0.25], [0.75])
+    assert interval.low == interval.high == interval.mean_difference == 0.5
+
+
+def test_bootstrap_refuses_fewer_than_five_thousand_resamples():
+    with pytest.raises(ValueError, match="at least 5,000 resamples \\(got 1,000\\)"):
+        paired_bootstrap_ci(*graded(), resamples=1_000)
+
+
+def test_bootstrap_refuses_a_level_outside_zero_and_one():
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        paired_bootstrap_ci(*graded(), level=95)
+
+
+def test_interval_round_trips_through_json():
+    interval = paired_bootstrap_ci(*graded())
+    assert Interval.from_dict(json.loads(json.dumps(interval.to_dict()))) == interval
 
 
 def test_empty_scores_are_refused():
