@@ -9,6 +9,8 @@ always ``after - before``. Pure numpy; nothing calls a model, MLflow or Streamli
 * :func:`sign_flip_test` for graded scores (token F1): if the prompts were interchangeable, each
   example's difference would be as likely to have either sign.
 * :func:`paired_bootstrap_ci` for how large the gain is: a percentile interval of the mean difference.
+* :func:`compare_paired` picks the test for the scores, adds the interval and says the result in one
+  sentence; this is what the product shows for each split.
 
 Every result is a frozen dataclass whose ``to_dict`` is JSON-able (plain ints, floats, strings) and
 whose ``from_dict`` reads it back, so results can be stored in a run's event log.
@@ -20,10 +22,14 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+Method = Literal["exact_mcnemar", "sign_flip"]
+
+# A p value below this reads as "unlikely to be chance".
+SIGNIFICANCE_LEVEL = 0.05
 # Up to this many non-zero differences the sign-flip test enumerates every sign pattern (2**16 rows
 # of 16 signs: a few milliseconds); beyond it, it samples them.
 EXACT_SIGN_FLIP_LIMIT = 16
@@ -51,6 +57,11 @@ class McNemarResult:
     regressed: int
     fixed: int
     p_value: float
+
+    @property
+    def changed(self) -> int:
+        """Examples the two prompts disagree on."""
+        return self.regressed + self.fixed
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -102,12 +113,14 @@ class PermutationResult:
 
     Args:
         n: examples compared (examples with equal scores included).
+        changed: examples whose two scores differ, the only ones with a sign to flip.
         mean_difference: the optimized prompt's mean score minus the baseline's.
         p_value: two-sided p value.
         exact: ``True`` when every sign pattern was enumerated, ``False`` for a Monte Carlo estimate.
     """
 
     n: int
+    changed: int
     mean_difference: float
     p_value: float
     exact: bool
@@ -155,7 +168,11 @@ def sign_flip_test(
     else:
         p_value = _sign_flip_sampled(nonzero, resamples, np.random.default_rng(seed))
     return PermutationResult(
-        n=int(differences.size), mean_difference=float(differences.mean()), p_value=p_value, exact=exact
+        n=int(differences.size),
+        changed=int(nonzero.size),
+        mean_difference=float(differences.mean()),
+        p_value=p_value,
+        exact=exact,
     )
 
 
@@ -265,6 +282,146 @@ def paired_bootstrap_ci(
         level=float(level),
         resamples=int(resamples),
     )
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Baseline against optimized prompt on one split: the test the scores call for, and the interval.
+
+    Args:
+        split: the examples' split in the user's words, e.g. ``"validation"`` or ``"test"``.
+        before_mean, after_mean: the baseline's and the optimized prompt's mean scores.
+        significance_test: :class:`McNemarResult` for 0/1 scores, :class:`PermutationResult` otherwise.
+        interval: bootstrap interval of the mean difference.
+        score_label: what a graded score is called in :attr:`sentence` (``"mean F1"``).
+    """
+
+    split: str
+    before_mean: float
+    after_mean: float
+    significance_test: McNemarResult | PermutationResult
+    interval: Interval
+    score_label: str = "F1"
+
+    @property
+    def method(self) -> Method:
+        return "exact_mcnemar" if isinstance(self.significance_test, McNemarResult) else "sign_flip"
+
+    @property
+    def n(self) -> int:
+        return self.significance_test.n
+
+    @property
+    def p_value(self) -> float:
+        return self.significance_test.p_value
+
+    @property
+    def mean_difference(self) -> float:
+        return self.interval.mean_difference
+
+    @property
+    def significant(self) -> bool:
+        return self.p_value < SIGNIFICANCE_LEVEL
+
+    @property
+    def sentence(self) -> str:
+        """The result in words an instructor can read aloud."""
+        examples = f"{self.n} {self.split} example{'' if self.n == 1 else 's'}"
+        p_text = format_p_value(self.p_value)
+        test = self.significance_test
+        if isinstance(test, McNemarResult):
+            said = f"the optimized prompt got {test.after_right} right and the baseline {test.before_right}"
+        else:
+            said = (
+                f"the optimized prompt's mean {self.score_label} is {self.after_mean:.2f} "
+                f"against {self.before_mean:.2f} for the baseline"
+            )
+        if test.changed == 0:
+            verdict = "no example scored differently"
+        elif self.significant:
+            verdict = "unlikely to be chance"
+        else:
+            verdict = "not distinguishable from chance at this size"
+        return f"On {examples} {said} ({p_text}): {verdict}."
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able, with the test tagged by :attr:`method`; ``sentence`` is included for readers of
+        the JSON and recomputed, not read, by :meth:`from_dict`."""
+        return {
+            "split": self.split,
+            "before_mean": self.before_mean,
+            "after_mean": self.after_mean,
+            "method": self.method,
+            "significance_test": self.significance_test.to_dict(),
+            "interval": self.interval.to_dict(),
+            "score_label": self.score_label,
+            "sentence": self.sentence,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PairedComparison:
+        values = _fields_of(cls, data)
+        test_type = _TEST_TYPES.get(data.get("method"))  # type: ignore[arg-type]
+        if test_type is None:
+            raise ValueError(f"A stored PairedComparison names an unknown test {data.get('method')!r}.")
+        values["significance_test"] = test_type.from_dict(values["significance_test"])
+        values["interval"] = Interval.from_dict(values["interval"])
+        return cls(**values)
+
+
+_TEST_TYPES: dict[Method, type[McNemarResult] | type[PermutationResult]] = {
+    "exact_mcnemar": McNemarResult,
+    "sign_flip": PermutationResult,
+}
+
+
+def compare_paired(
+    before: Sequence[float], after: Sequence[float], *, split: str, seed: int = 0, score_label: str = "F1"
+) -> PairedComparison:
+    """Compare the baseline's and the optimized prompt's scores of the same examples of one split.
+
+    The test follows the scores: when every score on both sides is 0 or 1 (exact match, contains, or
+    an F1 that happened to be all-or-nothing) it is :func:`exact_mcnemar`, otherwise
+    :func:`sign_flip_test` with ``seed``. The :func:`paired_bootstrap_ci` interval with ``seed`` is
+    always added.
+
+    Args:
+        before, after: the baseline's and the optimized prompt's scores, one per example, same order.
+        split: the split's name as the sentence should say it (``"validation"``, ``"test"``).
+        seed: seeds the sampled parts (sign-flip Monte Carlo, bootstrap); same inputs, same result.
+        score_label: the graded score's name in the sentence ("mean F1").
+
+    Raises ``ValueError`` on an empty split name, empty or mismatched inputs and non-finite scores.
+    """
+    if not split.strip():
+        raise ValueError("Name the split the scores come from, such as 'validation' or 'test'.")
+    b_scores, a_scores = _paired(before, after)
+    right_wrong = bool(np.all(np.isin(b_scores, (0, 1))) and np.all(np.isin(a_scores, (0, 1))))
+    test = exact_mcnemar(b_scores, a_scores) if right_wrong else sign_flip_test(b_scores, a_scores, seed=seed)
+    return PairedComparison(
+        split=split.strip(),
+        before_mean=float(b_scores.mean()),
+        after_mean=float(a_scores.mean()),
+        significance_test=test,
+        interval=paired_bootstrap_ci(b_scores, a_scores, seed=seed),
+        score_label=score_label,
+    )
+
+
+def format_p_value(p_value: float) -> str:
+    """``"p < 0.0001"``, or ``"p = "`` and the value with 2 decimals from 0.01 up, 3 from 0.001, 4 below.
+
+    More decimals are shown when rounding would carry the value across :data:`SIGNIFICANCE_LEVEL`
+    (0.0496 is ``"p = 0.0496"``, not ``"p = 0.05"``); trailing zeros are dropped (``"p = 1"``).
+    """
+    if p_value < 0.0001:
+        return "p < 0.0001"
+    decimals = 2 if p_value >= 0.01 else 3 if p_value >= 0.001 else 4
+    text = f"{p_value:.{decimals}f}"
+    while (float(text) < SIGNIFICANCE_LEVEL) != (p_value < SIGNIFICANCE_LEVEL):
+        decimals += 1
+        text = f"{p_value:.{decimals}f}"
+    return f"p = {text.rstrip('0').rstrip('.')}"
 
 
 def _bootstrap_means(differences: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:

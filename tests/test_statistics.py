@@ -7,8 +7,11 @@ from scipy.stats import binomtest
 from core.statistics import (
     Interval,
     McNemarResult,
+    PairedComparison,
     PermutationResult,
+    compare_paired,
     exact_mcnemar,
+    format_p_value,
     paired_bootstrap_ci,
     sign_flip_test,
 )
@@ -172,16 +175,147 @@ def test_interval_round_trips_through_json():
     assert Interval.from_dict(json.loads(json.dumps(interval.to_dict()))) == interval
 
 
-def test_empty_scores_are_refused():
+def test_right_wrong_scores_are_compared_with_mcnemar():
+    comparison = compare_paired(*right_wrong(1, 9, both_right=2), split="test")
+    assert comparison.method == "exact_mcnemar" and isinstance(comparison.significance_test, McNemarResult)
+
+
+def test_graded_scores_are_compared_with_the_sign_flip_test():
+    comparison = compare_paired(*graded(), split="test")
+    assert comparison.method == "sign_flip" and isinstance(comparison.significance_test, PermutationResult)
+
+
+def test_one_graded_side_is_enough_for_the_sign_flip_test():
+    assert compare_paired([1, 0, 1], [1, 0.5, 1], split="test").method == "sign_flip"
+
+
+def test_comparison_carries_means_and_the_bootstrap_interval():
+    comparison = compare_paired(*graded(), split="validation", seed=2)
+    assert comparison.interval == paired_bootstrap_ci(*graded(), seed=2)
+    assert comparison.mean_difference == pytest.approx(comparison.after_mean - comparison.before_mean)
+
+
+def test_sentence_for_a_significant_right_wrong_gain():
+    comparison = compare_paired(*right_wrong(1, 19, both_right=6, both_wrong=4), split="test")
+    assert comparison.sentence == (
+        "On 30 test examples the optimized prompt got 25 right and the baseline 7 (p < 0.0001): unlikely to be chance."
+    )
+
+
+def test_sentence_for_a_right_wrong_gain_within_chance():
+    comparison = compare_paired(*right_wrong(3, 5, both_right=10, both_wrong=2), split="validation")
+    assert comparison.sentence == (
+        "On 20 validation examples the optimized prompt got 15 right and the baseline 13 (p = 0.73): "
+        "not distinguishable from chance at this size."
+    )
+
+
+def test_sentence_for_a_significant_graded_gain():
+    comparison = compare_paired(*half_point_steps(12, 0), split="validation")
+    assert comparison.sentence == (
+        "On 12 validation examples the optimized prompt's mean F1 is 0.75 against 0.25 for the baseline "
+        "(p = 0.0005): unlikely to be chance."
+    )
+
+
+def test_sentence_for_a_graded_gain_within_chance():
+    comparison = compare_paired(*half_point_steps(7, 3), split="test")
+    assert comparison.sentence == (
+        "On 10 test examples the optimized prompt's mean F1 is 0.60 against 0.40 for the baseline "
+        "(p = 0.34): not distinguishable from chance at this size."
+    )
+
+
+def test_sentence_names_another_graded_score():
+    assert (
+        "mean judge score is 0.60"
+        in compare_paired(*half_point_steps(7, 3), split="test", score_label="judge score").sentence
+    )
+
+
+def test_sentence_when_no_example_changed():
+    comparison = compare_paired([1, 0, 1], [1, 0, 1], split="test")
+    assert comparison.sentence == (
+        "On 3 test examples the optimized prompt got 2 right and the baseline 2 (p = 1): no example scored differently."
+    )
+    assert (comparison.interval.low, comparison.interval.high) == (0.0, 0.0)
+
+
+def test_sentence_of_one_example_is_singular_and_never_significant():
+    comparison = compare_paired([0.2], [0.9], split="test")
+    assert comparison.sentence.startswith("On 1 test example the optimized")
+    assert comparison.p_value == 1.0 and not comparison.significant
+
+
+@pytest.mark.parametrize(
+    ("p_value", "text"),
+    [
+        (0.00004, "p < 0.0001"),
+        (0.0001, "p = 0.0001"),
+        (0.00031, "p = 0.0003"),
+        (0.0031, "p = 0.003"),
+        (0.0312, "p = 0.03"),
+        (0.41, "p = 0.41"),
+        (1.0, "p = 1"),
+    ],
+)
+def test_p_values_are_shown_with_the_decimals_they_need(p_value, text):
+    assert format_p_value(p_value) == text
+
+
+def test_p_value_rounding_never_crosses_the_significance_level():
+    assert format_p_value(0.0496) == "p = 0.0496"
+    assert format_p_value(0.0504) == "p = 0.05"
+
+
+@pytest.mark.parametrize("scores", [right_wrong(1, 9, both_right=2), graded()], ids=["mcnemar", "sign_flip"])
+def test_comparison_round_trips_through_json(scores):
+    comparison = compare_paired(*scores, split="validation")
+    assert PairedComparison.from_dict(json.loads(json.dumps(comparison.to_dict()))) == comparison
+
+
+def test_comparison_dict_holds_only_plain_values():
+    def plain(value):
+        if isinstance(value, dict):
+            return all(plain(v) for v in value.values())
+        return type(value) in (int, float, str, bool)
+
+    assert plain(compare_paired(*graded(), split="test").to_dict())
+
+
+def test_stored_comparison_with_an_unknown_test_is_refused():
+    data = compare_paired(*graded(), split="test").to_dict() | {"method": "t_test"}
+    with pytest.raises(ValueError, match="unknown test 't_test'"):
+        PairedComparison.from_dict(data)
+
+
+def test_comparison_needs_a_split_name():
+    with pytest.raises(ValueError, match="Name the split"):
+        compare_paired([1], [1], split=" ")
+
+
+EVERY_FUNCTION = [
+    exact_mcnemar,
+    sign_flip_test,
+    paired_bootstrap_ci,
+    lambda before, after: compare_paired(before, after, split="test"),
+]
+FUNCTION_IDS = ["exact_mcnemar", "sign_flip_test", "paired_bootstrap_ci", "compare_paired"]
+
+
+@pytest.mark.parametrize("function", EVERY_FUNCTION, ids=FUNCTION_IDS)
+def test_empty_scores_are_refused(function):
     with pytest.raises(ValueError, match="no examples to compare"):
-        exact_mcnemar([], [])
+        function([], [])
 
 
-def test_scores_of_different_lengths_are_refused():
+@pytest.mark.parametrize("function", EVERY_FUNCTION, ids=FUNCTION_IDS)
+def test_scores_of_different_lengths_are_refused(function):
     with pytest.raises(ValueError, match="got 3 baseline scores and 2 optimized scores"):
-        exact_mcnemar([1, 0, 1], [1, 0])
+        function([1, 0, 1], [1, 0])
 
 
-def test_missing_scores_are_refused():
+@pytest.mark.parametrize("function", EVERY_FUNCTION, ids=FUNCTION_IDS)
+def test_missing_scores_are_refused(function):
     with pytest.raises(ValueError, match="baseline score 1 is nan"):
-        exact_mcnemar([1, float("nan")], [1, 0])
+        function([1, float("nan")], [1, 0])
