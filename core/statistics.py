@@ -11,6 +11,7 @@ always ``after - before``. Pure numpy; nothing calls a model, MLflow or Streamli
 * :func:`paired_bootstrap_ci` for how large the gain is: a percentile interval of the mean difference.
 * :func:`compare_paired` picks the test for the scores, adds the interval and says the result in one
   sentence; this is what the product shows for each split.
+* :func:`overfitting_flag` warns when the validation gain is more than the test split supports.
 
 Every result is a frozen dataclass whose ``to_dict`` is JSON-able (plain ints, floats, strings) and
 whose ``from_dict`` reads it back, so results can be stored in a run's event log.
@@ -92,7 +93,7 @@ def exact_mcnemar(before: Sequence[float], after: Sequence[float]) -> McNemarRes
         odd = np.flatnonzero((scores != 0) & (scores != 1))
         if odd.size:
             raise ValueError(
-                f"Exact McNemar needs scores of 0 or 1: {name} score {odd[0]} is {scores[odd[0]]:g}. "
+                f"Exact McNemar needs scores of 0 or 1: the {name} score at position {odd[0]} is {scores[odd[0]]:g}. "
                 "Use sign_flip_test for graded scores such as F1."
             )
     regressed = int(np.sum((b_scores == 1) & (a_scores == 0)))
@@ -293,7 +294,8 @@ class PairedComparison:
         before_mean, after_mean: the baseline's and the optimized prompt's mean scores.
         significance_test: :class:`McNemarResult` for 0/1 scores, :class:`PermutationResult` otherwise.
         interval: bootstrap interval of the mean difference.
-        score_label: what a graded score is called in :attr:`sentence` (``"mean F1"``).
+        score_label: the graded score's name in :attr:`sentence`: ``"F1"`` reads "mean F1". Unused
+            by the right/wrong sentence, which counts examples right.
     """
 
     split: str
@@ -389,7 +391,7 @@ def compare_paired(
         before, after: the baseline's and the optimized prompt's scores, one per example, same order.
         split: the split's name as the sentence should say it (``"validation"``, ``"test"``).
         seed: seeds the sampled parts (sign-flip Monte Carlo, bootstrap); same inputs, same result.
-        score_label: the graded score's name in the sentence ("mean F1").
+        score_label: the graded score's name in the sentence: ``"F1"`` reads "mean F1".
 
     Raises ``ValueError`` on an empty split name, empty or mismatched inputs and non-finite scores.
     """
@@ -405,6 +407,33 @@ def compare_paired(
         significance_test=test,
         interval=paired_bootstrap_ci(b_scores, a_scores, seed=seed),
         score_label=score_label,
+    )
+
+
+def overfitting_flag(validation: PairedComparison, test: PairedComparison) -> str | None:
+    """A one-sentence warning when the validation gain is larger than the test split supports, else ``None``.
+
+    GEPA picks the optimized prompt by its validation score, so its validation gain is biased
+    upwards; the held-out test split is the honest measure. The rule: warn when the validation mean
+    difference is above the top of the test mean difference's bootstrap interval
+    (``validation.mean_difference > test.interval.high``), i.e. when the validation gain is not a
+    plausible value of the test gain. A validation gain equal to the top is not flagged; neither is
+    a test gain above the validation gain.
+
+    Args:
+        validation, test: :func:`compare_paired` results of the same two prompts on the validation
+            and the test split.
+
+    The interval of a very small test split understates its uncertainty (one example: zero width),
+    so the flag fires more readily there; the test comparison's own sentence says how little it shows.
+    """
+    gain, top = validation.mean_difference, test.interval.high
+    if gain <= top:
+        return None
+    return (
+        f"The validation gain ({gain:+.2f}) is above the whole {test.interval.level:.0%} interval of the "
+        f"test gain ({test.interval.low:+.2f} to {top:+.2f}): the optimized prompt may be fitted to the "
+        "validation examples, so quote the test result."
     )
 
 
@@ -444,7 +473,10 @@ def _binomial_two_sided(b: int, c: int) -> float:
 
 
 def _paired(before: Sequence[float], after: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """Both score lists as float arrays, after checking they describe the same examples."""
+    """Both score lists as float arrays, after checking they describe the same examples.
+
+    Positions in messages count from 0, as :mod:`core.analysis` does.
+    """
     arrays = []
     for name, scores in (("baseline", before), ("optimized", after)):
         array = np.asarray(scores, dtype=float)
@@ -452,7 +484,9 @@ def _paired(before: Sequence[float], after: Sequence[float]) -> tuple[np.ndarray
             raise ValueError(f"The {name} scores must be a flat list of numbers, one per example.")
         bad = np.flatnonzero(~np.isfinite(array))
         if bad.size:
-            raise ValueError(f"Scores must be finite numbers: {name} score {bad[0]} is {array[bad[0]]}.")
+            raise ValueError(
+                f"Scores must be finite numbers: the {name} score at position {bad[0]} is {array[bad[0]]}."
+            )
         arrays.append(array)
     b_scores, a_scores = arrays
     if b_scores.size == 0 and a_scores.size == 0:

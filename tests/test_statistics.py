@@ -12,6 +12,7 @@ from core.statistics import (
     compare_paired,
     exact_mcnemar,
     format_p_value,
+    overfitting_flag,
     paired_bootstrap_ci,
     sign_flip_test,
 )
@@ -57,7 +58,7 @@ def test_mcnemar_agrees_with_scipy_binomtest(regressed, fixed):
 
 
 def test_mcnemar_refuses_graded_scores_and_names_the_alternative():
-    with pytest.raises(ValueError, match=r"optimized score 1 is 0\.5.*sign_flip_test"):
+    with pytest.raises(ValueError, match=r"optimized score at position 1 is 0\.5.*sign_flip_test"):
         exact_mcnemar([1, 0], [1, 0.5])
 
 
@@ -294,6 +295,48 @@ def test_comparison_needs_a_split_name():
         compare_paired([1], [1], split=" ")
 
 
+def comparison_with_gain(gain: float, low: float, high: float, split: str) -> PairedComparison:
+    """A comparison whose mean difference is ``gain`` with the interval ``[low, high]``."""
+    return PairedComparison(
+        split=split,
+        before_mean=0.4,
+        after_mean=0.4 + gain,
+        significance_test=PermutationResult(n=30, changed=20, mean_difference=gain, p_value=0.01, exact=False),
+        interval=Interval(low=low, high=high, mean_difference=gain, level=0.95, resamples=5_000),
+    )
+
+
+def test_overfitting_flag_fires_when_the_validation_gain_is_above_the_test_interval():
+    validation = comparison_with_gain(0.40, 0.25, 0.55, "validation")
+    test = comparison_with_gain(0.05, -0.05, 0.12, "test")
+    assert overfitting_flag(validation, test) == (
+        "The validation gain (+0.40) is above the whole 95% interval of the test gain (-0.05 to +0.12): "
+        "the optimized prompt may be fitted to the validation examples, so quote the test result."
+    )
+
+
+def test_overfitting_flag_is_silent_when_the_validation_gain_is_inside_the_test_interval():
+    validation = comparison_with_gain(0.30, 0.15, 0.45, "validation")
+    assert overfitting_flag(validation, comparison_with_gain(0.20, 0.05, 0.35, "test")) is None
+
+
+def test_overfitting_flag_is_silent_at_the_top_of_the_test_interval():
+    validation = comparison_with_gain(0.35, 0.15, 0.45, "validation")
+    assert overfitting_flag(validation, comparison_with_gain(0.20, 0.05, 0.35, "test")) is None
+
+
+def test_overfitting_flag_is_silent_when_the_test_gain_is_larger():
+    validation = comparison_with_gain(0.10, 0.0, 0.2, "validation")
+    assert overfitting_flag(validation, comparison_with_gain(0.40, 0.25, 0.55, "test")) is None
+
+
+def test_overfitting_flag_on_real_comparisons():
+    validation = compare_paired(*right_wrong(0, 12, both_right=8), split="validation")  # gain 0.6
+    test = compare_paired(*right_wrong(3, 4, both_right=8, both_wrong=5), split="test")  # gain 0.05
+    assert overfitting_flag(validation, test) is not None
+    assert overfitting_flag(test, validation) is None
+
+
 EVERY_FUNCTION = [
     exact_mcnemar,
     sign_flip_test,
@@ -317,5 +360,5 @@ def test_scores_of_different_lengths_are_refused(function):
 
 @pytest.mark.parametrize("function", EVERY_FUNCTION, ids=FUNCTION_IDS)
 def test_missing_scores_are_refused(function):
-    with pytest.raises(ValueError, match="baseline score 1 is nan"):
+    with pytest.raises(ValueError, match="baseline score at position 1 is nan"):
         function([1, float("nan")], [1, 0])
