@@ -5,12 +5,11 @@ The entry point is a router: page objects, the shared sidebar, then the current 
 
 import streamlit as st
 
-from pages import shell, status
+from ui import shell, status
 
 st.set_page_config(page_title="GEPA Explorer", page_icon=":material/genetics:", layout="wide")
 
 page = shell.navigation()
-st.session_state[shell.ROUTED] = True
 context = shell.render_sidebar()
 st.session_state["app.context"] = context
 status.prepare_store(context)

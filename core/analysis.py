@@ -9,7 +9,7 @@ a DataFrame.
 Conventions the caller must know:
 
 * A *position* is an index into :attr:`RunView.val_examples` (the validation set, in the run's
-  ``val_ids`` order); an *example id* is :attr:`ExampleInfo.id`. Scores and outputs of a candidate are
+  ``val_ids`` order); an *example id* is :attr:`~core.events.ExampleRecord.id`. Scores and outputs of a candidate are
   aligned with positions.
 * Candidate 0 is the baseline. Candidates are numbered in the order they were validated.
 * Fronts are recomputed from the validation scores with :mod:`core.pareto`; the run's own
@@ -18,13 +18,26 @@ Conventions the caller must know:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from core.events import EventLogError
+from core.events import (
+    Candidate,
+    Event,
+    EventLogError,
+    ExampleRecord,
+    FinalEvaluation,
+    ModelsRef,
+    PromptRef,
+    Proposal,
+    Registered,
+    RunFinished,
+    RunStarted,
+    Stage,
+)
 from core.pareto import update_front
 from core.scorers import ScorerSpec, is_failed_prediction
 
@@ -68,67 +81,6 @@ WHAT_IF_COLUMNS = (
 
 
 @dataclass(frozen=True)
-class ExampleInfo:
-    """One dataset row as the run saw it. ``row`` is the 1-based row in the uploaded file."""
-
-    id: int
-    row: int
-    inputs: dict[str, str]
-    expected: str
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A prompt scored on the whole validation set.
-
-    ``iteration`` is the GEPA iteration that produced it (0 for the baseline), ``metric_calls`` the
-    budget used once its validation finished, ``scores``/``outputs`` are aligned with validation
-    positions, ``failed`` counts outputs that are failed model calls. Two ``parents`` mean a merge.
-    """
-
-    index: int
-    iteration: int
-    parents: tuple[int, ...]
-    template: str
-    aggregate: float
-    metric_calls: int
-    scores: tuple[float, ...]
-    outputs: tuple[str, ...]
-    failed: int = 0
-
-
-@dataclass(frozen=True)
-class Proposal:
-    """One GEPA iteration: what was proposed from which parent, and what became of it.
-
-    ``outcome`` is accepted, rejected, skipped, reflection_failed or invalid_proposal. ``candidate`` is
-    set only when accepted. ``minibatch`` holds example ids; ``scores_before``/``scores_after`` are the
-    parent's and the proposal's minibatch scores (``scores_after`` is empty when nothing was scored).
-    ``metric_calls`` is the budget used at the end of the iteration.
-    """
-
-    iteration: int
-    outcome: str
-    reason: str
-    parent: int | None
-    candidate: int | None
-    minibatch: tuple[int, ...]
-    scores_before: tuple[float, ...]
-    scores_after: tuple[float, ...]
-    template: str | None
-    reflection: str | None
-    reflection_prompt: str | None
-    metric_calls: int
-
-    @property
-    def minibatch_score(self) -> float | None:
-        """The proposal's mean minibatch score, or None when it was never scored."""
-        if not self.scores_after:
-            return None
-        return sum(self.scores_after) / len(self.scores_after)
-
-
-@dataclass(frozen=True)
 class FrontSnapshot:
     """The Pareto front right after one validation (``iteration`` is that validation's iteration)."""
 
@@ -137,48 +89,136 @@ class FrontSnapshot:
     members: tuple[int, ...]
 
 
+RunOutcome = Literal["running", "finished", "cancelled", "failed"]
+
+
 @dataclass(frozen=True)
 class RunView:
-    """Everything the Results and Optimize pages show about one run, rebuilt from its events.
+    """Everything the pages show about one run, rebuilt from its events (:func:`build_run_view`).
 
-    ``status`` is "running" until a ``run_finished`` event arrives. ``budget`` is the metric-call
-    budget the run was given; ``patience`` is None when patience was off. ``iterations`` counts the
-    finished GEPA iterations; ``metric_calls`` is the latest budget use seen in any event.
-    ``best_candidate`` has the highest validation aggregate, the earliest on ties (0 while no
-    candidate has been validated yet). ``candidates[i]`` is candidate ``i`` (GEPA numbers them
-    0, 1, 2, ... as it validates them). ``val_scores`` is the candidates x validation-positions score
-    matrix (a read-only numpy array; row i is candidate i).
+    ``started`` and ``finished`` are the run's first and last events (``finished`` is None while the
+    run goes); ``stage`` is the latest stage of a run that is past its search. ``candidates[i]`` is
+    candidate ``i`` (GEPA numbers them 0, 1, 2, ... as it validates them); ``proposals`` are the
+    finished iterations in order. ``iterations`` counts the finished GEPA iterations;
+    ``metric_calls`` is the latest budget use seen in any event. ``best_candidate`` has the highest
+    validation aggregate, the earliest on ties (0 while no candidate has been validated yet).
+    ``val_scores`` is the candidates x validation-positions score matrix (a read-only numpy array;
+    row i is candidate i).
     """
 
-    run_id: str | None
-    status: str
-    stopped_by: str | None
-    baseline: dict[str, Any]
+    started: RunStarted
+    finished: RunFinished | None
+    stage: Stage | None
     scorer: ScorerSpec
-    config: dict[str, Any]
-    models: dict[str, Any]
-    budget: int
-    examples: tuple[ExampleInfo, ...]
-    val_examples: tuple[ExampleInfo, ...]
+    examples: tuple[ExampleRecord, ...]
+    val_examples: tuple[ExampleRecord, ...]
     candidates: tuple[Candidate, ...]
     proposals: tuple[Proposal, ...]
     fronts: tuple[FrontSnapshot, ...]
     best_candidate: int
-    final: dict[str, Any] | None
     metric_calls: int
-    patience: int | None = None
     iterations: int = 0
     baseline_metric_calls: int = 0
     val_scores: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False, compare=False)
 
+    # -- how the run went -----------------------------------------------------------------------
+    @property
+    def run_id(self) -> str | None:
+        return self.started.mlflow.run_id
+
+    @property
+    def outcome(self) -> RunOutcome:
+        """running until the run_finished event arrives, then finished, cancelled or failed."""
+        return self.finished.status if self.finished else "running"
+
     @property
     def is_live(self) -> bool:
-        return self.final is None
+        return self.finished is None
+
+    @property
+    def stopped_by(self) -> str | None:
+        return self.finished.stopped_by if self.finished else None
+
+    @property
+    def error(self) -> str | None:
+        return self.finished.error if self.finished else None
+
+    @property
+    def registered(self) -> Registered | None:
+        return self.finished.registered if self.finished else None
+
+    @property
+    def not_registered_reason(self) -> str | None:
+        return self.finished.not_registered_reason if self.finished else None
+
+    @property
+    def final_evaluation(self) -> FinalEvaluation | None:
+        return self.finished.final_evaluation if self.finished else None
+
+    @property
+    def failed_predictions(self) -> int:
+        return self.finished.failed_predictions if self.finished else 0
+
+    @property
+    def failed_reflections(self) -> int:
+        return sum(1 for p in self.proposals if p.outcome == "reflection_failed")
+
+    @property
+    def seconds(self) -> float | None:
+        return self.finished.seconds if self.finished else None
+
+    # -- settings -------------------------------------------------------------------------------
+    @property
+    def baseline(self) -> PromptRef:
+        return self.started.baseline
+
+    @property
+    def models(self) -> ModelsRef:
+        return self.started.models
+
+    @property
+    def budget(self) -> int:
+        """The metric-call budget the run was given."""
+        return self.started.budget.budget or int(self.started.config.get("budget") or 0)
+
+    @property
+    def patience(self) -> int | None:
+        """None when patience was off."""
+        return int(self.started.config["patience"]) if self.started.config.get("patience") else None
+
+    @property
+    def seed(self) -> int:
+        return int(self.started.config.get("seed") or 0)
+
+    @property
+    def minibatch_size(self) -> int:
+        return int(self.started.config.get("minibatch_size") or 3)
+
+    # -- candidates -----------------------------------------------------------------------------
+    @property
+    def best(self) -> Candidate | None:
+        return self.candidates[self.best_candidate] if self.candidates else None
+
+    @property
+    def baseline_candidate(self) -> Candidate | None:
+        return self.candidates[0] if self.candidates else None
+
+    @property
+    def initial_score(self) -> float | None:
+        return self.candidates[0].aggregate if self.candidates else None
+
+    @property
+    def final_score(self) -> float | None:
+        return self.best.aggregate if self.best else None
 
     @property
     def current_front(self) -> tuple[int, ...]:
         """The front after the latest validation (empty before the baseline is scored)."""
         return self.fronts[-1].members if self.fronts else ()
+
+    @property
+    def max_front_size(self) -> int:
+        return max((len(f.members) for f in self.fronts), default=0)
 
     @property
     def last_iteration(self) -> int:
@@ -187,7 +227,7 @@ class RunView:
         return max(latest, self.iterations)
 
 
-def build_run_view(events: Sequence[Mapping[str, Any]]) -> RunView:
+def build_run_view(events: Sequence[Event]) -> RunView:
     """Rebuild a run from its events, complete or still being written.
 
     Works on a log cut anywhere after ``run_started`` (a live run), on runs with only the baseline
@@ -197,106 +237,53 @@ def build_run_view(events: Sequence[Mapping[str, Any]]) -> RunView:
         EventLogError: the events contain no ``run_started`` event (not a GEPA Explorer run log, or
             a log cut before its first line).
     """
-    started: Mapping[str, Any] | None = None
-    validations: dict[int, Mapping[str, Any]] = {}
-    iterations: dict[int, Mapping[str, Any]] = {}
-    final: Mapping[str, Any] | None = None
+    started: RunStarted | None = None
+    validations: dict[int, Candidate] = {}
+    iterations: dict[int, Proposal] = {}
+    finished: RunFinished | None = None
+    stage: Stage | None = None
     metric_calls = 0
     for event in events:
-        kind = event.get("type")
-        if kind == "run_started":
+        if isinstance(event, RunStarted):
             started = event
-        elif kind == "validation":
-            validations[int(event["candidate"])] = event
-        elif kind == "iteration":
-            iterations[int(event["iteration"])] = event
-        elif kind == "run_finished":
-            final = event
-        if kind != "run_started" and event.get("metric_calls") is not None:
-            metric_calls = max(metric_calls, int(event["metric_calls"]))
+            continue
+        if isinstance(event, Candidate):
+            validations[event.index] = event
+        elif isinstance(event, Proposal):
+            iterations[event.iteration] = event
+        elif isinstance(event, Stage):
+            stage = event
+        elif isinstance(event, RunFinished):
+            finished = event
+        metric_calls = max(metric_calls, getattr(event, "metric_calls", 0) or 0)
     if started is None:
         raise EventLogError("This log has no run_started event, so it is not the log of an optimization run.")
 
-    examples = tuple(_example(e) for e in started.get("examples", []))
-    by_id = {example.id: example for example in examples}
-    val_examples = tuple(by_id[i] for i in started.get("val_ids", []) if i in by_id)
-    candidates = tuple(_candidate(validations[i]) for i in sorted(validations))
-    proposals = tuple(_proposal(iterations[i]) for i in sorted(iterations))
+    by_id = {example.id: example for example in started.examples}
+    val_examples = tuple(by_id[i] for i in started.val_ids if i in by_id)
+    candidates = tuple(validations[i] for i in sorted(validations))
     width = len(candidates[0].scores) if candidates else len(val_examples)
     matrix = np.array([c.scores for c in candidates], dtype=float).reshape(len(candidates), width)
     matrix.setflags(write=False)
     aggregates = [c.aggregate for c in candidates]
-    best = candidates[int(np.argmax(aggregates))].index if aggregates else 0
-    config = dict(started.get("config") or {})
-    scorer_fields = started.get("scorer") or config.get("scorer") or {}
-    budget_info = started.get("budget")
-    budget = budget_info.get("budget") if isinstance(budget_info, Mapping) else budget_info
-    if budget is None:
-        budget = config.get("budget", 0)
     return RunView(
-        run_id=(started.get("mlflow") or {}).get("run_id"),
-        status=str(final.get("status", "finished")) if final else "running",
-        stopped_by=final.get("stopped_by") if final else None,
-        baseline=dict(started.get("baseline") or {}),
+        started=started,
+        finished=finished,
+        stage=stage if finished is None else None,
         scorer=ScorerSpec(
-            kind=scorer_fields.get("kind", "exact_match"),
-            normalization=tuple(scorer_fields.get("normalization", ())),
+            kind=started.scorer.kind,  # type: ignore[arg-type]
+            normalization=started.scorer.normalization,  # type: ignore[arg-type]
         ),
-        config=config,
-        models=dict(started.get("models") or {}),
-        budget=int(budget),
-        examples=examples,
+        examples=started.examples,
         val_examples=val_examples,
         candidates=candidates,
-        proposals=proposals,
+        proposals=tuple(iterations[i] for i in sorted(iterations)),
         fronts=_fronts(candidates),
-        best_candidate=best,
-        final=dict(final) if final else None,
+        best_candidate=candidates[int(np.argmax(aggregates))].index if aggregates else 0,
         metric_calls=metric_calls,
-        patience=int(config["patience"]) if config.get("patience") else None,
         iterations=max(iterations, default=0),
         baseline_metric_calls=candidates[0].metric_calls if candidates else 0,
         val_scores=matrix,
-    )
-
-
-def _example(raw: Mapping[str, Any]) -> ExampleInfo:
-    inputs = {str(k): "" if v is None else str(v) for k, v in (raw.get("inputs") or {}).items()}
-    return ExampleInfo(id=int(raw["id"]), row=int(raw.get("row", 0)), inputs=inputs, expected=str(raw["expected"]))
-
-
-def _candidate(event: Mapping[str, Any]) -> Candidate:
-    outputs = tuple("" if o is None else str(o) for o in event.get("outputs", []))
-    return Candidate(
-        index=int(event["candidate"]),
-        iteration=int(event.get("iteration", 0)),
-        parents=tuple(int(p) for p in event.get("parents") or ()),
-        template=str(event.get("template", "")),
-        aggregate=float(event["aggregate"]),
-        metric_calls=int(event.get("metric_calls", 0)),
-        scores=tuple(float(s) for s in event["scores"]),
-        outputs=outputs,
-        failed=int(event.get("failed") or 0),
-    )
-
-
-def _proposal(event: Mapping[str, Any]) -> Proposal:
-    def optional_int(value: Any) -> int | None:
-        return None if value is None else int(value)
-
-    return Proposal(
-        iteration=int(event["iteration"]),
-        outcome=str(event.get("outcome", "")),
-        reason=str(event.get("reason") or ""),
-        parent=optional_int(event.get("parent")),
-        candidate=optional_int(event.get("candidate")),
-        minibatch=tuple(int(i) for i in event.get("minibatch") or ()),
-        scores_before=tuple(float(s) for s in event.get("scores_before") or ()),
-        scores_after=tuple(float(s) for s in event.get("scores_after") or ()),
-        template=event.get("template"),
-        reflection=event.get("reflection"),
-        reflection_prompt=event.get("reflection_prompt"),
-        metric_calls=int(event.get("metric_calls") or 0),
     )
 
 
@@ -375,7 +362,7 @@ def run_curve(view: RunView) -> list[tuple[int, float]]:
     return [(at, score) for at, score, _ in best_so_far(view, "metric_calls")]
 
 
-def example_inputs_text(example: ExampleInfo) -> str:
+def example_inputs_text(example: ExampleRecord) -> str:
     """The inputs as one readable string: the bare value for one variable, ``name: value`` lines for several."""
     if len(example.inputs) == 1:
         return next(iter(example.inputs.values()))
@@ -541,7 +528,7 @@ def what_if_grid(view: RunView, steps: int = 8) -> tuple[list[int], list[int | N
     """The budgets and patiences the Results page replays by default: from a budget that allows one
     proposal up to what the run used, and patience off, 1, 2, 3, 4, 6, 8."""
     full = max(view.budget, view.metric_calls)
-    start = min(full, len(view.val_examples) + 2 * int(view.config.get("minibatch_size") or 3))
+    start = min(full, len(view.val_examples) + 2 * view.minibatch_size)
     budgets = sorted({max(1, round(start + (full - start) * i / (steps - 1))) for i in range(steps)})
     return budgets, [None, 1, 2, 3, 4, 6, 8]
 

@@ -123,6 +123,20 @@ def _x_of(candidate: Candidate, x: XAxis) -> int:
     return candidate.iteration if x == "iteration" else candidate.metric_calls
 
 
+def _best_line(steps: Sequence[tuple[int, float, int]], name: str, line: dict | None = None) -> go.Scatter:
+    """The best-so-far step line of :func:`core.analysis.best_so_far` points."""
+    return go.Scatter(
+        x=[at for at, _, _ in steps],
+        y=[score for _, score, _ in steps],
+        mode="lines",
+        line_shape="hv",
+        line=line,
+        name=name,
+        hovertext=[f"Best so far: candidate {best}, validation score {score:.3f}" for _, score, best in steps],
+        hoverinfo="text",
+    )
+
+
 def _integer_ticks(largest: int | None) -> dict[str, object]:
     """Axis settings that keep a short count axis (iterations, candidates) on whole numbers."""
     return {"dtick": 1} if largest is not None and largest <= 12 else {}
@@ -155,18 +169,8 @@ def candidates_figure(
     ):
         points = [(_x_of(c, x), c.aggregate) for c in group]
         fig.add_trace(_candidate_markers(name, symbol, size, group, points, front))
-    steps = best_so_far(view, x, upto_iteration=at_iteration)
     fig.add_trace(
-        go.Scatter(
-            x=[at for at, _, _ in steps],
-            y=[score for _, score, _ in steps],
-            mode="lines",
-            line_shape="hv",
-            line={"dash": "dot", "width": 2},
-            name=BEST_LINE_TRACE,
-            hovertext=[f"Best so far: candidate {best}, validation score {score:.3f}" for _, score, best in steps],
-            hoverinfo="text",
-        )
+        _best_line(best_so_far(view, x, upto_iteration=at_iteration), BEST_LINE_TRACE, {"dash": "dot", "width": 2})
     )
     rejected = [p for p in view.proposals if p.outcome == "rejected" and p.scores_after and p.iteration <= upto]
     fig.add_trace(
@@ -519,18 +523,7 @@ def live_scores_figure(view: RunView) -> go.Figure:
             hoverinfo="text",
         )
     )
-    steps = best_so_far(view, "iteration")
-    fig.add_trace(
-        go.Scatter(
-            x=[at for at, _, _ in steps],
-            y=[score for _, score, _ in steps],
-            mode="lines",
-            line_shape="hv",
-            name="Best so far",
-            hovertext=[f"Best so far: candidate {best}, {score:.3f}" for _, score, best in steps],
-            hoverinfo="text",
-        )
-    )
+    fig.add_trace(_best_line(best_so_far(view, "iteration"), "Best so far"))
     if candidates:
         baseline = candidates[0].aggregate
         end = max(view.last_iteration, 1)

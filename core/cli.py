@@ -13,9 +13,14 @@ import os
 import signal
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from core.config import OptimizationConfig
+    from core.events import Event
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -141,9 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return worker_main(Path(args.run_dir))
 
 
-def _config_from_args(args: argparse.Namespace):  # -> OptimizationConfig
+def _config_from_args(args: argparse.Namespace) -> OptimizationConfig:
+    from core.config import OptimizationConfig
     from core.models import ModelConfig
-    from core.optimization import OptimizationConfig
     from core.scorers import ScorerSpec
 
     if args.template is not None and not args.prompt_name:
@@ -182,26 +187,34 @@ def _config_from_args(args: argparse.Namespace):  # -> OptimizationConfig
 
 
 def _optimize(args: argparse.Namespace) -> int:
-    from core.runs import BAD_INPUT_ERRORS, new_run_dir
+    from core.errors import InputError
+    from core.rundir import RunDir
+    from core.runs import internal_error_line, new_run_dir
 
     try:
         config = _config_from_args(args)
-    except ValueError as error:
+    except InputError as error:
         _fail(str(error))
     run_dir = _fresh_run_dir(args.run_dir) if args.run_dir else new_run_dir()
-    from core.optimization import request_cancel, run_optimization
+    from core.optimization import run_optimization
 
     def on_sigint(_signum: int, _frame: Any) -> None:
         sys.stderr.write("\nStopping at the next iteration boundary (Ctrl-C again to abort)...\n")
-        request_cancel(run_dir)
+        RunDir(run_dir).request_cancel()
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     signal.signal(signal.SIGINT, on_sigint)
     reporter = None if args.quiet else _ProgressPrinter()
     try:
         summary = run_optimization(config, run_dir, on_event=reporter)
-    except BAD_INPUT_ERRORS as error:
+    except InputError as error:
         _fail(str(error))
+    except Exception as error:  # noqa: BLE001 - a bug, not the user's input: one line, traceback kept
+        log = RunDir(run_dir).log_path
+        with log.open("a", encoding="utf-8") as handle:
+            traceback.print_exc(file=handle)
+        sys.stderr.write("error: " + internal_error_line(error, log) + "\n")
+        return EXIT_FAILED
     print(json.dumps(summary.cli_dict()), flush=True)
     return EXIT_FAILED if summary.status == "failed" else EXIT_OK
 
@@ -225,51 +238,58 @@ class _ProgressPrinter:
     """Human-readable progress on stderr, one line per notable event."""
 
     def __init__(self) -> None:
-        self.budget = 0
+        self.events: list[Event] = []
         self.started = time.monotonic()
 
-    def __call__(self, event: dict[str, Any]) -> None:
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
         line = self.describe(event)
         if line:
             sys.stderr.write(f"[{time.monotonic() - self.started:6.1f}s] {line}\n")
             sys.stderr.flush()
 
-    def describe(self, event: dict[str, Any]) -> str | None:
-        kind = event["type"]
-        if kind == "run_started":
-            self.budget = event["budget"]["budget"]
-            models = event["models"]
+    def describe(self, event: Event) -> str | None:
+        from core.events import Candidate, Proposal, RunFinished, RunStarted
+
+        if isinstance(event, RunStarted):
+            models = event.models
             return (
-                f"Optimizing {event['baseline']['uri']} on {event['dataset']['name']} "
-                f"({len(event['val_ids'])} validation rows) · budget {self.budget} · "
-                f"{models['task_model']} ({'simulated' if models['simulated'] else models['provider']})\n"
-                f"{'warning: ' if event['budget']['level'] == 'warn' else ''}{event['budget']['message']}"
+                f"Optimizing {event.baseline.uri} on {event.dataset.name} "
+                f"({len(event.val_ids)} validation rows) · budget {event.budget.budget} · "
+                f"{models.task_model} ({'simulated' if models.simulated else models.provider})\n"
+                f"{'warning: ' if event.budget.level == 'warn' else ''}{event.budget.message}"
             )
-        if kind == "validation":
+        if isinstance(event, Candidate):
+            budget = self.events[0].budget.budget if isinstance(self.events[0], RunStarted) else "?"
             return (
-                f"candidate {event['candidate']} scored {event['aggregate']:.1%} on validation "
-                f"({event['metric_calls']}/{self.budget} metric calls)"
+                f"candidate {event.index} scored {event.aggregate:.1%} on validation "
+                f"({event.metric_calls}/{budget} metric calls)"
             )
-        if kind == "iteration":
-            return f"iteration {event['iteration']}: {event['outcome'].replace('_', ' ')} - {event['reason']}"
-        if kind == "run_finished":
-            if event["status"] == "failed":
-                return f"Run failed: {event['error']}"
-            initial, final = event["initial_score"], event["final_score"]
-            scores = f"{initial:.1%} -> {final:.1%}" if initial is not None and final is not None else "no score"
-            where = event["registered"]["uri"] if event.get("registered") else event["not_registered_reason"]
-            failures = ""
-            if event.get("failed_predictions") or event.get("failed_reflections"):
-                failures = (
-                    f"\nwarning: {event.get('failed_predictions', 0)} failed predictions (scored 0, so the scores "
-                    f"are lower bounds) and {event.get('failed_reflections', 0)} failed reflections, after retries"
-                )
-            return (
-                f"Stopped by {event['stopped_by']} after {event['iterations']} iterations and "
-                f"{event['metric_calls']} metric calls (budget {self.budget}; GEPA finishes the iteration it "
-                f"started): {scores}; {where}{failures}"
-            )
+        if isinstance(event, Proposal):
+            return f"iteration {event.iteration}: {event.outcome.replace('_', ' ')} - {event.reason}"
+        if isinstance(event, RunFinished):
+            return self.describe_end()
         return None
+
+    def describe_end(self) -> str:
+        from core.analysis import build_run_view
+
+        view = build_run_view(self.events)
+        if view.outcome == "failed":
+            return f"Run failed: {view.error}"
+        initial, final = view.initial_score, view.final_score
+        scores = f"{initial:.1%} -> {final:.1%}" if initial is not None and final is not None else "no score"
+        where = view.registered.uri if view.registered else view.not_registered_reason
+        failures = ""
+        if view.failed_predictions or view.failed_reflections:
+            failures = (
+                f"\nwarning: {view.failed_predictions} failed predictions (scored 0, so the scores are lower "
+                f"bounds) and {view.failed_reflections} failed reflections, after retries"
+            )
+        return (
+            f"Stopped by {view.stopped_by} after {view.iterations} iterations and {view.metric_calls} metric "
+            f"calls (budget {view.budget}; GEPA finishes the iteration it started): {scores}; {where}{failures}"
+        )
 
 
 def _check_models() -> int:

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.errors import ConfigError, InputError
 from core.templates import template_variables
 
 MAX_BYTES = 20 * 1024 * 1024
@@ -47,7 +48,7 @@ class DatasetProblem:
         return f"{where}: {self.message}"
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError, ValueError):
     """A dataset that cannot be used; ``problems`` lists every problem found (up to a limit)."""
 
     def __init__(self, source: str, problems: Sequence[DatasetProblem]):
@@ -194,9 +195,9 @@ def parse_dataset(data: bytes, filename: str, *, source: str | None = None, name
 def split_dataset(dataset: Dataset, validation_fraction: float, seed: int) -> tuple[Dataset, Dataset]:
     """Shuffle with ``seed`` and cut into (train, validation); both keep at least one row."""
     if not 0 < validation_fraction < 1:
-        raise ValueError("The validation fraction must be between 0 and 1 (for example 0.5).")
+        raise ConfigError("The validation fraction must be between 0 and 1 (for example 0.5).")
     if len(dataset) < 2:
-        raise ValueError("A dataset needs at least 2 rows to be split into train and validation.")
+        raise ConfigError("A dataset needs at least 2 rows to be split into train and validation.")
     order = list(range(len(dataset)))
     random.Random(seed).shuffle(order)
     n_val = min(len(order) - 1, max(1, round(len(order) * validation_fraction)))

@@ -5,12 +5,18 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from core import tags
 from core.datasets import Example
+from core.events import Evaluation, FinalEvaluation
 from core.models import ModelError, TaskModel
 from core.scorers import FAILED_PREDICTION_PREFIX, ScorerSpec
 from core.templates import render
+
+if TYPE_CHECKING:
+    from core.analysis import RunView
 
 
 def safe_complete(task_model: TaskModel, prompt_text: str) -> str:
@@ -21,6 +27,13 @@ def safe_complete(task_model: TaskModel, prompt_text: str) -> str:
         return f"{FAILED_PREDICTION_PREFIX}: {error}"
 
 
+@dataclass(frozen=True)
+class _Timed:
+    evaluation: Evaluation
+    started_ns: int
+    ended_ns: int
+
+
 def evaluate_template(
     template: str,
     examples: Sequence[Example],
@@ -28,10 +41,14 @@ def evaluate_template(
     scorer: ScorerSpec,
     *,
     concurrency: int = 8,
-) -> dict[str, Any]:
-    """Score ``template`` on ``examples``: ``outputs``, ``scores`` and ``aggregate``, in example order,
-    plus the wall-clock span of the calls (``started_ns``, ``ended_ns``)."""
+) -> Evaluation:
+    """Score ``template`` on ``examples``: outputs, scores and their mean, in example order."""
+    return _evaluate(template, examples, task_model, scorer, concurrency).evaluation
 
+
+def _evaluate(
+    template: str, examples: Sequence[Example], task_model: TaskModel, scorer: ScorerSpec, concurrency: int
+) -> _Timed:
     def one(example: Example) -> tuple[str, float, int, int]:
         started = time.time_ns()
         output = safe_complete(task_model, render(template, example.inputs))
@@ -39,27 +56,23 @@ def evaluate_template(
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         calls = list(pool.map(one, examples))
-    scores = [score for _, score, _, _ in calls]
-    return {
-        "outputs": [output for output, _, _, _ in calls],
-        "scores": scores,
-        "aggregate": sum(scores) / len(scores) if scores else 0.0,
-        "started_ns": min((c[2] for c in calls), default=time.time_ns()),
-        "ended_ns": max((c[3] for c in calls), default=time.time_ns()),
-    }
+    scores = tuple(score for _, score, _, _ in calls)
+    return _Timed(
+        Evaluation(
+            outputs=tuple(output for output, _, _, _ in calls),
+            scores=scores,
+            aggregate=sum(scores) / len(scores) if scores else 0.0,
+        ),
+        started_ns=min((c[2] for c in calls), default=time.time_ns()),
+        ended_ns=max((c[3] for c in calls), default=time.time_ns()),
+    )
 
 
 def final_evaluation(
-    *,
-    baseline_template: str,
-    best_template: str,
-    examples: Sequence[Example],
-    task_model: TaskModel,
-    scorer: ScorerSpec,
-    concurrency: int,
-    tag_prefix: str,
-) -> dict[str, Any]:
-    """Baseline and best scored once more on the validation set, and recorded as one MLflow trace.
+    view: RunView, examples: Sequence[Example], task_model: TaskModel, *, concurrency: int
+) -> FinalEvaluation:
+    """The run's baseline and best candidate scored once more on ``examples`` (the validation set),
+    and recorded as one MLflow trace.
 
     The trace has a span per example holding its inputs, the expected answer, both responses, both
     scores and the normalised forms, so the before/after comparison can be audited in MLflow's UI.
@@ -67,23 +80,24 @@ def final_evaluation(
     25 ms each against SQLite here), so a trace per model call would cost seconds.
     Tracing must be enabled and an MLflow run active.
     """
-    base = evaluate_template(baseline_template, examples, task_model, scorer, concurrency=concurrency)
-    best = evaluate_template(best_template, examples, task_model, scorer, concurrency=concurrency)
-    _record_trace(baseline_template, best_template, examples, base, best, task_model, scorer, tag_prefix)
-    for part in (base, best):
-        del part["started_ns"], part["ended_ns"]
-    return {"baseline": base, "best": best}
+    best = view.best
+    if best is None:
+        raise ValueError("The run has no scored candidate to evaluate.")
+    scorer = view.scorer
+    base = _evaluate(view.baseline.template, examples, task_model, scorer, concurrency)
+    top = _evaluate(best.template, examples, task_model, scorer, concurrency)
+    _record_trace(view.baseline.template, best.template, examples, base, top, task_model, scorer)
+    return FinalEvaluation(baseline=base.evaluation, best=top.evaluation, best_candidate=best.index)
 
 
 def _record_trace(
     baseline_template: str,
     best_template: str,
     examples: Sequence[Example],
-    base: dict[str, Any],
-    best: dict[str, Any],
+    base: _Timed,
+    best: _Timed,
     task_model: TaskModel,
     scorer: ScorerSpec,
-    tag_prefix: str,
 ) -> None:
     import mlflow
 
@@ -97,9 +111,10 @@ def _record_trace(
             "scorer": scorer.label,
             "examples": len(examples),
         },
-        tags={tag_prefix + "role": "final_evaluation"},
-        start_time_ns=base["started_ns"],
+        tags={tags.ROLE: "final_evaluation"},
+        start_time_ns=base.started_ns,
     )
+    before, after = base.evaluation, best.evaluation
     for i, example in enumerate(examples):
         span = mlflow.start_span_no_context(
             name=f"row {example.row}",
@@ -108,19 +123,19 @@ def _record_trace(
             inputs=dict(example.inputs),
             attributes={
                 "expected_response": example.expected,
-                f"baseline_{scorer.kind}": base["scores"][i],
-                f"optimized_{scorer.kind}": best["scores"][i],
+                f"baseline_{scorer.kind}": before.scores[i],
+                f"optimized_{scorer.kind}": after.scores[i],
                 "normalized_expected": scorer.normalized(example.expected),
-                "normalized_baseline": scorer.normalized(base["outputs"][i]),
-                "normalized_optimized": scorer.normalized(best["outputs"][i]),
+                "normalized_baseline": scorer.normalized(before.outputs[i]),
+                "normalized_optimized": scorer.normalized(after.outputs[i]),
             },
-            start_time_ns=base["started_ns"],
+            start_time_ns=base.started_ns,
         )
         span.end(
-            outputs={"baseline": base["outputs"][i], "optimized": best["outputs"][i]},
-            end_time_ns=best["ended_ns"],
+            outputs={"baseline": before.outputs[i], "optimized": after.outputs[i]},
+            end_time_ns=best.ended_ns,
         )
     root.end(
-        outputs={f"baseline_{scorer.kind}": base["aggregate"], f"optimized_{scorer.kind}": best["aggregate"]},
-        end_time_ns=best["ended_ns"],
+        outputs={f"baseline_{scorer.kind}": before.aggregate, f"optimized_{scorer.kind}": after.aggregate},
+        end_time_ns=best.ended_ns,
     )

@@ -1,89 +1,356 @@
-"""The event log of an optimization run: one versioned schema for the recorder, the UI, the results
-loader and the tests.
+"""The event log of an optimization run: one versioned, typed schema for the recorder, the UI, the
+results loader and the tests.
 
-A run appends one JSON object per line to ``events.jsonl`` in its live folder; the UI tails it while
+A run appends one JSON object per line to ``events.jsonl`` in its run folder; the UI tails it while
 the run goes, and at the end (or at cancellation) it is logged at the root of the MLflow run's
-artifacts. Everything the results view shows is rebuilt from these events.
+artifacts. Everything a results view shows is rebuilt from these events (:mod:`core.analysis`).
 
-Every event has ``v`` (schema version), ``seq`` (0, 1, 2, ...), ``t`` (seconds since the epoch) and
-``type``. The types, in the order a run emits them:
+Each line is an event: a frozen dataclass below, written by :meth:`Event.to_dict` and read back by
+:func:`decode_event` (through :func:`parse_events`, :func:`read_events` or :func:`tail_events`,
+the only readers). Every line has ``v`` (schema version), ``seq`` (0, 1, 2, ...), ``t`` (seconds
+since the epoch) and ``type``. The types, in the order a run emits them:
 
-``run_started``
-    ``config`` (public settings, never a key), ``models``, ``scorer`` {kind, normalization},
-    ``examples`` [{id, row, inputs, expected}], ``train_ids``, ``val_ids`` (example ids),
-    ``baseline`` {uri, name, version, template}, ``budget``, ``preflight`` {...}, ``mlflow``
-    {run_id, experiment_id, tracking_uri}.
-``validation``
-    A candidate scored on the whole validation set: ``iteration``, ``candidate``, ``parents``,
-    ``template``, ``scores`` and ``outputs`` (aligned with ``val_ids``), ``aggregate``,
-    ``metric_calls`` (budget used after it), ``failed`` (how many outputs are failed model calls).
-``pareto_front``
-    After each validation: ``iteration``, ``front`` (non-dominated candidates), ``metric_calls``.
-``budget``
-    ``iteration``, ``metric_calls``.
-``iteration``
-    One per GEPA iteration, at its end: ``iteration``, ``outcome`` (accepted, rejected, skipped,
-    reflection_failed, invalid_proposal), ``reason``, ``parent``, ``minibatch`` (example ids),
-    ``scores_before``, ``scores_after``, ``outputs_before``, ``outputs_after``, ``candidate``
-    (index when accepted), ``template`` (the proposal), ``reflection`` (the reflection model's
-    reply), ``reflection_prompt``, ``metric_calls``, ``best_candidate``, ``best_score``.
-``stage``
-    ``name`` (final_evaluation, registering) and ``message``: what the run does after its search.
-``run_finished``
-    ``status`` (finished, cancelled, failed), ``stopped_by`` (budget, patience, perfect, cancelled,
-    error), ``error``, ``best_candidate``, ``initial_score``, ``final_score``, ``metric_calls``,
-    ``iterations``, ``candidates``, ``max_pareto_front_size``, ``failed_predictions``,
-    ``failed_reflections``, ``registered`` {uri, version} or null, ``not_registered_reason``,
-    ``final_evaluation`` {baseline, best: {scores, outputs, aggregate, per_scorer}} or null,
-    ``seconds``.
+``run_started`` (:class:`RunStarted`)
+    The settings, models, scorer, dataset rows and splits, the baseline prompt, the budget preflight,
+    the model preflight checks and where the MLflow run is.
+``validation`` (:class:`Candidate`)
+    A candidate scored on the whole validation set.
+``pareto_front`` (:class:`FrontUpdated`)
+    GEPA's own front after a validation: every candidate that is best (ties included) on at least
+    one validation example, the set GEPA's Pareto selection samples parents from.
+``budget`` (:class:`BudgetUsed`)
+    Metric calls used so far.
+``iteration`` (:class:`Proposal`)
+    One per GEPA iteration, at its end: what was proposed from which parent and what became of it.
+``stage`` (:class:`Stage`)
+    What the run does after its search.
+``run_finished`` (:class:`RunFinished`)
+    How it ended, what was registered, and the traced final evaluation.
+
+Schema history: version 1 (the first release) wrote the same types with a few fields that are
+derived from the others (best candidate and scores in ``iteration`` and ``run_finished``) and a
+front of non-dominated candidates in ``pareto_front``; it is still read, derived fields ignored.
+Unknown fields are ignored when reading, so a log written with more fields stays readable.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar, Literal, TypeVar
 
-SCHEMA_VERSION = 1
+from core.errors import InputError
+
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 EVENTS_FILE = "events.jsonl"
-EVENT_TYPES = (
-    "run_started",
-    "validation",
-    "pareto_front",
-    "budget",
-    "iteration",
-    "stage",
-    "run_finished",
-)
+
+Outcome = Literal["accepted", "rejected", "skipped", "reflection_failed", "invalid_proposal"]
+RunStatus = Literal["finished", "cancelled", "failed"]
+StoppedBy = Literal["budget", "patience", "perfect", "cancelled", "error"]
+StageName = Literal["final_evaluation", "registering"]
+
+E = TypeVar("E", bound="Event")
 
 
-class EventLogError(ValueError):
+class EventLogError(InputError, ValueError):
     """An event log that cannot be read: wrong schema version or not an event log at all."""
 
 
+# --------------------------------------------------------------------------------------------------
+# Records inside events
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExampleRecord:
+    """One dataset row as the run saw it. ``id`` is its index in the dataset, ``row`` its 1-based row
+    in the file."""
+
+    id: int
+    row: int = 0
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    expected: str = ""
+
+
+@dataclass(frozen=True)
+class PromptRef:
+    """A registered prompt version."""
+
+    uri: str = ""
+    name: str = ""
+    version: int = 0
+    template: str = ""
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    name: str = ""
+    source: str = ""
+    fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelsRef:
+    """The public description of the models (never a key)."""
+
+    provider: str = ""
+    task_model: str = ""
+    reflection_model: str = ""
+    base_url: str | None = None
+    simulated: bool = False
+    simulated_delay_ms: float = 0.0
+    simulated_error_rate: float = 0.0
+
+
+@dataclass(frozen=True)
+class ScorerRef:
+    kind: str = "exact_match"
+    normalization: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BudgetRef:
+    """The budget preflight shown before the run (:class:`core.budget.BudgetPlan`)."""
+
+    budget: int = 0
+    min_proposals: int = 0
+    max_proposals: int = 0
+    level: str = "ok"
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class PreflightCheck:
+    role: str
+    model: str
+    ok: bool
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class MlflowRef:
+    run_id: str | None = None
+    experiment_id: str | None = None
+    tracking_uri: str | None = None
+
+
+@dataclass(frozen=True)
+class Registered:
+    """The prompt version the run's best candidate is: a new one, or an ``existing`` version that
+    already had exactly its text (so nothing new was registered)."""
+
+    uri: str
+    version: int
+    existing: bool = False
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A template scored on examples: outputs and scores in example order, and their mean."""
+
+    outputs: tuple[str, ...]
+    scores: tuple[float, ...]
+    aggregate: float
+
+
+@dataclass(frozen=True)
+class FinalEvaluation:
+    """Baseline and best scored once more after the search, traced in MLflow."""
+
+    baseline: Evaluation
+    best: Evaluation
+    best_candidate: int = 0
+
+
+# --------------------------------------------------------------------------------------------------
+# Events
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """What every line has besides its own fields: ``seq`` and ``t`` are set by :class:`EventLog`."""
+
+    TYPE: ClassVar[str] = ""
+    seq: int = 0
+    t: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The line's JSON object: ``v``, ``seq``, ``t``, ``type``, then the fields."""
+        data: dict[str, Any] = {"v": SCHEMA_VERSION, "seq": self.seq, "t": self.t, "type": self.TYPE}
+        for item in dataclasses.fields(self):
+            if item.name not in ("seq", "t"):
+                data[item.metadata.get("key", item.name)] = _encode(getattr(self, item.name))
+        return data
+
+    @classmethod
+    def from_dict(cls: type[E], data: Mapping[str, Any]) -> E:
+        """The event of this type in ``data`` (a line's JSON object); unknown keys are ignored."""
+        return _build(cls, data)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunStarted(Event):
+    """The run's settings (``config``: the public form of
+    :class:`~core.optimization.OptimizationConfig`, never a key), models, scorer and data. ``examples``
+    are every dataset row; ``train_ids`` and ``val_ids`` are example ids."""
+
+    TYPE: ClassVar[str] = "run_started"
+    config: Mapping[str, Any] = field(default_factory=dict)
+    models: ModelsRef = ModelsRef()
+    scorer: ScorerRef = ScorerRef()
+    dataset: DatasetRef = DatasetRef()
+    examples: tuple[ExampleRecord, ...] = ()
+    train_ids: tuple[int, ...] = ()
+    val_ids: tuple[int, ...] = ()
+    baseline: PromptRef = PromptRef()
+    budget: BudgetRef = BudgetRef()
+    preflight: tuple[PreflightCheck, ...] = ()
+    mlflow: MlflowRef = MlflowRef()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Candidate(Event):
+    """A prompt scored on the whole validation set (written as a ``validation`` line, its index under
+    the key ``candidate``).
+
+    ``index`` counts candidates in the order GEPA validated them (0 is the baseline); ``iteration``
+    is the GEPA iteration that produced it; ``metric_calls`` the budget used once its validation
+    finished; ``scores``/``outputs`` are aligned with the run's ``val_ids``; ``failed`` counts outputs
+    that are failed model calls. Two ``parents`` mean a merge.
+    """
+
+    TYPE: ClassVar[str] = "validation"
+    index: int = field(metadata={"key": "candidate"})
+    iteration: int = 0
+    parents: tuple[int, ...] = ()
+    template: str = ""
+    scores: tuple[float, ...] = ()
+    outputs: tuple[str, ...] = ()
+    aggregate: float = 0.0
+    metric_calls: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class FrontUpdated(Event):
+    """GEPA's front after a validation (see the module docstring); ``displaced`` left it then."""
+
+    TYPE: ClassVar[str] = "pareto_front"
+    iteration: int = 0
+    front: tuple[int, ...] = ()
+    displaced: tuple[int, ...] = ()
+    metric_calls: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class BudgetUsed(Event):
+    TYPE: ClassVar[str] = "budget"
+    iteration: int = 0
+    metric_calls: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Proposal(Event):
+    """One GEPA iteration (an ``iteration`` line): what was proposed from which parent, and what became
+    of it.
+
+    ``outcome`` is accepted, rejected, skipped, reflection_failed or invalid_proposal; ``candidate``
+    is set only when accepted. ``minibatch`` holds example ids; ``scores_before``/``scores_after`` are
+    the parent's and the proposal's minibatch scores (``scores_after`` is empty when nothing was
+    scored). ``reflection`` is the reflection model's reply, ``reflection_prompt`` what it was sent.
+    ``metric_calls`` is the budget used at the end of the iteration.
+    """
+
+    TYPE: ClassVar[str] = "iteration"
+    iteration: int
+    outcome: Outcome = "skipped"
+    reason: str = ""
+    parent: int | None = None
+    candidate: int | None = None
+    minibatch: tuple[int, ...] = ()
+    scores_before: tuple[float, ...] = ()
+    scores_after: tuple[float, ...] = ()
+    outputs_before: tuple[str, ...] = ()
+    outputs_after: tuple[str, ...] = ()
+    template: str | None = None
+    reflection: str | None = None
+    reflection_prompt: str | None = None
+    metric_calls: int = 0
+
+    @property
+    def minibatch_score(self) -> float | None:
+        """The proposal's mean minibatch score, or None when it was never scored."""
+        if not self.scores_after:
+            return None
+        return sum(self.scores_after) / len(self.scores_after)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stage(Event):
+    """What the run does after its search, in a sentence for the live view."""
+
+    TYPE: ClassVar[str] = "stage"
+    name: StageName
+    message: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunFinished(Event):
+    """How the run ended. ``stopped_by`` names the stop condition that fired; ``registered`` is the
+    version it registered (None: see ``not_registered_reason``); ``final_evaluation`` is None when the
+    run was cancelled or failed; ``failed_predictions`` counts task-model calls that failed after
+    retries; ``seconds`` is the run's wall time."""
+
+    TYPE: ClassVar[str] = "run_finished"
+    status: RunStatus = "finished"
+    stopped_by: StoppedBy = "budget"
+    error: str | None = None
+    registered: Registered | None = None
+    not_registered_reason: str | None = None
+    final_evaluation: FinalEvaluation | None = None
+    failed_predictions: int = 0
+    seconds: float = 0.0
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.TYPE: cls for cls in (RunStarted, Candidate, FrontUpdated, BudgetUsed, Proposal, Stage, RunFinished)
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------------
+
+
 class EventLog:
-    """Append-only writer. Thread-safe; each event is flushed as one complete line, then handed to
+    """Append-only writer. Thread-safe; each event gets its ``seq`` and ``t``, is flushed as one
+    complete line, kept in :attr:`events` (the run's own model of itself), then handed to
     ``listener`` (the CLI's progress printer, say), if any."""
 
-    def __init__(self, path: Path, listener: Callable[[dict[str, Any]], None] | None = None):
+    def __init__(self, path: Path, listener: Callable[[Event], None] | None = None):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._handle: IO[str] = path.open("a", encoding="utf-8")
         self._lock = threading.Lock()
-        self._seq = 0
         self._listener = listener
+        self.events: list[Event] = []
 
-    def emit(self, type_: str, **fields: Any) -> dict[str, Any]:
-        if type_ not in EVENT_TYPES:
-            raise ValueError(f"unknown event type {type_!r}")
+    def emit(self, event: E) -> E:
         with self._lock:
-            event = {"v": SCHEMA_VERSION, "seq": self._seq, "t": round(time.time(), 3), "type": type_, **fields}
-            self._handle.write(json.dumps(event, ensure_ascii=False, default=str) + "\n")
+            event = dataclasses.replace(event, seq=len(self.events), t=round(time.time(), 3))
+            self._handle.write(json.dumps(event.to_dict(), ensure_ascii=False, default=str) + "\n")
             self._handle.flush()
-            self._seq += 1
+            self.events.append(event)
         if self._listener is not None:
             self._listener(event)
         return event
@@ -99,33 +366,54 @@ class EventLog:
         self.close()
 
 
-def parse_events(lines: Iterable[str], *, source: str = "events.jsonl") -> list[dict[str, Any]]:
+# --------------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------------
+
+
+def decode_event(data: Mapping[str, Any], *, where: str = "event") -> Event:
+    """The typed event in one line's JSON object, from any readable schema version.
+
+    Raises:
+        EventLogError: not an event, an unknown type, a version this code cannot read, or a field of
+            the wrong shape (``where`` names the line in the message).
+    """
+    if not isinstance(data, Mapping) or "type" not in data:
+        raise EventLogError(f"{where}: not an event")
+    if data.get("v") not in READABLE_VERSIONS:
+        raise EventLogError(
+            f"{where}: event schema version {data.get('v')} is not supported "
+            f"(this GEPA Explorer reads versions {', '.join(map(str, READABLE_VERSIONS))})"
+        )
+    cls = EVENT_TYPES.get(str(data["type"]))
+    if cls is None:
+        raise EventLogError(f"{where}: unknown event type {data['type']!r}")
+    try:
+        return cls.from_dict(data)
+    except (TypeError, ValueError, KeyError) as error:
+        raise EventLogError(f"{where}: a {data['type']} event that cannot be read ({error})") from None
+
+
+def parse_events(lines: Iterable[str], *, source: str = EVENTS_FILE) -> list[Event]:
     """Parse complete lines into events, checking the schema version."""
     events = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            event = json.loads(line)
+            data = json.loads(line)
         except json.JSONDecodeError:
             raise EventLogError(f"{source}, line {number}: not a JSON event") from None
-        if not isinstance(event, dict) or "type" not in event:
-            raise EventLogError(f"{source}, line {number}: not an event")
-        if event.get("v") != SCHEMA_VERSION:
-            raise EventLogError(
-                f"{source}: event schema version {event.get('v')} is not supported "
-                f"(this GEPA Explorer reads version {SCHEMA_VERSION})"
-            )
-        events.append(event)
+        events.append(decode_event(data, where=f"{source}, line {number}"))
     return events
 
 
-def read_events(path: Path) -> list[dict[str, Any]]:
+def read_events(path: Path) -> list[Event]:
     with path.open(encoding="utf-8") as handle:
         return parse_events(handle, source=str(path))
 
 
-def tail_events(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+def tail_events(path: Path, offset: int = 0) -> tuple[list[Event], int]:
     """Events appended since byte ``offset``, and the new offset. A half-written last line waits."""
     if not path.exists():
         return [], offset
@@ -139,5 +427,85 @@ def tail_events(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]
     return parse_events(lines, source=str(path)), offset + end
 
 
-def of_type(events: Iterable[dict[str, Any]], type_: str) -> Iterator[dict[str, Any]]:
-    return (e for e in events if e["type"] == type_)
+def of_type(events: Iterable[Event], kind: type[E]) -> list[E]:
+    """The events of one type, in order."""
+    return [event for event in events if isinstance(event, kind)]
+
+
+def latest(events: Iterable[Event], kind: type[E]) -> E | None:
+    """The last event of one type, or None."""
+    found = None
+    for event in events:
+        if isinstance(event, kind):
+            found = event
+    return found
+
+
+# --------------------------------------------------------------------------------------------------
+# The codec: dataclasses <-> JSON, by their type hints
+# --------------------------------------------------------------------------------------------------
+
+
+def _encode(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            item.metadata.get("key", item.name): _encode(getattr(value, item.name))
+            for item in dataclasses.fields(value)
+        }
+    if isinstance(value, tuple | list):
+        return [_encode(item) for item in value]
+    if isinstance(value, Mapping):
+        return {str(key): _encode(item) for key, item in value.items()}
+    return value
+
+
+@cache
+def _fields_of(cls: type) -> tuple[tuple[str, str, Any], ...]:
+    """(attribute, JSON key, type hint) of each field of a dataclass."""
+    hints = typing.get_type_hints(cls)
+    return tuple(
+        (item.name, item.metadata.get("key", item.name), hints[item.name])
+        for item in dataclasses.fields(cls)
+        if item.init
+    )
+
+
+def _build(cls: type[E], data: Mapping[str, Any]) -> E:
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{cls.__name__} must be an object, not {type(data).__name__}")
+    values = {name: _decode(hint, data[key]) for name, key, hint in _fields_of(cls) if key in data}
+    return cls(**values)
+
+
+_SCALARS: dict[Any, Callable[[Any], Any]] = {int: int, float: float, bool: bool}
+
+
+def _decode(hint: Any, value: Any) -> Any:
+    if hint is Any:
+        return value
+    if hint is str:
+        return "" if value is None else str(value)
+    if hint in _SCALARS:
+        return _SCALARS[hint](value)
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        options = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        return _decode(options[0], value)
+    if origin is Literal:
+        return value
+    if origin is tuple:
+        item = typing.get_args(hint)[0]
+        if item is float:  # the long ones (scores): skip the generic path
+            return tuple(map(float, value or ()))
+        if item is str:
+            return tuple("" if v is None else str(v) for v in value or ())
+        return tuple(_decode(item, v) for v in value or ())
+    if origin in (Mapping, dict):
+        if typing.get_args(hint) == (str, str):
+            return {str(k): "" if v is None else str(v) for k, v in (value or {}).items()}
+        return dict(value or {})
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value)
+    return value

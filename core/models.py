@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from core.errors import ConfigError, InputError
 from core.offline_model.behaviour import MODEL_NAME as OFFLINE_MODEL_NAME
 
 Provider = Literal["offline", "openai"]
@@ -41,7 +42,7 @@ PROVIDER_CHOICES: dict[ProviderChoice, str] = {
 }
 
 
-class ModelError(Exception):
+class ModelError(InputError):
     """A model call that failed; ``str()`` is one line a user can act on."""
 
 
@@ -94,42 +95,42 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.provider not in PROVIDERS:
-            raise ValueError(f"Unknown provider '{self.provider}': choose offline or openai.")
+            raise ConfigError(f"Unknown provider '{self.provider}': choose offline or openai.")
         if self.base_url is not None:
             parts = urlsplit(self.base_url)
             if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise ValueError(
+                raise ConfigError(
                     f"The base URL '{public_url(self.base_url)}' is not an http(s) URL: "
                     "write it like http://127.0.0.1:11434/v1."
                 )
         if self.timeout_seconds <= 0:
-            raise ValueError("The model timeout must be more than 0 seconds.")
+            raise ConfigError("The model timeout must be more than 0 seconds.")
         if not 0 <= self.simulated_delay_ms <= 10_000:
-            raise ValueError("The simulated delay must be between 0 and 10,000 ms.")
+            raise ConfigError("The simulated delay must be between 0 and 10,000 ms.")
         if not 0 <= self.simulated_error_rate <= 0.9:
-            raise ValueError("The simulated error rate must be between 0 and 0.9 (for example 0.1 for 10%).")
+            raise ConfigError("The simulated error rate must be between 0 and 0.9 (for example 0.1 for 10%).")
         if self.max_retries < 0:
-            raise ValueError("Retries must be 0 or more.")
+            raise ConfigError("Retries must be 0 or more.")
         if self.is_offline and self.base_url is not None:
-            raise ValueError(
+            raise ConfigError(
                 "A base URL is for an OpenAI-compatible endpoint, not the offline demo model: choose the "
                 "openai provider (--provider openai --base-url URL) to use it."
             )
         if self.is_offline and any(v not in (None, OFFLINE_MODEL_NAME) for v in (self.model, self.reflection_model)):
-            raise ValueError(
+            raise ConfigError(
                 f"The offline demo model is only '{OFFLINE_MODEL_NAME}': to use another model, choose the openai "
                 "provider (with --base-url for Ollama, vLLM or llama.cpp)."
             )
         if not self.is_offline and (self.simulated_delay_ms or self.simulated_error_rate):
-            raise ValueError("The simulated delay and error rate only apply to the offline demo model.")
+            raise ConfigError("The simulated delay and error rate only apply to the offline demo model.")
         if self.provider == "openai" and self.base_url is None and not self.api_key:
-            raise ValueError(
+            raise ConfigError(
                 "OpenAI needs an API key: set OPENAI_API_KEY (or type it in the sidebar), "
                 "or choose the offline demo model."
             )
         for label, value in (("model", self.model), ("reflection model", self.reflection_model)):
             if value is not None and not value.strip():
-                raise ValueError(f"The {label} name is empty.")
+                raise ConfigError(f"The {label} name is empty.")
 
     @classmethod
     def from_env(cls, provider: Provider = "offline", **overrides: Any) -> ModelConfig:
@@ -345,7 +346,7 @@ def _content(completion: Any) -> str:
     except (AttributeError, IndexError, TypeError):
         content = None
     if not isinstance(content, str):
-        raise ValueError("the response has no message content")
+        raise ConfigError("the response has no message content")
     return content
 
 
@@ -481,7 +482,7 @@ def model_config_for(
     simulated_delay_ms: float = 0.0,
     simulated_error_rate: float = 0.0,
 ) -> ModelConfig:
-    """The :class:`ModelConfig` for one of the app's three provider choices; ``ValueError`` says what
+    """The :class:`ModelConfig` for one of the app's three provider choices; ``ConfigError`` says what
     is missing (an OpenAI key, a base URL, a model name for a custom endpoint)."""
     clean = {
         k: (v.strip() or None) if isinstance(v, str) else v
@@ -499,9 +500,9 @@ def model_config_for(
             "openai", model=clean["model"], reflection_model=clean["reflection_model"], api_key=clean["api_key"]
         )
     if not clean["base_url"]:
-        raise ValueError("Give the endpoint's base URL, for example http://127.0.0.1:11434/v1 for Ollama.")
+        raise ConfigError("Give the endpoint's base URL, for example http://127.0.0.1:11434/v1 for Ollama.")
     if not clean["model"]:
-        raise ValueError("Give the model name the endpoint serves (for Ollama, for example llama3.1).")
+        raise ConfigError("Give the model name the endpoint serves (for Ollama, for example llama3.1).")
     return ModelConfig(
         "openai",
         model=clean["model"],

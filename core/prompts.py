@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from core import tags
+from core.errors import InputError
 from core.templates import check_template
 
 PROMPT_NAME_RULE = re.compile(r"^[a-zA-Z0-9_.-]+$")
@@ -21,7 +23,7 @@ _URI = re.compile(r"^prompts:/(?P<name>[^/@]+)(?:/(?P<version>[^/@]+)|@(?P<alias
 BASELINE_ALIAS = "baseline"
 
 
-class PromptError(ValueError):
+class PromptError(InputError, ValueError):
     """A prompt that cannot be found or registered; the message says what to do."""
 
 
@@ -286,7 +288,7 @@ def ensure_baseline(
         name,
         template,
         commit_message=commit_message,
-        tags={"gepa_explorer.source": "bundled baseline"},
+        tags={tags.SOURCE: "bundled baseline"},
         tracking_uri=tracking_uri,
     )
     if not any(BASELINE_ALIAS in v.aliases for v in list_versions(name, tracking_uri=tracking_uri)):

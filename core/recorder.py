@@ -1,7 +1,8 @@
 """From GEPA's typed callback events to the run's event log, and the guard around reflection.
 
-:class:`Recorder` observes GEPA and writes ``validation``, ``pareto_front``, ``budget`` and
-``iteration`` events (schema in :mod:`core.events`); it never raises into GEPA.
+:class:`Recorder` observes GEPA and writes :class:`~core.events.Candidate`,
+:class:`~core.events.FrontUpdated`, :class:`~core.events.BudgetUsed` and :class:`~core.events.Proposal`
+events; it never raises into GEPA.
 :class:`GuardedReflection` wraps GEPA's stateless reflection to do what GEPA itself swallows:
 count failed reflections, stop the run on a refused key, and discard proposals that drop a
 template variable or change nothing.
@@ -16,9 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from core.datasets import Example
-from core.events import EventLog
+from core.events import BudgetUsed, Candidate, EventLog, FrontUpdated, Proposal
 from core.models import ModelAccessError, ModelError, ReflectionModel
-from core.pareto import update_front
 from core.scorers import FAILED_PREDICTION_PREFIX, is_failed_prediction
 from core.templates import lost_variables, malformed_placeholders
 
@@ -42,46 +42,33 @@ def example_key(inputs: Mapping[str, Any]) -> str:
 
 
 class Recorder:
-    """GEPA callback turning typed events into the run's event log. Never raises into GEPA."""
+    """GEPA callback turning its typed events into the run's event log. Never raises into GEPA.
+
+    It keeps only what it needs to write the next event: the budget used so far and the iteration
+    being assembled (GEPA reports an iteration piece by piece; :class:`~core.events.Proposal` is
+    written whole when it ends). Everything else is read back from the log (:mod:`core.analysis`).
+    """
 
     def __init__(
         self,
         log: EventLog,
         *,
         prompt_name: str,
-        baseline_template: str,
-        train: Sequence[Example],
-        val: Sequence[Example],
         train_ids: Sequence[int],
-        val_ids: Sequence[int],
+        val: Sequence[Example],
         outputs_cache: Mapping[tuple[str, str], str],
     ):
         self.log = log
         self.prompt_name = prompt_name
-        self.baseline_template = baseline_template
         self.train_ids = list(train_ids)
-        self.val_ids = list(val_ids)
         self.val = list(val)
-        self.train = list(train)
         self.outputs_cache = outputs_cache
         self.metric_calls = 0
-        self.iterations = 0
-        self.scores: dict[int, list[float]] = {}
-        self.templates: dict[int, str] = {}
-        self.aggregates: dict[int, float] = {}
-        self.front: list[int] = []
-        self.max_front_size = 0
-        self.failed_reflections = 0
         self._current: dict[str, Any] | None = None
         self._lock = threading.Lock()
 
-    # -- helpers -------------------------------------------------------------------------------
     def _template_of(self, candidate: Mapping[str, str]) -> str:
         return candidate.get(self.prompt_name, next(iter(candidate.values()), ""))
-
-    @property
-    def best_candidate(self) -> int:
-        return max(self.aggregates, key=lambda c: (self.aggregates[c], -c)) if self.aggregates else 0
 
     def _safe(self, fn: Callable[[], None]) -> None:
         try:
@@ -96,54 +83,57 @@ class Recorder:
             candidate = int(event["candidate_idx"])
             template = self._template_of(event["candidate"])
             by_id = event["scores_by_val_id"]
-            outputs_by_id = event.get("outputs_by_val_id") or {}
-            order = range(len(self.val))
-            scores = [float(by_id.get(i, 0.0)) for i in order]
-            outputs = [
-                str(outputs_by_id[i])
-                if i in outputs_by_id
-                else self.outputs_cache.get(
-                    (template, example_key(self.val[i].inputs)), f"{FAILED_PREDICTION_PREFIX}: no output recorded"
-                )
-                for i in order
-            ]
             if candidate == 0:
                 self.metric_calls = max(self.metric_calls, len(by_id))
-            self.scores[candidate] = scores
-            self.templates[candidate] = template
-            self.aggregates[candidate] = float(event["average_score"])
+            outputs = self._outputs(template, event.get("outputs_by_val_id") or {})
             self.log.emit(
-                "validation",
-                iteration=int(event["iteration"]),
-                candidate=candidate,
-                parents=[int(p) for p in event.get("parent_ids") or [] if p is not None],
-                template=template,
-                scores=scores,
-                outputs=outputs,
-                aggregate=float(event["average_score"]),
-                failed=sum(1 for o in outputs if is_failed_prediction(o)),
-                metric_calls=self.metric_calls,
-            )
-            self.front = update_front(self.front, self.scores, candidate)
-            self.max_front_size = max(self.max_front_size, len(self.front))
-            self.log.emit(
-                "pareto_front", iteration=int(event["iteration"]), front=self.front, metric_calls=self.metric_calls
+                Candidate(
+                    index=candidate,
+                    iteration=int(event["iteration"]),
+                    parents=tuple(int(p) for p in event.get("parent_ids") or [] if p is not None),
+                    template=template,
+                    scores=tuple(float(by_id.get(i, 0.0)) for i in range(len(self.val))),
+                    outputs=outputs,
+                    aggregate=float(event["average_score"]),
+                    failed=sum(1 for o in outputs if is_failed_prediction(o)),
+                    metric_calls=self.metric_calls,
+                )
             )
             if self._current is not None and candidate != 0:
                 self._current["candidate"] = candidate
 
         self._safe(record)
 
+    def _outputs(self, template: str, given: Mapping[int, Any]) -> tuple[str, ...]:
+        """Each validation example's output: GEPA's when it passed them, else what predict_fn saw."""
+        missing = f"{FAILED_PREDICTION_PREFIX}: no output recorded"
+        return tuple(
+            str(given[i]) if i in given else self.outputs_cache.get((template, example_key(example.inputs)), missing)
+            for i, example in enumerate(self.val)
+        )
+
+    def on_pareto_front_updated(self, event: Mapping[str, Any]) -> None:
+        self._safe(
+            lambda: self.log.emit(
+                FrontUpdated(
+                    iteration=int(event["iteration"]),
+                    front=tuple(int(c) for c in event.get("new_front") or ()),
+                    displaced=tuple(int(c) for c in event.get("displaced_candidates") or ()),
+                    metric_calls=self.metric_calls,
+                )
+            )
+        )
+
     def on_budget_updated(self, event: Mapping[str, Any]) -> None:
         def record() -> None:
             self.metric_calls = int(event["metric_calls_used"])
-            self.log.emit("budget", iteration=int(event["iteration"]), metric_calls=self.metric_calls)
+            self.log.emit(BudgetUsed(iteration=int(event["iteration"]), metric_calls=self.metric_calls))
 
         self._safe(record)
 
     def on_iteration_start(self, event: Mapping[str, Any]) -> None:
         def record() -> None:
-            self._current = {"iteration": int(event["iteration"]), "outcome": None, "reason": None}
+            self._current = {"iteration": int(event["iteration"])}
 
         self._safe(record)
 
@@ -151,14 +141,14 @@ class Recorder:
         self._update(lambda: {"parent": int(event["candidate_idx"])})
 
     def on_minibatch_sampled(self, event: Mapping[str, Any]) -> None:
-        self._update(lambda: {"minibatch": [self.train_ids[int(i)] for i in event["minibatch_ids"]]})
+        self._update(lambda: {"minibatch": tuple(self.train_ids[int(i)] for i in event["minibatch_ids"])})
 
     def on_evaluation_end(self, event: Mapping[str, Any]) -> None:
         def fields() -> dict[str, Any]:
             which = "before" if event.get("candidate_idx") is not None else "after"
             return {
-                f"scores_{which}": [float(s) for s in event["scores"]],
-                f"outputs_{which}": [str(o) for o in event.get("outputs") or []],
+                f"scores_{which}": tuple(float(s) for s in event["scores"]),
+                f"outputs_{which}": tuple(str(o) for o in event.get("outputs") or []),
             }
 
         self._update(fields)
@@ -174,7 +164,7 @@ class Recorder:
             return {
                 "outcome": "skipped",
                 "reason": reasons.get(reason, reason),
-                "scores_before": [float(s) for s in event.get("scores") or []],
+                "scores_before": tuple(float(s) for s in event.get("scores") or []),
             }
 
         self._update(fields)
@@ -204,12 +194,7 @@ class Recorder:
         self._update(lambda: {"outcome": "rejected", "reason": _readable_rejection(event)})
 
     def reflection_failed(self, message: str) -> None:
-        def record() -> None:
-            self.failed_reflections += 1
-            if self._current is not None:
-                self._current.update(outcome="reflection_failed", reason=message)
-
-        self._safe(record)
+        self._update(lambda: {"outcome": "reflection_failed", "reason": message})
 
     def invalid_proposal(self, reason: str, template: str, reflection: str) -> None:
         self._update(
@@ -220,30 +205,9 @@ class Recorder:
         def record() -> None:
             current = self._current or {"iteration": int(event["iteration"])}
             self._current = None
-            self.iterations += 1
-            outcome = current.get("outcome") or ("accepted" if event.get("proposal_accepted") else "skipped")
-            best = self.best_candidate
-            self.log.emit(
-                "iteration",
-                **{
-                    "parent": None,
-                    "minibatch": [],
-                    "scores_before": [],
-                    "scores_after": [],
-                    "outputs_before": [],
-                    "outputs_after": [],
-                    "candidate": None,
-                    "template": None,
-                    "reflection": None,
-                    "reflection_prompt": None,
-                    **current,
-                    "outcome": outcome,
-                    "reason": current.get("reason") or "the reflection model proposed no change",
-                    "metric_calls": self.metric_calls,
-                    "best_candidate": best,
-                    "best_score": self.aggregates.get(best),
-                },
-            )
+            outcome = current.pop("outcome", None) or ("accepted" if event.get("proposal_accepted") else "skipped")
+            reason = current.pop("reason", None) or "the reflection model proposed no change"
+            self.log.emit(Proposal(**current, outcome=outcome, reason=reason, metric_calls=self.metric_calls))
 
         self._safe(record)
 

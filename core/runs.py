@@ -1,15 +1,15 @@
-"""Optimization runs as processes: start, watch, cancel; and finding recorded runs in MLflow again.
+"""Optimization runs as processes, and finding any run again: start, watch, cancel, open.
 
 Each run is a ``python -m core worker RUN_DIR`` process (MLflow's optimizer patches classes, so two
-runs in one process would corrupt each other). The run folder holds ``config.json`` (no secrets:
-the API key travels in the worker's environment only), the live ``events.jsonl``, ``run_id`` once
-the MLflow run exists, and ``outcome.json`` when the worker ends. Anything a results view needs is
-also in the MLflow run, so a run started elsewhere, or by the CLI, is read the same way.
+runs in one process would corrupt each other) with its folder on this machine (:mod:`core.rundir`).
+Anything a results view needs is also in the MLflow run, so a run started elsewhere, or by the CLI,
+is read the same way. :func:`open_run` is the one place that decides where a run's events come from
+(its live folder, its MLflow artifact, a salvage of a dead worker) and which phase it is in.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import signal
 import socket
@@ -17,36 +17,37 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from core.events import EVENTS_FILE, EventLogError, parse_events, tail_events
-from core.models import ModelError
-from core.store import StoreError, runs_home
+from core import tags
+from core.errors import InputError
+from core.events import EVENTS_FILE, Event, EventLogError, RunFinished, parse_events, tail_events
+from core.rundir import RunDir, WorkerOutcome
+from core.store import runs_home
+
+if TYPE_CHECKING:
+    from core.analysis import RunView
+    from core.config import OptimizationConfig
+    from core.registration import Registration
 
 API_KEY_ENV = "GEPA_EXPLORER_API_KEY"
-CONFIG_FILE = "config.json"
-OUTCOME_FILE = "outcome.json"
-RUN_ID_FILE = "run_id"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-# Errors that mean "fix your input": exit status 2, one line, nothing registered.
-BAD_INPUT_ERRORS: tuple[type[BaseException], ...] = (ValueError, ModelError, StoreError)
 
 _children: dict[int, subprocess.Popen] = {}
 _children_lock = threading.Lock()
 
 
-class RunNotFound(LookupError):
+class RunNotFound(InputError, LookupError):
     """No optimization run with that id in the store."""
 
 
 def new_run_dir() -> Path:
-    path = runs_home() / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
-    path.mkdir(parents=True)
-    return path
+    return RunDir.create(runs_home()).path
 
 
 @dataclass
@@ -58,48 +59,44 @@ class RunHandle:
     _offset: int = field(default=0, repr=False)
 
     @property
-    def run_id(self) -> str | None:
-        path = self.run_dir / RUN_ID_FILE
-        return path.read_text().strip() if path.exists() else None
+    def folder(self) -> RunDir:
+        return RunDir(self.run_dir)
 
-    def outcome(self) -> dict[str, Any] | None:
+    @property
+    def run_id(self) -> str | None:
+        return self.folder.run_id()
+
+    def outcome(self) -> WorkerOutcome | None:
         """What the worker reported when it ended; ``None`` while it runs."""
-        path = self.run_dir / OUTCOME_FILE
-        try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError):
-            return None
+        return self.folder.outcome()
 
     def is_alive(self) -> bool:
         return self.pid is not None and process_alive(self.pid)
 
     def cancel(self, *, register_best: bool = False) -> None:
-        from core.optimization import request_cancel
+        self.folder.request_cancel(register_best=register_best)
 
-        request_cancel(self.run_dir, register_best=register_best)
-
-    def read_events(self) -> list[dict[str, Any]]:
+    def read_events(self) -> list[Event]:
         """Every event so far (re-reads from the start; see :meth:`new_events` to tail)."""
-        events, _ = tail_events(self.run_dir / EVENTS_FILE, 0)
+        return self.folder.read_events()
+
+    def new_events(self) -> list[Event]:
+        events, self._offset = tail_events(self.folder.events_path, self._offset)
         return events
 
-    def new_events(self) -> list[dict[str, Any]]:
-        events, self._offset = tail_events(self.run_dir / EVENTS_FILE, self._offset)
-        return events
 
-
-def start_run(config: Any, *, run_dir: Path | None = None) -> RunHandle:
-    """Start ``config`` (an :class:`~core.optimization.OptimizationConfig`) in its own process."""
-    run_dir = run_dir or new_run_dir()
-    (run_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
+def start_run(config: OptimizationConfig, *, run_dir: Path | None = None) -> RunHandle:
+    """Start ``config`` in its own process."""
+    folder = RunDir(run_dir) if run_dir else RunDir.create(runs_home())
+    folder.write_config(config.to_dict())
     env = dict(os.environ)
     env.pop(API_KEY_ENV, None)
     if config.models.api_key:
         env[API_KEY_ENV] = config.models.api_key
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
-    log = (run_dir / "worker.log").open("ab")
+    log = folder.log_path.open("ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "core", "worker", str(run_dir)],
+        [sys.executable, "-m", "core", "worker", str(folder.path)],
         cwd=str(PROJECT_ROOT),
         env=env,
         stdin=subprocess.DEVNULL,
@@ -110,33 +107,13 @@ def start_run(config: Any, *, run_dir: Path | None = None) -> RunHandle:
     log.close()
     with _children_lock:
         _children[process.pid] = process
-    (run_dir / "pid").write_text(str(process.pid))
-    return RunHandle(run_dir, process.pid)
+    folder.write_pid(process.pid)
+    return RunHandle(folder.path, process.pid)
 
 
 def attach(run_dir: Path) -> RunHandle:
     """A handle on an existing run folder (after a page reload, say)."""
-    pid_file = run_dir / "pid"
-    pid = int(pid_file.read_text()) if pid_file.exists() else None
-    return RunHandle(run_dir, pid)
-
-
-def find_run(ref: str, *, tracking_uri: str | None = None) -> tuple[RunHandle | None, RunInfo | None]:
-    """A run by the reference a page keeps (a run folder's name, or an MLflow run id).
-
-    Returns the local handle when the run's folder is on this machine, and MLflow's record once the
-    run exists there; raises :class:`RunNotFound` when neither is known.
-    """
-    ref = ref.strip()
-    folder = runs_home() / ref
-    if ref and "/" not in ref and folder.is_dir():
-        handle = attach(folder)
-        run_id = handle.run_id
-        return handle, get_run(run_id, tracking_uri=tracking_uri) if run_id else None
-    info = get_run(ref, tracking_uri=tracking_uri)
-    live = info.live_dir
-    handle = attach(live) if live is not None and info.is_local_process and live.is_dir() else None
-    return handle, info
+    return RunHandle(run_dir, RunDir(run_dir).pid())
 
 
 def process_alive(pid: int) -> bool:
@@ -157,27 +134,34 @@ def process_alive(pid: int) -> bool:
 
 
 def worker_main(run_dir: Path) -> int:
-    """Body of ``python -m core worker RUN_DIR``: run the config found there and record the outcome."""
-    from core.optimization import OptimizationConfig, request_cancel, run_optimization
+    """Body of ``python -m core worker RUN_DIR``: run the config found there and record the outcome.
 
-    outcome: dict[str, Any]
-    code = 0
-    signal.signal(signal.SIGTERM, lambda *_: request_cancel(run_dir))
+    Exit status 0 (finished or cancelled), 1 (the run failed, or an internal error: its traceback
+    goes to the run's log), 2 (the inputs were refused before the run existed).
+    """
+    from core.config import OptimizationConfig
+    from core.optimization import run_optimization
+
+    folder = RunDir(run_dir)
+    signal.signal(signal.SIGTERM, lambda *_: folder.request_cancel())
     try:
-        data = json.loads((run_dir / CONFIG_FILE).read_text())
-        config = OptimizationConfig.from_dict(data, api_key=os.environ.pop(API_KEY_ENV, None))
-        summary = run_optimization(config, run_dir)
-        outcome = {"status": summary.status, "summary": summary.cli_dict(), "error": summary.error}
-        code = 1 if summary.status == "failed" else 0
-    except BAD_INPUT_ERRORS as error:
-        outcome = {"status": "rejected", "error": " ".join(str(error).split())}
-        code = 2
-    except Exception as error:  # noqa: BLE001 - reported to the UI, which shows one line
-        outcome = {"status": "failed", "error": f"{type(error).__name__}: {' '.join(str(error).split())}"}
-        code = 1
-    outcome["finished_at"] = time.time()
-    (run_dir / OUTCOME_FILE).write_text(json.dumps(outcome, default=str))
-    return code
+        config = OptimizationConfig.from_dict(folder.read_config(), api_key=os.environ.pop(API_KEY_ENV, None))
+        summary = run_optimization(config, folder.path)
+        outcome = WorkerOutcome(summary.status, summary.error, summary.cli_dict())
+    except InputError as error:
+        # Before the MLflow run exists the inputs were refused; after, the store failed the run's end.
+        outcome = WorkerOutcome("failed" if folder.run_id() else "rejected", " ".join(str(error).split()))
+    except Exception as error:  # noqa: BLE001 - a bug: one line for the UI, the traceback in run.log
+        traceback.print_exc()
+        outcome = WorkerOutcome("failed", internal_error_line(error, folder.log_path))
+    folder.write_outcome(dataclasses.replace(outcome, finished_at=time.time()))
+    return {"finished": 0, "cancelled": 0, "rejected": 2}.get(outcome.status, 1)
+
+
+def internal_error_line(error: BaseException, log_path: Path) -> str:
+    """The one line said for a bug (not a user's mistake): what it was and where its traceback is."""
+    message = " ".join(str(error).split())
+    return f"Internal error ({type(error).__name__}: {message[:200]}); its traceback is in {log_path}."
 
 
 # --------------------------------------------------------------------------------------------------
@@ -201,16 +185,32 @@ class RunInfo:
 
     @property
     def explorer_status(self) -> str:
-        return self.tags.get("gepa_explorer.status", self.status.lower())
+        return self.tags.get(tags.STATUS, self.status.lower())
 
     @property
     def live_dir(self) -> Path | None:
-        value = self.tags.get("gepa_explorer.live_dir")
+        value = self.tags.get(tags.LIVE_DIR)
         return Path(value) if value else None
 
     @property
+    def host(self) -> str:
+        return self.tags.get(tags.HOST, "unknown host")
+
+    @property
     def is_local_process(self) -> bool:
-        return self.tags.get("gepa_explorer.host") == socket.gethostname()
+        return self.tags.get(tags.HOST) == socket.gethostname()
+
+    @property
+    def dataset(self) -> str:
+        return self.tags.get(tags.DATASET, "")
+
+    @property
+    def scorer(self) -> str:
+        return self.tags.get(tags.SCORER, "")
+
+    @property
+    def stopped_by(self) -> str:
+        return self.tags.get(tags.STOPPED_BY, "")
 
 
 def _run_info(run: Any) -> RunInfo:
@@ -241,7 +241,7 @@ def list_optimization_runs(*, tracking_uri: str | None = None, max_results: int 
         return []
     runs = client.search_runs(
         experiment_ids=experiments,
-        filter_string="tags.`gepa_explorer.kind` = 'optimization'",
+        filter_string=f"tags.`{tags.KIND}` = '{tags.KIND_OPTIMIZATION}'",
         order_by=["attributes.start_time DESC"],
         max_results=max_results,
     )
@@ -255,12 +255,12 @@ def get_run(run_id: str, *, tracking_uri: str | None = None) -> RunInfo:
         run = _client(tracking_uri).get_run(run_id)
     except MlflowException:
         raise RunNotFound(f"No run with id '{run_id}' in this store: pick one from the list.") from None
-    if run.data.tags.get("gepa_explorer.kind") != "optimization":
+    if run.data.tags.get(tags.KIND) != tags.KIND_OPTIMIZATION:
         raise RunNotFound(f"Run '{run_id}' is not a GEPA Explorer optimization run.")
     return _run_info(run)
 
 
-def load_events(info: RunInfo, *, tracking_uri: str | None = None) -> list[dict[str, Any]]:
+def load_events(info: RunInfo, *, tracking_uri: str | None = None) -> list[Event]:
     """The run's events: from its live folder while it runs here, otherwise from its MLflow artifact."""
     import tempfile
 
@@ -268,8 +268,7 @@ def load_events(info: RunInfo, *, tracking_uri: str | None = None) -> list[dict[
 
     live = info.live_dir
     if info.status == "RUNNING" and live is not None and (live / EVENTS_FILE).exists():
-        events, _ = tail_events(live / EVENTS_FILE, 0)
-        return events
+        return RunDir(live).read_events()
     try:
         with tempfile.TemporaryDirectory() as folder:
             path = _client(tracking_uri).download_artifacts(info.run_id, EVENTS_FILE, folder)
@@ -277,8 +276,7 @@ def load_events(info: RunInfo, *, tracking_uri: str | None = None) -> list[dict[
                 return parse_events(handle, source=f"run {info.run_id}")
     except (MlflowException, OSError) as error:
         if live is not None and (live / EVENTS_FILE).exists():
-            events, _ = tail_events(live / EVENTS_FILE, 0)
-            return events
+            return RunDir(live).read_events()
         raise EventLogError(
             f"Run {info.run_id} has no events.jsonl artifact ({' '.join(str(error).split())[:120]}): "
             "it may have been stopped before it recorded anything."
@@ -289,7 +287,7 @@ def orphaned(info: RunInfo) -> bool:
     """A run MLflow still calls RUNNING whose worker process on this machine is gone."""
     if info.status != "RUNNING" or not info.is_local_process:
         return False
-    pid = info.tags.get("gepa_explorer.pid")
+    pid = info.tags.get(tags.PID)
     return pid is not None and not process_alive(int(pid))
 
 
@@ -301,10 +299,8 @@ def close_orphan(info: RunInfo, *, tracking_uri: str | None = None) -> None:
     live = info.live_dir
     if live is not None and (live / EVENTS_FILE).exists():
         retry_store(lambda: client.log_artifact(info.run_id, str(live / EVENTS_FILE)))
-    retry_store(lambda: client.set_tag(info.run_id, "gepa_explorer.status", "failed"))
-    retry_store(
-        lambda: client.set_tag(info.run_id, "gepa_explorer.error", "The optimization process ended unexpectedly.")
-    )
+    retry_store(lambda: client.set_tag(info.run_id, tags.STATUS, "failed"))
+    retry_store(lambda: client.set_tag(info.run_id, tags.ERROR, "The optimization process ended unexpectedly."))
     retry_store(lambda: client.set_terminated(info.run_id, status="FAILED"))
 
 
@@ -317,34 +313,132 @@ def salvage_if_orphaned(info: RunInfo, *, tracking_uri: str | None = None) -> Ru
     return get_run(info.run_id, tracking_uri=tracking_uri)
 
 
-def register_run_candidate(info: RunInfo, candidate: int, *, tracking_uri: str | None = None):  # -> PromptVersionInfo
-    """Register candidate ``candidate`` of a recorded run as a new version of its baseline's prompt.
+# --------------------------------------------------------------------------------------------------
+# One run, whatever its source: open_run
+# --------------------------------------------------------------------------------------------------
 
-    For a run that was stopped, or any candidate a user prefers. The same checks as at the end of a
-    run apply: never a copy of the baseline, never one that lost a variable.
+RunPhase = Literal["starting", "running", "finished", "cancelled", "failed", "rejected", "elsewhere", "unreadable"]
+
+
+@dataclass(frozen=True)
+class OpenRun:
+    """A run as a page finds it.
+
+    ``phase``: *starting* (its process runs but has written nothing yet), *running*, *finished*,
+    *cancelled*, *failed* (including a dead worker's run, then ``salvaged``), *rejected* (its inputs
+    were refused before it began), *elsewhere* (still going on another machine, whose events reach
+    MLflow when it ends) or *unreadable* (nothing usable was recorded). ``message`` says why for the
+    last three. ``handle`` is set when the run's process was started from this machine; ``info``
+    once MLflow knows the run.
     """
-    from core.optimization import TAG_PREFIX, register_candidate
-    from core.prompts import PromptError, PromptVersionInfo
-    from core.scorers import ScorerSpec
+
+    phase: RunPhase
+    events: tuple[Event, ...] = ()
+    info: RunInfo | None = None
+    handle: RunHandle | None = None
+    message: str | None = None
+    salvaged: bool = False
+
+    @cached_property
+    def view(self) -> RunView | None:
+        """The run rebuilt from its events; None before it has recorded anything."""
+        from core.analysis import build_run_view
+
+        return build_run_view(self.events) if self.events else None
+
+    @property
+    def is_live(self) -> bool:
+        return self.phase in ("starting", "running")
+
+    @property
+    def stopping(self) -> bool:
+        """Stop was pressed and the run has not reached its next iteration boundary yet."""
+        return self.is_live and self.handle is not None and self.handle.folder.cancel_requested
+
+    @property
+    def run_id(self) -> str | None:
+        return self.info.run_id if self.info else (self.handle.run_id if self.handle else None)
+
+
+EventsOfFinishedRun = Callable[[RunInfo], list[Event]]
+
+
+def find_run(ref: str, *, tracking_uri: str | None = None) -> tuple[RunHandle | None, RunInfo | None]:
+    """A run by the reference a page keeps (a run folder's name, or an MLflow run id).
+
+    Returns the local handle when the run's folder is on this machine, and MLflow's record once the
+    run exists there; raises :class:`RunNotFound` when neither is known.
+    """
+    ref = ref.strip()
+    folder = runs_home() / ref
+    if ref and "/" not in ref and folder.is_dir():
+        handle = attach(folder)
+        run_id = handle.run_id
+        return handle, get_run(run_id, tracking_uri=tracking_uri) if run_id else None
+    info = get_run(ref, tracking_uri=tracking_uri)
+    live = info.live_dir
+    handle = attach(live) if live is not None and info.is_local_process and live.is_dir() else None
+    return handle, info
+
+
+def open_run(
+    ref: str, *, tracking_uri: str | None = None, finished_events: EventsOfFinishedRun | None = None
+) -> OpenRun:
+    """The run behind ``ref`` (a run folder's name or an MLflow run id) with its events and phase.
+
+    A run whose worker on this machine died is salvaged first (its events logged, its MLflow run
+    marked failed). ``finished_events`` reads an ended run's events from MLflow (a page passes a
+    cached reader; default :func:`load_events`).
+
+    Raises:
+        RunNotFound: no such run folder here and no such optimization run in the store.
+    """
+    handle, info = find_run(ref, tracking_uri=tracking_uri)
+    salvaged = False
+    if info is not None and (fresh := salvage_if_orphaned(info, tracking_uri=tracking_uri)) is not None:
+        info, salvaged = fresh, True
+    outcome = handle.outcome() if handle is not None else None
+    if handle is not None and outcome is None and handle.is_alive():
+        events = tuple(handle.read_events())
+        return OpenRun("running" if events else "starting", events, info, handle)
+    if outcome is not None and outcome.status == "rejected":
+        return OpenRun("rejected", (), info, handle, f"The run could not start: {outcome.error}")
+    events = tuple(handle.read_events()) if handle is not None else ()
+    if not any(isinstance(e, RunFinished) for e in events) and info is not None:
+        if info.status == "RUNNING" and not events:
+            live = info.live_dir
+            if live is not None and (live / EVENTS_FILE).exists():  # another host's folder, shared with us
+                return OpenRun("running", tuple(RunDir(live).read_events()), info)
+            where = f"Run {info.run_id} is still going in a process on another machine ({info.host})."
+            return OpenRun("elsewhere", (), info, handle, f"{where} Its events reach MLflow when it ends.")
+        try:
+            events = tuple((finished_events or (lambda i: load_events(i, tracking_uri=tracking_uri)))(info))
+        except EventLogError as error:
+            if not events:
+                return OpenRun("unreadable", (), info, handle, " ".join(str(error).split()))
+    if not events:
+        said = outcome.error if outcome is not None and outcome.error else "This run recorded nothing."
+        return OpenRun("unreadable", (), info, handle, said)
+    last = next((e for e in reversed(events) if isinstance(e, RunFinished)), None)
+    if last is not None:
+        return OpenRun(last.status, events, info, handle, salvaged=salvaged)
+    ended = (
+        salvaged or (handle is not None and not handle.is_alive()) or (info is not None and info.status != "RUNNING")
+    )
+    if ended:
+        said = "The optimization process ended unexpectedly; what it recorded is kept."
+        return OpenRun("failed", events, info, handle, said, salvaged)
+    return OpenRun("running", events, info, handle)
+
+
+def register_run_candidate(info: RunInfo, candidate: int, *, tracking_uri: str | None = None) -> Registration:
+    """Register candidate ``candidate`` of a recorded run as a version of its baseline's prompt, under
+    the same rule as at the end of a run (:func:`core.registration.registration_blocker`)."""
+    from core.analysis import build_run_view
+    from core.registration import register_candidate
     from core.store import retry_store
 
-    events = load_events(info, tracking_uri=tracking_uri)
-    started = next((e for e in events if e["type"] == "run_started"), None)
-    validations = {e["candidate"]: e for e in events if e["type"] == "validation"}
-    if started is None or candidate not in validations:
-        raise PromptError(f"Run {info.run_id} has no candidate {candidate} to register.")
-    base = started["baseline"]
-    baseline = PromptVersionInfo(base["name"], int(base["version"]), base["template"])
-    scorer = ScorerSpec(started["scorer"]["kind"], tuple(started["scorer"]["normalization"]))
-    version = register_candidate(
-        baseline,
-        validations[candidate]["template"],
-        run_id=info.run_id,
-        candidate=candidate,
-        initial=validations[0]["aggregate"] if 0 in validations else None,
-        final=validations[candidate]["aggregate"],
-        scorer=scorer,
-        tracking_uri=tracking_uri,
-    )
-    retry_store(lambda: _client(tracking_uri).set_tag(info.run_id, TAG_PREFIX + "optimized_uri", version.uri))
-    return version
+    view = build_run_view(load_events(info, tracking_uri=tracking_uri))
+    registration = register_candidate(view, candidate, tracking_uri=tracking_uri)
+    retry_store(lambda: _client(tracking_uri).set_tag(info.run_id, tags.OPTIMIZED_URI, registration.version.uri))
+    return registration

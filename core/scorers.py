@@ -21,6 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
+from core.errors import ConfigError
+
 if TYPE_CHECKING:
     from mlflow.genai.scorers import Scorer
 
@@ -106,10 +108,10 @@ class ScorerSpec:
 
     def __post_init__(self) -> None:
         if self.kind not in SCORER_KINDS:
-            raise ValueError(f"Unknown scorer '{self.kind}': choose one of {', '.join(SCORER_KINDS)}.")
+            raise ConfigError(f"Unknown scorer '{self.kind}': choose one of {', '.join(SCORER_KINDS)}.")
         unknown = [s for s in self.normalization if s not in ALL_NORMALIZATIONS]
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"Unknown normalisation '{unknown[0]}': choose from {', '.join(ALL_NORMALIZATIONS)} or none."
             )
         ordered = tuple(s for s in ALL_NORMALIZATIONS if s in self.normalization)

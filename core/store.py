@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
+from core.errors import InputError
+
 T = TypeVar("T")
 
 DEFAULT_EXPERIMENT = "GEPA Explorer"
@@ -46,7 +48,7 @@ _log = logging.getLogger(__name__)
 _prepared: set[str] = set()
 
 
-class StoreError(RuntimeError):
+class StoreError(InputError, RuntimeError):
     """The MLflow store cannot be reached or used; the message says what to check."""
 
 

@@ -13,12 +13,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from core.errors import InputError
+
 # Same pattern as mlflow.prompt.constants.PROMPT_TEMPLATE_VARIABLE_PATTERN.
 VARIABLE_PATTERN = re.compile(r"\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*(?:\.[a-zA-Z_][a-zA-Z0-9_]*)*)\s*\}\}")
 _BRACE_RUN = re.compile(r"\{\{|\}\}")
 
 
-class TemplateError(ValueError):
+class TemplateError(InputError, ValueError):
     """A template that cannot be used as written; the message says what to change."""
 
 

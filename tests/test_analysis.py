@@ -1,5 +1,6 @@
 """core.analysis: a run's event log read back as candidates, fronts, comparisons and what-if replays."""
 
+import json
 import time
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from core.analysis import (
     what_if,
     what_if_grid,
 )
-from core.events import EventLogError, read_events
+from core.events import Candidate, EventLogError, RunStarted, decode_event, of_type, read_events
 from core.pareto import best_on_example
 from core.scorers import FAILED_PREDICTION_PREFIX, ScorerSpec
 
@@ -46,7 +47,7 @@ def scored_run(
     parents: list[list[int]] | None = None,
     outputs: list[list[str]] | None = None,
     finished: bool = True,
-) -> list[dict]:
+) -> list:
     """Events of a small run: candidate i validated in iteration i with ``scores[i]``."""
     width = len(scores[0])
     examples = [
@@ -101,7 +102,7 @@ def scored_run(
             )
     if finished:
         events.append({"type": "run_finished", "status": "finished", "stopped_by": "budget"})
-    return events
+    return [decode_event({"v": 2, **event}) for event in events]
 
 
 def non_dominated(scores: dict[int, tuple[float, ...]]) -> tuple[int, ...]:
@@ -122,12 +123,12 @@ def non_dominated(scores: dict[int, tuple[float, ...]]) -> tuple[int, ...]:
 
 def test_a_log_without_run_started_is_refused_with_a_readable_message():
     with pytest.raises(EventLogError, match="no run_started event"):
-        build_run_view([e for e in events_of("run_short_qa_seed0") if e["type"] != "run_started"])
+        build_run_view([e for e in events_of("run_short_qa_seed0") if not isinstance(e, RunStarted)])
 
 
 def test_run_cancelled_before_proposals_has_only_the_baseline():
     view = view_of("run_cancelled_before_proposals")
-    assert (view.status, view.stopped_by) == ("cancelled", "cancelled")
+    assert (view.outcome, view.stopped_by) == ("cancelled", "cancelled")
     assert [c.index for c in view.candidates] == [0] and view.proposals == ()
     assert [(f.iteration, f.members) for f in view.fronts] == [(0, (0,))]
     assert view.best_candidate == 0 and view.metric_calls == 40 and view.iterations == 0
@@ -140,10 +141,10 @@ def test_baseline_only_run_has_a_one_point_best_so_far_line():
 def test_run_view_reads_settings_scorer_and_examples():
     view = view_of("run_short_qa_seed0")
     assert view.run_id == "2dab7b0bbe3245218bcc8a6f63da0961"
-    assert (view.budget, view.patience, view.status) == (150, 4, "finished")
+    assert (view.budget, view.patience, view.outcome) == (150, 4, "finished")
     assert view.scorer.kind == "exact_match" and view.scorer.normalization == ("case", "whitespace")
     assert len(view.val_examples) == 40 and view.val_examples[1].expected == "6"
-    assert view.baseline["template"] == "Answer this question: {{question}}"
+    assert view.baseline.template == "Answer this question: {{question}}"
 
 
 def test_seed0_front_has_two_members_after_iterations_1_and_2():
@@ -157,12 +158,12 @@ def test_seed0_front_has_two_members_after_iterations_1_and_2():
 def test_every_front_snapshot_is_the_brute_force_non_dominated_set(name):
     events = events_of(name)
     view = build_run_view(events)
-    validations = [e for e in events if e["type"] == "validation"]
+    validations = of_type(events, Candidate)
     assert len(view.fronts) == len(validations)
     for count, snapshot in enumerate(view.fronts, start=1):
-        pool = {e["candidate"]: tuple(e["scores"]) for e in validations[:count]}
+        pool = {e.index: tuple(e.scores) for e in validations[:count]}
         assert snapshot.members == non_dominated(pool)
-        assert snapshot.iteration == validations[count - 1]["iteration"]
+        assert snapshot.iteration == validations[count - 1].iteration
 
 
 def test_fronts_keep_candidates_with_identical_scores():
@@ -202,15 +203,15 @@ def test_one_variable_inputs_are_the_bare_value():
 
 
 def test_live_log_cut_mid_iteration_is_running_with_the_latest_budget():
-    events = [e for e in events_of("run_short_qa_seed0") if e["seq"] <= 10]
+    events = [e for e in events_of("run_short_qa_seed0") if e.seq <= 10]
     view = build_run_view(events)
-    assert view.status == "running" and view.final is None and view.stopped_by is None
+    assert view.outcome == "running" and view.finished is None and view.stopped_by is None
     assert len(view.candidates) == 2 and len(view.proposals) == 1 and view.metric_calls == 92
     assert best_so_far(view, "metric_calls")[-1] == (92, 0.725, 1)
 
 
 def test_live_log_with_a_validation_before_its_iteration_event_shows_the_candidate():
-    events = [e for e in events_of("run_short_qa_seed0") if e["seq"] <= 13]
+    events = [e for e in events_of("run_short_qa_seed0") if e.seq <= 13]
     view = build_run_view(events)
     assert view.iterations == 1 and [c.index for c in view.candidates] == [0, 1, 2]
     assert view.last_iteration == 2 and view.current_front == (0, 2)
@@ -334,7 +335,7 @@ def test_lineage_shows_a_merge_as_two_edges():
 def test_what_if_at_the_recorded_budget_and_patience_reproduces_the_recorded_run(name):
     view = view_of(name)
     row = what_if(view, [view.budget], [view.patience]).iloc[0]
-    final = view.final
+    final = json.loads((FIXTURES / f"{name}.jsonl").read_text().splitlines()[-1])  # as the run recorded it
     assert row["stopped_by"] == final["stopped_by"] and not row["beyond_recording"]
     assert (row["iterations"], row["metric_calls"]) == (final["iterations"], final["metric_calls"])
     assert (row["best_score"], row["best_candidate"]) == (final["final_score"], final["best_candidate"])

@@ -81,13 +81,13 @@ def test_api_key_field_is_masked(explorer_home):
 def test_unreachable_store_is_one_line_not_a_traceback(explorer_home):
     at = app()
     at.session_state["sidebar.tracking_uri"] = "http://127.0.0.1:9"
-    open_page(at, "pages/prompts.py")
+    open_page(at, "app_pages/prompts.py")
     no_exception(at)
     assert "does not answer" in texts(at)
 
 
 def prompts_page() -> AppTest:
-    return open_page(app(), "pages/prompts.py")
+    return open_page(app(), "app_pages/prompts.py")
 
 
 def test_prompts_page_lists_the_bundled_baselines(explorer_home):
@@ -131,7 +131,7 @@ def optimize_page(**state) -> AppTest:
     at = app()
     for key, value in state.items():
         at.session_state[key] = value
-    return open_page(at, "pages/optimize.py")
+    return open_page(at, "app_pages/optimize.py")
 
 
 def test_optimize_page_shows_rows_preview_and_budget_preflight(explorer_home):
@@ -200,7 +200,7 @@ def test_complete_run_on_the_offline_model_reaches_optimization_finished(explore
     assert scores["scorer"].iloc[0].startswith("Exact match")
     reloaded = app()
     reloaded.query_params["run"] = ref
-    open_page(reloaded, "pages/optimize.py")
+    open_page(reloaded, "app_pages/optimize.py")
     assert "Optimization finished" in texts(reloaded)
 
 
@@ -235,7 +235,7 @@ def test_results_page_rebuilds_a_recorded_run(recorded_run):
     run_id = recorded_run
     at = app()
     at.query_params["run"] = run_id
-    open_page(at, "pages/results.py")
+    open_page(at, "app_pages/results.py")
     no_exception(at)
     assert at.selectbox[0].value == run_id
     assert "Best (candidate" in at.metric[1].label
@@ -252,7 +252,7 @@ def test_results_page_rebuilds_a_recorded_run(recorded_run):
 
 
 def test_results_page_without_runs_points_to_optimize(explorer_home):
-    at = open_page(app(), "pages/results.py")
+    at = open_page(app(), "app_pages/results.py")
     no_exception(at)
     assert "No optimization runs" in texts(at)
 
@@ -260,7 +260,7 @@ def test_results_page_without_runs_points_to_optimize(explorer_home):
 def test_unknown_run_id_in_the_url_is_explained(recorded_run):
     at = app()
     at.query_params["run"] = "nope"
-    open_page(at, "pages/results.py")
+    open_page(at, "app_pages/results.py")
     no_exception(at)
     assert "No optimization run 'nope'" in texts(at)
 
@@ -288,7 +288,7 @@ def test_results_page_registers_a_chosen_candidate(recorded_run):
     prompts.ensure_bundled_prompts()
     at = app()
     at.query_params["run"] = recorded_run
-    open_page(at, "pages/results.py")
+    open_page(at, "app_pages/results.py")
     button = next(b for b in at.button if b.label.startswith("Register candidate 4"))
     button.click().run()
     no_exception(at)
@@ -314,7 +314,7 @@ def test_results_page_opens_every_tab(explorer_home, fixture):
     run_id = record_run(fixture_events(fixture))
     at = app()
     at.query_params["run"] = run_id
-    open_page(at, "pages/results.py")
+    open_page(at, "app_pages/results.py")
     for tab, has_content in TAB_CONTENT.items():
         at.session_state["results.tab"] = tab
         at.run()
@@ -331,7 +331,7 @@ def test_results_page_explains_a_run_that_ended_before_the_baseline_was_scored(e
     run_id = record_run([started, finished], status="FAILED", explorer_status="failed")
     at = app()
     at.query_params["run"] = run_id
-    open_page(at, "pages/results.py")
+    open_page(at, "app_pages/results.py")
     no_exception(at)
     page = texts(at)
     assert "ended before the baseline was scored" in page
@@ -347,7 +347,7 @@ def test_results_page_shows_a_run_still_scoring_its_baseline(explorer_home):
     (live / "events.jsonl").write_text(json.dumps(fixture_events("run_short_qa_seed0")[0]) + "\n")
     tags = {"gepa_explorer.live_dir": str(live), "gepa_explorer.host": "elsewhere.example"}
     record_run(None, status="RUNNING", explorer_status="running", tags=tags)
-    at = open_page(app(), "pages/results.py")
+    at = open_page(app(), "app_pages/results.py")
     no_exception(at)
     assert "The baseline is still being scored" in texts(at)
 
@@ -359,7 +359,7 @@ def test_optimize_page_explains_a_run_going_on_another_machine(explorer_home):
     run_id = record_run(None, status="RUNNING", explorer_status="running", tags=tags)
     at = app()
     at.query_params["run"] = run_id
-    open_page(at, "pages/optimize.py")
+    open_page(at, "app_pages/optimize.py")
     no_exception(at)
     assert "still going in a process on another machine (elsewhere.example)" in texts(at)
 
@@ -370,7 +370,7 @@ def test_optimize_page_explains_a_finished_run_without_events(explorer_home):
     run_id = record_run(None)
     at = app()
     at.query_params["run"] = run_id
-    open_page(at, "pages/optimize.py")
+    open_page(at, "app_pages/optimize.py")
     no_exception(at)
     assert f"Run {run_id} has no events.jsonl artifact" in "\n".join(shown(at.error))
 
@@ -378,10 +378,10 @@ def test_optimize_page_explains_a_finished_run_without_events(explorer_home):
 def test_optimize_page_keeps_the_run_in_the_address_when_it_comes_from_the_session(recorded_run):
     at = app()
     at.query_params["run"] = recorded_run
-    open_page(at, "pages/optimize.py")
-    at.switch_page("pages/results.py").run()
+    open_page(at, "app_pages/optimize.py")
+    at.switch_page("app_pages/results.py").run()
     at.query_params.clear()  # moving between pages drops the query, as in a browser
-    at.switch_page("pages/optimize.py").run()
+    at.switch_page("app_pages/optimize.py").run()
     no_exception(at)
     assert at.query_params["run"] == recorded_run  # a reload now finds it again
     assert "Optimization finished" in texts(at)

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from core.budget import plan_budget
-from core.events import SCHEMA_VERSION, EventLog, EventLogError, parse_events, tail_events
+from core.events import SCHEMA_VERSION, BudgetUsed, EventLog, EventLogError, parse_events, tail_events
 from core.pareto import best_on_example, dominates, pareto_front, update_front
 
 
@@ -53,10 +53,11 @@ def test_best_on_example_lists_all_tied_leaders():
 def test_event_log_appends_numbered_versioned_lines(tmp_path):
     path = tmp_path / "events.jsonl"
     with EventLog(path) as log:
-        log.emit("budget", iteration=1, metric_calls=6)
-        log.emit("budget", iteration=2, metric_calls=12)
-    events = parse_events(path.read_text().splitlines())
-    assert [e["seq"] for e in events] == [0, 1] and all(e["v"] == SCHEMA_VERSION for e in events)
+        log.emit(BudgetUsed(iteration=1, metric_calls=6))
+        log.emit(BudgetUsed(iteration=2, metric_calls=12))
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [e["seq"] for e in lines] == [0, 1] and all(e["v"] == SCHEMA_VERSION for e in lines)
+    assert [e.metric_calls for e in parse_events(path.read_text().splitlines())] == [6, 12]
 
 
 def test_tail_waits_for_a_complete_line(tmp_path):
@@ -76,6 +77,32 @@ def test_unknown_schema_version_is_refused():
         parse_events([json.dumps({"v": 99, "type": "budget"})])
 
 
-def test_unknown_event_type_cannot_be_written(tmp_path):
-    with EventLog(tmp_path / "e.jsonl") as log, pytest.raises(ValueError):
-        log.emit("mystery")
+def test_unknown_event_type_cannot_be_read():
+    with pytest.raises(EventLogError, match="unknown event type 'mystery'"):
+        parse_events([json.dumps({"v": SCHEMA_VERSION, "type": "mystery"})])
+
+
+def test_a_schema_1_log_reads_as_typed_events_with_its_derived_fields_ignored():
+    from pathlib import Path
+
+    from core.events import Candidate, Proposal, RunFinished, RunStarted, read_events
+
+    events = read_events(Path(__file__).parent / "fixtures" / "run_short_qa_seed0.jsonl")
+    assert isinstance(events[0], RunStarted) and events[0].baseline.uri == "prompts:/short-answer-qa/1"
+    assert isinstance(events[1], Candidate) and events[1].index == 0 and len(events[1].scores) == 40
+    assert any(isinstance(e, Proposal) for e in events)
+    assert isinstance(events[-1], RunFinished) and events[-1].registered.version == 2
+
+
+def test_events_round_trip_through_their_json_lines(tmp_path):
+    from core.events import Candidate, Proposal, RunFinished, read_events
+
+    written = [
+        Candidate(index=1, iteration=2, parents=(0,), template="T {{q}}", scores=(1.0, 0.0), outputs=("a", "b")),
+        Proposal(iteration=2, outcome="rejected", reason="worse", parent=1, minibatch=(3, 4), scores_after=(0.5,)),
+        RunFinished(status="cancelled", stopped_by="cancelled", not_registered_reason="stopped"),
+    ]
+    with EventLog(tmp_path / "events.jsonl") as log:
+        emitted = [log.emit(event) for event in written]
+    assert read_events(tmp_path / "events.jsonl") == emitted == log.events
+    assert [e.seq for e in emitted] == [0, 1, 2]

@@ -1,6 +1,7 @@
 """core.charts: figures checked by their traces, not by looking at them."""
 
 import copy
+import json
 import re
 from pathlib import Path
 
@@ -25,17 +26,22 @@ from core.charts import (
     score_matrix_figure,
     what_if_figure,
 )
-from core.events import read_events
+from core.events import decode_event
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def events_of(name: str) -> list[dict]:
-    return read_events(FIXTURES / f"{name}.jsonl")
+    """A recorded run's lines as the JSON objects in its file (tests edit them before reading)."""
+    return [json.loads(line) for line in (FIXTURES / f"{name}.jsonl").read_text().splitlines() if line.strip()]
+
+
+def view_from(lines: list[dict]) -> RunView:
+    return build_run_view([decode_event(line) for line in lines])
 
 
 def view_of(name: str) -> RunView:
-    return build_run_view(events_of(name))
+    return view_from(events_of(name))
 
 
 def trace(fig, name: str):
@@ -51,13 +57,14 @@ def seed0_with(change) -> RunView:
     """The seed0 run with its events edited by ``change(events)`` first."""
     events = copy.deepcopy(events_of("run_short_qa_seed0"))
     change(events)
-    return build_run_view(events)
+    return view_from(events)
 
 
 def add_rejected_proposal(events: list[dict]) -> None:
     events.insert(
         -1,
         {
+            "v": 1,
             "type": "iteration",
             "iteration": 4,
             "outcome": "rejected",
@@ -215,7 +222,7 @@ def test_score_matrix_figure_leaves_large_matrices_to_hover():
     started["examples"] = [{"id": i, "row": i + 1, "inputs": {"question": "q"}, "expected": "a"} for i in range(80)]
     started["val_ids"] = list(range(80))
     validation["scores"], validation["outputs"] = [1.0, 0.0] * 40, ["a", "b"] * 40
-    heatmap = score_matrix_figure(build_run_view(events)).data[0]
+    heatmap = score_matrix_figure(view_from(events)).data[0]
     assert heatmap.text is None and "Score" in heatmap.hovertemplate
 
 
@@ -259,7 +266,7 @@ def test_live_scores_figure_is_small_with_a_baseline_reference_line():
 
 
 def test_live_scores_figure_before_any_validation_says_it_is_waiting():
-    fig = live_scores_figure(build_run_view(events_of("run_short_qa_seed0")[:1]))
+    fig = live_scores_figure(view_from(events_of("run_short_qa_seed0")[:1]))
     assert "Waiting" in fig.layout.annotations[0].text
 
 

@@ -7,12 +7,15 @@ import time
 
 import pytest
 
+from core.analysis import build_run_view
+from core.config import OptimizationConfig
 from core.datasets import Example
-from core.events import EventLog, read_events
+from core.errors import ConfigError
+from core.events import Candidate, EventLog, FrontUpdated, Proposal, decode_event, read_events
 from core.health import HealthBoard
 from core.models import ModelAccessError, ModelCallError, ModelConfig
-from core.optimization import ConfigError, OptimizationConfig, registration_decision
 from core.recorder import FatalFlag, GuardedReflection, Recorder
+from core.registration import end_of_run_blocker
 from core.scorers import ScorerSpec
 from core.store import StoreInfo, save_upload
 
@@ -66,6 +69,7 @@ BASE = "Answer: {{question}}"
 
 
 def decide(**changes) -> str | None:
+    """The end-of-run rule on a run with a baseline and one proposal, as the run's events say."""
     fields = {
         "baseline_template": BASE,
         "best_template": "Answer briefly: {{question}}",
@@ -74,8 +78,21 @@ def decide(**changes) -> str | None:
         "register": True,
         "cancelled": False,
         "register_best_on_cancel": False,
-    }
-    return registration_decision(**(fields | changes))
+    } | changes
+    started = {"type": "run_started", "baseline": {"template": fields["baseline_template"]}, "val_ids": [0]}
+    scored = [
+        {"type": "validation", "candidate": i, "template": t, "aggregate": a, "scores": [a]}
+        for i, (t, a) in enumerate(
+            [(fields["baseline_template"], fields["baseline_score"]), (fields["best_template"], fields["best_score"])]
+        )
+    ]
+    view = build_run_view([decode_event({"v": 2, **event}) for event in [started, *scored]])
+    return end_of_run_blocker(
+        view,
+        register=fields["register"],
+        cancelled=fields["cancelled"],
+        register_best_on_cancel=fields["register_best_on_cancel"],
+    )
 
 
 def test_a_better_different_candidate_is_registered():
@@ -163,16 +180,8 @@ def test_a_refused_key_during_reflection_stops_the_run():
 def test_recorder_turns_gepa_callbacks_into_documented_events(tmp_path):
     examples = [Example({"question": f"q{i}"}, f"a{i}", i + 1) for i in range(4)]
     log = EventLog(tmp_path / "events.jsonl")
-    recorder = Recorder(
-        log,
-        prompt_name="qa",
-        baseline_template=BASE,
-        train=examples,
-        val=examples,
-        train_ids=[0, 1, 2, 3],
-        val_ids=[0, 1, 2, 3],
-        outputs_cache={},
-    )
+    recorder = Recorder(log, prompt_name="qa", train_ids=[0, 1, 2, 3], val=examples, outputs_cache={})
+    recorder.on_pareto_front_updated({"iteration": 0, "new_front": [0], "displaced_candidates": []})
     recorder.on_valset_evaluated(
         {
             "iteration": 0,
@@ -193,6 +202,7 @@ def test_recorder_turns_gepa_callbacks_into_documented_events(tmp_path):
     )
     recorder.on_evaluation_end({"candidate_idx": None, "scores": [1.0, 0.0], "outputs": ["a3", "y"]})
     recorder.on_budget_updated({"iteration": 1, "metric_calls_used": 8})
+    recorder.on_pareto_front_updated({"iteration": 1, "new_front": [0, 1], "displaced_candidates": []})
     recorder.on_valset_evaluated(
         {
             "iteration": 1,
@@ -208,27 +218,27 @@ def test_recorder_turns_gepa_callbacks_into_documented_events(tmp_path):
     recorder.on_iteration_end({"iteration": 1, "proposal_accepted": True})
     log.close()
     events = read_events(tmp_path / "events.jsonl")
-    assert [e["type"] for e in events] == [
-        "validation",
+    assert [e.TYPE for e in events] == [
         "pareto_front",
+        "validation",
         "budget",
-        "validation",
         "pareto_front",
+        "validation",
         "iteration",
     ]
-    assert events[4]["front"] == [0, 1]  # each best on one example: both kept
+    assert isinstance(events[3], FrontUpdated) and events[3].front == (0, 1)  # each best on one example
     iteration = events[-1]
-    assert iteration["outcome"] == "accepted" and iteration["candidate"] == 1 and iteration["parent"] == 0
-    assert iteration["minibatch"] == [3, 1] and iteration["scores_after"] == [1.0, 0.0]
-    assert iteration["template"] == "New: {{question}}" and iteration["reflection"] == "r"
-    assert events[3]["outputs"][0].startswith("Failed to invoke")  # no output recorded for it anywhere
+    assert isinstance(iteration, Proposal)
+    assert iteration.outcome == "accepted" and iteration.candidate == 1 and iteration.parent == 0
+    assert iteration.minibatch == (3, 1) and iteration.scores_after == (1.0, 0.0)
+    assert iteration.template == "New: {{question}}" and iteration.reflection == "r"
+    assert isinstance(events[4], Candidate)
+    assert events[4].outputs[0].startswith("Failed to invoke")  # no output recorded for it anywhere
 
 
 def test_recorder_never_raises_into_gepa(tmp_path):
     log = EventLog(tmp_path / "events.jsonl")
-    recorder = Recorder(
-        log, prompt_name="qa", baseline_template=BASE, train=[], val=[], train_ids=[], val_ids=[], outputs_cache={}
-    )
+    recorder = Recorder(log, prompt_name="qa", train_ids=[], val=[], outputs_cache={})
     recorder.on_valset_evaluated({"garbage": True})
     recorder.on_minibatch_sampled({"minibatch_ids": [99]})
 
@@ -289,3 +299,35 @@ def test_uploads_are_kept_once_with_a_safe_name(explorer_home):
     first = save_upload(b"question,answer\nq,a\n", "../my data.csv")
     again = save_upload(b"question,answer\nq,a\n", "../my data.csv")
     assert first == again and first.parent == explorer_home / "uploads" and first.name.endswith("my_data.csv")
+
+
+# --- errors at the boundary ---------------------------------------------------------------------
+
+
+def test_an_internal_error_exits_1_with_one_line_and_its_traceback_in_the_run_log(
+    explorer_home, tmp_path, monkeypatch, capsys
+):
+    from core import cli, optimization
+
+    def broken(*_args, **_kwargs):
+        raise KeyError("a bug, not the user's input")
+
+    monkeypatch.setattr(optimization, "run_optimization", broken)
+    run_dir = tmp_path / "run"
+    code = cli.main(["optimize", "--quiet", "--run-dir", str(run_dir)])
+    said = capsys.readouterr().err
+    assert code == 1 and said.count("\n") == 1 and said.startswith("error: Internal error (KeyError")
+    assert str(run_dir / "run.log") in said
+    assert "Traceback" in (run_dir / "run.log").read_text() and "Traceback" not in said
+
+
+def test_a_plain_value_error_is_not_mistaken_for_bad_input():
+    from core.errors import InputError
+
+    assert not issubclass(ValueError, InputError)
+    for module, name in (
+        ("core.datasets", "DatasetError"),
+        ("core.prompts", "PromptError"),
+        ("core.store", "StoreError"),
+    ):
+        assert issubclass(getattr(__import__(module, fromlist=[name]), name), InputError)

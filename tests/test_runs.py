@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from core.events import of_type
+from core.config import OptimizationConfig
+from core.events import Candidate, Proposal, RunFinished, RunStarted, of_type
 from core.models import ModelConfig
-from core.optimization import OptimizationConfig
 from core.runs import get_run, list_optimization_runs, load_events, start_run
 
 pytestmark = pytest.mark.slow
@@ -30,33 +30,33 @@ def slow_config(server, **overrides) -> OptimizationConfig:
 def test_run_reports_progress_then_finishes(explorer_home, tracking):
     handle = start_run(OptimizationConfig(budget=100, seed=2))
     first = wait_for(lambda: handle.new_events())
-    assert first[0]["type"] == "run_started"
+    assert isinstance(first[0], RunStarted)
     outcome = wait_for(handle.outcome)
-    assert outcome["status"] == "finished", outcome
+    assert outcome.status == "finished", outcome
     wait_for(lambda: not handle.is_alive(), timeout=15)
     info = get_run(handle.run_id)
     assert info.status == "FINISHED" and info.explorer_status == "finished"
     events = load_events(info)
-    assert events[-1]["type"] == "run_finished"
+    assert isinstance(events[-1], RunFinished)
     assert [r.run_id for r in list_optimization_runs()] == [handle.run_id]
 
 
 def test_cancel_stops_at_an_iteration_boundary_and_keeps_everything(explorer_home, tracking, endpoint_factory):
     server = endpoint_factory(delay_ms=40)
     handle = start_run(slow_config(server))
-    wait_for(lambda: any(e["type"] == "iteration" for e in handle.read_events()))
+    wait_for(lambda: any(isinstance(e, Proposal) for e in handle.read_events()))
     handle.cancel()
     outcome = wait_for(handle.outcome)
-    assert outcome["status"] == "cancelled", outcome
+    assert outcome.status == "cancelled", outcome
     info = get_run(handle.run_id)
     assert info.status == "KILLED" and info.explorer_status == "cancelled"
     events = load_events(info)  # from the MLflow artifact, the run being over
     finished = events[-1]
-    assert finished["type"] == "run_finished" and finished["stopped_by"] == "cancelled"
-    assert finished["registered"] is None and "stopped" in finished["not_registered_reason"]
-    assert finished["metric_calls"] < 400
-    iterations = list(of_type(events, "iteration"))
-    assert iterations and iterations[-1]["iteration"] == finished["iterations"]
+    assert isinstance(finished, RunFinished) and finished.stopped_by == "cancelled"
+    assert finished.registered is None and "stopped" in finished.not_registered_reason
+    assert max(getattr(e, "metric_calls", 0) for e in events) < 400
+    iterations = of_type(events, Proposal)
+    assert iterations and iterations[-1].iteration == outcome.summary["iterations"]
     from core import prompts
 
     assert [v.version for v in prompts.list_versions("short-answer-qa")] == [1]
@@ -65,28 +65,28 @@ def test_cancel_stops_at_an_iteration_boundary_and_keeps_everything(explorer_hom
 def test_cancel_can_register_the_best_candidate_so_far(explorer_home, tracking, endpoint_factory):
     server = endpoint_factory(delay_ms=40)
     handle = start_run(slow_config(server))
-    wait_for(lambda: any(e["type"] == "validation" and e["candidate"] >= 1 for e in handle.read_events()))
+    wait_for(lambda: any(isinstance(e, Candidate) and e.index >= 1 for e in handle.read_events()))
     handle.cancel(register_best=True)
     outcome = wait_for(handle.outcome)
-    assert outcome["status"] == "cancelled"
-    assert outcome["summary"]["optimized_uri"] == "prompts:/short-answer-qa/2"
+    assert outcome.status == "cancelled"
+    assert outcome.summary["optimized_uri"] == "prompts:/short-answer-qa/2"
 
 
 def test_two_runs_at_once_do_not_interfere(explorer_home, tracking):
     handles = [start_run(OptimizationConfig(budget=100, seed=seed, register=False)) for seed in (0, 1)]
     outcomes = [wait_for(h.outcome, timeout=300) for h in handles]
-    assert [o["status"] for o in outcomes] == ["finished", "finished"], outcomes
+    assert [o.status for o in outcomes] == ["finished", "finished"], outcomes
     assert handles[0].run_id != handles[1].run_id
     logs = [load_events(get_run(h.run_id)) for h in handles]
-    assert [events[0]["config"]["seed"] for events in logs] == [0, 1]
-    assert [events[0]["mlflow"]["run_id"] for events in logs] == [h.run_id for h in handles]
-    assert all(sum(1 for e in events if e["type"] == "run_started") == 1 for events in logs)
+    assert [events[0].config["seed"] for events in logs] == [0, 1]
+    assert [events[0].mlflow.run_id for events in logs] == [h.run_id for h in handles]
+    assert all(len(of_type(events, RunStarted)) == 1 for events in logs)
 
 
 def test_bad_config_is_reported_in_the_outcome(explorer_home, tracking, tmp_path):
     handle = start_run(OptimizationConfig(dataset_path=str(tmp_path / "missing.jsonl")))
     outcome = wait_for(handle.outcome)
-    assert outcome["status"] == "rejected" and "no such file" in outcome["error"]
+    assert outcome.status == "rejected" and "no such file" in outcome.error
     assert handle.run_id is None
 
 
@@ -98,7 +98,7 @@ def test_a_run_whose_process_died_is_salvaged_and_stays_readable(explorer_home, 
 
     server = endpoint_factory(delay_ms=40)
     handle = start_run(slow_config(server))
-    wait_for(lambda: any(e["type"] == "iteration" for e in handle.read_events()))
+    wait_for(lambda: any(isinstance(e, Proposal) for e in handle.read_events()))
     os.kill(handle.pid, signal.SIGKILL)
     wait_for(lambda: not handle.is_alive(), timeout=20)
     info = get_run(handle.run_id)
@@ -107,4 +107,43 @@ def test_a_run_whose_process_died_is_salvaged_and_stays_readable(explorer_home, 
     assert info is not None and info.status == "FAILED" and not orphaned(info)
     assert salvage_if_orphaned(info) is None  # once is enough
     events = load_events(info)  # from the artifact the salvage logged
-    assert any(e["type"] == "iteration" for e in events)
+    assert any(isinstance(e, Proposal) for e in events)
+
+
+def test_open_run_says_a_run_was_refused_before_it_began(explorer_home, tracking, tmp_path):
+    from core.rundir import RunDir, WorkerOutcome
+    from core.runs import open_run
+
+    folder = RunDir.create(explorer_home / "runs")
+    folder.write_outcome(WorkerOutcome("rejected", "mine.jsonl, row 2: no expected answer"))
+    opened = open_run(folder.name)
+    assert opened.phase == "rejected" and "row 2: no expected answer" in opened.message
+    assert opened.view is None and not opened.is_live
+
+
+def test_open_run_of_a_dead_process_that_never_reached_mlflow_is_failed_with_what_it_wrote(explorer_home, tracking):
+    import json
+    import subprocess
+    import sys
+
+    from conftest import fixture_events
+    from core.rundir import RunDir
+    from core.runs import open_run
+
+    folder = RunDir.create(explorer_home / "runs")
+    folder.events_path.write_text("".join(json.dumps(e) + "\n" for e in fixture_events("run_short_qa_seed0")[:5]))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    folder.write_pid(gone.pid)
+    opened = open_run(folder.name)
+    assert opened.phase == "failed" and "ended unexpectedly" in opened.message
+    assert opened.view is not None and len(opened.view.candidates) >= 1
+
+
+def test_open_run_of_a_finished_run_reads_its_mlflow_artifact(explorer_home, tracking):
+    from conftest import fixture_events, record_run
+    from core.runs import open_run
+
+    run_id = record_run(fixture_events("run_short_qa_seed0"))
+    opened = open_run(run_id)
+    assert opened.phase == "finished" and opened.view.best_candidate == 3 and opened.info.run_id == run_id

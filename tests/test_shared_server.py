@@ -1,11 +1,13 @@
 """Shared use: the CLI against a real ``mlflow server`` started by the test."""
 
-import json
 import time
+from pathlib import Path
 
 import pytest
 
 from conftest import running_mlflow_server, stop_process_group
+from core.analysis import build_run_view
+from core.events import read_events
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
@@ -23,13 +25,11 @@ def test_cli_runs_against_a_real_mlflow_server(run_cli, mlflow_server, tmp_path)
     assert run.info.status == "FINISHED"
     assert run.data.tags["gepa_explorer.kind"] == "optimization"
     path = client.download_artifacts(summary["run_id"], "events.jsonl", str(tmp_path))
-    with open(path) as handle:
-        events = [json.loads(line) for line in handle]
-    assert events[-1]["type"] == "run_finished" and events[-1]["final_score"] == summary["final_score"]
+    view = build_run_view(read_events(Path(path)))
+    assert view.finished is not None and view.final_score == summary["final_score"]
     name, version = summary["optimized_uri"].removeprefix("prompts:/").split("/")
     registered = client.get_prompt_version(name, version)
-    best = next(e for e in events if e["type"] == "validation" and e["candidate"] == events[-1]["best_candidate"])
-    assert registered.template == best["template"]
+    assert registered.template == view.best.template
 
 
 def test_unreachable_server_is_one_line(run_cli):

@@ -8,10 +8,9 @@ import time
 import streamlit as st
 
 from core import analysis, charts
-from core.events import EventLogError
 from core.runs import RunInfo
 from core.templates import markdown_escape
-from pages import data, results_views, shell, status
+from ui import data, results_views, shell, status
 
 RUN_PARAM = "run"
 
@@ -35,10 +34,10 @@ def render_picker(runs: list[RunInfo]) -> RunInfo:
                 {
                     "run": r.name,
                     "status": r.explorer_status,
-                    "stopped by": r.tags.get("gepa_explorer.stopped_by", ""),
+                    "stopped by": r.stopped_by,
                     "prompt": r.params.get("baseline_uri", ""),
-                    "dataset": r.tags.get("gepa_explorer.dataset", ""),
-                    "scorer": r.tags.get("gepa_explorer.scorer", ""),
+                    "dataset": r.dataset,
+                    "scorer": r.scorer,
                     "budget": r.params.get("budget"),
                     "patience": r.params.get("patience"),
                     "seed": r.params.get("seed"),
@@ -61,23 +60,14 @@ def render_picker(runs: list[RunInfo]) -> RunInfo:
     return runs[ids.index(chosen)]
 
 
-def load_view(uri: str, info: RunInfo) -> analysis.RunView:
-    if info.status == "RUNNING":
-        from core.runs import load_events
-
-        return analysis.build_run_view(load_events(info, tracking_uri=uri))
-    return analysis.build_run_view(data.finished_events(uri, info.run_id))
-
-
 def render_header(view: analysis.RunView, info: RunInfo) -> None:
-    baseline = view.candidates[0].aggregate if view.candidates else None
-    best = view.candidates[view.best_candidate] if view.candidates else None
+    best = view.best
     cols = st.columns(5)
-    cols[0].metric("Baseline", f"{baseline:.1%}" if baseline is not None else "–")
+    cols[0].metric("Baseline", _pct(view.initial_score))
     cols[1].metric(
         f"Best (candidate {best.index})" if best else "Best",
-        f"{best.aggregate:.1%}" if best else "–",
-        delta=f"{best.aggregate - baseline:+.1%}" if best and baseline is not None else None,
+        _pct(view.final_score),
+        delta=f"{view.final_score - view.initial_score:+.1%}" if best else None,
     )
     cols[2].metric("Candidates", len(view.candidates))
     cols[3].metric("Iterations", len(view.proposals))
@@ -87,22 +77,24 @@ def render_header(view: analysis.RunView, info: RunInfo) -> None:
         help="Used against the budget. GEPA checks the budget before each iteration and finishes the one "
         "it started, so a run can end a little over budget.",
     )
-    config = view.config
     st.caption(
-        f"Prompt {view.baseline.get('uri')} · dataset {info.tags.get('gepa_explorer.dataset', '?')} "
-        f"({len(view.val_examples)} validation rows) · {view.scorer.label} · patience {config.get('patience')} · "
-        f"seed {config.get('seed')} · {info.explorer_status}"
-        + (f", stopped by {view.stopped_by}" if view.stopped_by else "")
+        f"Prompt {view.baseline.uri} · dataset {info.dataset or '?'} "
+        f"({len(view.val_examples)} validation rows) · {view.scorer.label} · patience {view.patience or 'off'} · "
+        f"seed {view.seed} · {info.explorer_status}" + (f", stopped by {view.stopped_by}" if view.stopped_by else "")
     )
-    if info.status == "RUNNING":
+    if view.is_live:
         st.info("This run is still going: the views show what it has recorded so far.", icon=":material/hourglass_top:")
         if info.is_local_process:
             st.page_link(
-                "pages/optimize.py",
+                shell.OPTIMIZE,
                 label="Watch it live, or stop it, on the Optimize page",
                 icon=":material/monitoring:",
                 query_params={RUN_PARAM: info.run_id},
             )
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
 
 
 def main() -> None:
@@ -118,24 +110,34 @@ def main() -> None:
         return
     if not runs:
         st.info("No optimization runs in this store yet.")
-        st.page_link("pages/optimize.py", label="Start one on the Optimize page", icon=":material/rocket_launch:")
+        st.page_link(shell.OPTIMIZE, label="Start one on the Optimize page", icon=":material/rocket_launch:")
         return
-    info = data.salvaged(render_picker(runs), uri)
-    try:
-        view = load_view(uri, info)
-    except EventLogError as error:
-        st.error(shell.one_line(error))
+    info = render_picker(runs)
+    opened = data.open_run(info.run_id, uri)
+    if opened.salvaged:
+        st.warning("This run's process ended unexpectedly; what it recorded was saved to MLflow.")
+    info = opened.info or info
+    view = opened.view
+    if view is None:
+        if opened.phase == "elsewhere":
+            st.info(markdown_escape(opened.message or ""), icon=":material/hourglass_top:")
+        else:
+            st.error(markdown_escape(opened.message or "This run recorded nothing."))
         return
     render_header(view, info)
     if not view.candidates:
         st.info(
             "The baseline is still being scored: the views appear once it has a score."
-            if info.status == "RUNNING"
+            if view.is_live
             else "This run ended before the baseline was scored, so there is nothing to compare. "
-            + (f"It says: {markdown_escape(view.final['error'])}" if (view.final or {}).get("error") else ""),
+            + (f"It says: {markdown_escape(view.error)}" if view.error else ""),
             icon=":material/info:",
         )
         return
+    render_tabs(view, uri, runs, info)
+
+
+def render_tabs(view: analysis.RunView, uri: str, runs: list[RunInfo], info: RunInfo) -> None:
     tabs = st.tabs(
         ["Candidates", "Pareto front", "Lineage", "Score matrix", "Per example", "What if", "Export"],
         key="results.tab",
@@ -158,5 +160,4 @@ def main() -> None:
                 render()
 
 
-shell.require_router()
 main()

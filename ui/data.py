@@ -40,25 +40,26 @@ def cached_runs(tracking_uri: str) -> list[Any]:
 
 
 @st.cache_data(max_entries=20, show_spinner="Loading the run from MLflow...")
-def finished_events(tracking_uri: str, run_id: str) -> list[dict[str, Any]]:
+def finished_events(tracking_uri: str, run_id: str) -> list[Any]:
     """Events of a run that has ended (they never change, so they are cached without expiry)."""
     from core.runs import get_run, load_events
 
     return load_events(get_run(run_id, tracking_uri=tracking_uri), tracking_uri=tracking_uri)
 
 
+def open_run(ref: str, tracking_uri: str) -> Any:
+    """:func:`core.runs.open_run` with ended runs' events read through the cache. A run whose process
+    died is salvaged on the way, which the page then says."""
+    from core.runs import open_run as open_any_run
+
+    opened = open_any_run(
+        ref, tracking_uri=tracking_uri, finished_events=lambda info: finished_events(tracking_uri, info.run_id)
+    )
+    if opened.salvaged:
+        cached_runs.clear()
+    return opened
+
+
 def clear_registry_cache() -> None:
     cached_prompts.clear()
     cached_versions.clear()
-
-
-def salvaged(info: Any, tracking_uri: str) -> Any:
-    """``info``, or its new record after salvaging it when its worker process died (said on the page)."""
-    from core.runs import salvage_if_orphaned
-
-    fresh = salvage_if_orphaned(info, tracking_uri=tracking_uri)
-    if fresh is None:
-        return info
-    st.warning("This run's process ended unexpectedly; what it recorded was saved to MLflow.")
-    cached_runs.clear()
-    return fresh

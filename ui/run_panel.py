@@ -1,20 +1,18 @@
 """The Optimize page's view of one run: live progress while it goes, the outcome when it ends.
 
-Not a page of its own (the router does not list it); ``optimize.py`` calls :func:`render`.
+Not a page of its own (the router does not list it); the Optimize page calls :func:`render`. What the
+run is, and where its events come from, is decided by :func:`core.runs.open_run`.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import streamlit as st
 
 from core import analysis, charts
-from core.events import EventLogError
-from core.runs import RunNotFound, find_run, register_run_candidate
+from core.runs import OpenRun, RunHandle, RunNotFound
 from core.scorers import compare_scorers
 from core.templates import diff_markdown, markdown_escape, word_diff
-from pages import data, shell
+from ui import data, registration, shell
 
 STOP_REASONS = {
     "budget": "the budget of metric calls was used up",
@@ -34,59 +32,40 @@ OUTCOME_MARKS = {
 
 def render(context: shell.AppContext, ref: str) -> bool:
     """Show run ``ref``; returns True while it is still running."""
-    uri = context.tracking_uri
     try:
-        handle, info = find_run(ref, tracking_uri=uri)
+        opened = data.open_run(ref, context.tracking_uri)
     except RunNotFound as error:
         st.warning(shell.one_line(error))
         return False
-    if info is not None:
-        info = data.salvaged(info, uri)
-    outcome = handle.outcome() if handle is not None else None
-    running = handle is not None and outcome is None and handle.is_alive()
-    if running:
-        render_stop(handle)
-        render_live(handle)
+    if opened.salvaged:
+        st.warning("This run's process ended unexpectedly; what it recorded was saved to MLflow.")
+    if opened.is_live and opened.handle is not None:
+        render_stop(opened)
+        render_live(opened.handle)
         return True
-    if outcome is not None and outcome.get("status") == "rejected":
-        st.error(f"The run could not start: {markdown_escape(str(outcome['error']))}")
+    if opened.phase == "elsewhere":
+        st.info(markdown_escape(opened.message or ""), icon=":material/hourglass_top:")
         return False
-    events = handle.read_events() if handle is not None else []
-    if not events and info is not None and info.status == "RUNNING":
-        st.info(
-            f"Run {info.run_id} is still going in a process on another machine "
-            f"({info.tags.get('gepa_explorer.host', 'unknown host')}). Its events reach MLflow when it ends; "
-            "open it on the Results page then.",
-            icon=":material/hourglass_top:",
-        )
+    if opened.view is None:
+        st.error(markdown_escape(opened.message or "This run recorded nothing."))
         return False
-    if not events and info is not None:
-        try:
-            events = data.finished_events(uri, info.run_id)
-        except EventLogError as error:
-            st.error(shell.one_line(error))
-            return False
-    if not events:
-        st.error((outcome or {}).get("error") or "This run recorded nothing.")
-        return False
-    render_finished(context, analysis.build_run_view(events), info)
+    render_finished(context, opened)
     return False
 
 
-def render_stop(handle: Any) -> None:
-    stopping = (handle.run_dir / "cancel.json").exists()
-    if stopping:
+def render_stop(opened: OpenRun) -> None:
+    if opened.stopping:
         st.info(
             "Stopping at the next iteration boundary; everything recorded so far is kept.",
             icon=":material/hourglass_top:",
         )
     elif st.button("Stop", key="optimize.stop", help="Ends the run after the current iteration. Nothing is lost."):
-        handle.cancel()
+        opened.handle.cancel()
         st.rerun()
 
 
 @st.fragment(run_every=1.0)
-def render_live(handle: Any) -> None:
+def render_live(handle: RunHandle) -> None:
     if handle.outcome() is not None or not handle.is_alive():
         st.rerun()
     events = handle.read_events()
@@ -94,9 +73,8 @@ def render_live(handle: Any) -> None:
         st.info("Starting: checking the store and that the models answer...", icon=":material/hourglass_top:")
         return
     view = analysis.build_run_view(events)
-    stage = next((e for e in reversed(events) if e["type"] == "stage"), None)
-    if stage is not None:
-        st.info(stage["message"], icon=":material/hourglass_top:")
+    if view.stage is not None:
+        st.info(view.stage.message, icon=":material/hourglass_top:")
     render_progress(view)
 
 
@@ -108,14 +86,12 @@ def render_progress(view: analysis.RunView) -> None:
             "GEPA checks the budget before each iteration and finishes the one it started, so a run can "
             "end a little over budget."
         )
-    baseline = view.candidates[0].aggregate if view.candidates else None
-    best = view.candidates[view.best_candidate].aggregate if view.candidates else None
     cols = st.columns(4)
-    cols[0].metric("Baseline", _pct(baseline))
-    cols[1].metric("Best so far", _pct(best), delta=_delta(baseline, best))
+    cols[0].metric("Baseline", _pct(view.initial_score))
+    cols[1].metric("Best so far", _pct(view.final_score), delta=_delta(view.initial_score, view.final_score))
     cols[2].metric("Candidates", len(view.candidates))
     cols[3].metric("Iterations", len(view.proposals))
-    failed = sum(_failed(c.outputs) for c in view.candidates)
+    failed = sum(c.failed for c in view.candidates)
     if failed:
         st.warning(
             f"{failed} model calls failed during validation even after retries. They are flagged as failures "
@@ -148,35 +124,35 @@ def render_feed(view: analysis.RunView) -> None:
                 st.code(proposal.reflection, language=None, wrap_lines=True)
 
 
-def render_finished(context: shell.AppContext, view: analysis.RunView, info: Any) -> None:
-    final = view.final or {}
-    status = final.get("status", view.status)
-    reason = STOP_REASONS.get(final.get("stopped_by") or "", "it ended")
-    if status == "finished":
+def render_finished(context: shell.AppContext, opened: OpenRun) -> None:
+    view = opened.view
+    reason = STOP_REASONS.get(view.stopped_by or "", "it ended")
+    if view.outcome == "finished":
         st.success(f"**Optimization finished** because {reason}.", icon=":material/flag:")
-    elif status == "cancelled":
+    elif view.outcome == "cancelled":
         st.warning(
             f"**Optimization finished** early because {reason}. Everything recorded so far is in MLflow.",
             icon=":material/stop_circle:",
         )
     else:
-        st.error(f"**Optimization failed**: {markdown_escape(final.get('error') or 'the run ended unexpectedly')}")
-    if not view.candidates:
+        said = view.error or opened.message or "the run ended unexpectedly"
+        st.error(f"**Optimization failed**: {markdown_escape(said)}")
+    best = view.best
+    if best is None:
         return
-    best = view.candidates[view.best_candidate]
-    render_scores(view, final)
-    render_registration(context, view, info, final)
+    render_scores(view)
+    render_registration(context, view, opened)
     st.markdown(f"**Baseline → candidate {best.index}, word by word** (added in bold, removed struck through)")
     with st.container(border=True):
-        st.markdown(diff_markdown(word_diff(view.candidates[0].template, best.template)))
-    render_links(context, view, info)
+        st.markdown(diff_markdown(word_diff(view.baseline.template, best.template)))
+    render_links(context, opened)
 
 
-def render_scores(view: analysis.RunView, final: dict[str, Any]) -> None:
-    best = view.candidates[view.best_candidate]
-    evaluation = final.get("final_evaluation") or {}
-    before = (evaluation.get("baseline") or {}).get("outputs") or list(view.candidates[0].outputs)
-    after = (evaluation.get("best") or {}).get("outputs") or list(best.outputs)
+def render_scores(view: analysis.RunView) -> None:
+    best = view.best
+    evaluation = view.final_evaluation
+    before = list(evaluation.baseline.outputs if evaluation else view.candidates[0].outputs)
+    after = list(evaluation.best.outputs if evaluation else best.outputs)
     expected = [e.expected for e in view.val_examples]
     rows = compare_scorers(expected, before, after, view.scorer.normalization)
     for row in rows:
@@ -186,9 +162,12 @@ def render_scores(view: analysis.RunView, final: dict[str, Any]) -> None:
     st.markdown(f"**Scores on the {len(expected)} validation examples**, baseline against candidate {best.index}")
     st.dataframe(rows, hide_index=True, width="stretch")
     failures = [
-        f"{final.get(k)} {label}"
-        for k, label in (("failed_predictions", "failed predictions"), ("failed_reflections", "failed reflections"))
-        if final.get(k)
+        f"{count} {label}"
+        for count, label in (
+            (view.failed_predictions, "failed predictions"),
+            (view.failed_reflections, "failed reflections"),
+        )
+        if count
     ]
     if failures:
         st.warning(
@@ -199,33 +178,32 @@ def render_scores(view: analysis.RunView, final: dict[str, Any]) -> None:
         )
 
 
-def render_registration(context: shell.AppContext, view: analysis.RunView, info: Any, final: dict[str, Any]) -> None:
-    registered = final.get("registered")
-    if registered:
-        st.success(f"Registered as a new version: `{registered['uri']}`. Earlier versions are unchanged.")
+def render_registration(context: shell.AppContext, view: analysis.RunView, opened: OpenRun) -> None:
+    if view.registered and view.registered.existing:
+        st.info(f"The best candidate has the same text as `{view.registered.uri}`, already registered: no new version.")
         return
-    reason = final.get("not_registered_reason") or "nothing was registered"
-    st.info(f"No new prompt version: {reason}.")
-    best = view.candidates[view.best_candidate]
-    can_register = info is not None and best.index != 0 and best.aggregate > view.candidates[0].aggregate
-    if final.get("status") == "cancelled" and can_register:
-        label = f"Register the best candidate so far (candidate {best.index}, {_pct(best.aggregate)})"
-        if st.button(label, key="optimize.register_best"):
-            try:
-                version = register_run_candidate(info, best.index, tracking_uri=context.tracking_uri)
-            except Exception as error:  # noqa: BLE001 - shown as one line
-                st.error(shell.one_line(error))
-            else:
-                data.clear_registry_cache()
-                st.success(f"Registered {version.uri}.")
+    if view.registered:
+        st.success(f"Registered as a new version: `{view.registered.uri}`. Earlier versions are unchanged.")
+        return
+    st.info(f"No new prompt version: {view.not_registered_reason or 'nothing was registered'}.")
+    if view.outcome == "cancelled" and opened.info is not None:
+        registration.render_register_button(
+            view,
+            opened.info,
+            view.best_candidate,
+            context.tracking_uri,
+            key="optimize.register_best",
+            label=f"Register the best candidate so far (candidate {view.best_candidate}, {_pct(view.final_score)})",
+        )
 
 
-def render_links(context: shell.AppContext, view: analysis.RunView, info: Any) -> None:
+def render_links(context: shell.AppContext, opened: OpenRun) -> None:
+    info = opened.info
     if info is None:
         return
     left, right = st.columns(2)
     left.page_link(
-        "pages/results.py", label="Open in Results", icon=":material/insights:", query_params={"run": info.run_id}
+        shell.RESULTS, label="Open in Results", icon=":material/insights:", query_params={"run": info.run_id}
     )
     ui = context.store.ui_url
     if ui:
@@ -240,9 +218,3 @@ def _pct(value: float | None) -> str:
 
 def _delta(before: float | None, after: float | None) -> str | None:
     return None if before is None or after is None else f"{after - before:+.1%}"
-
-
-def _failed(outputs: tuple[str, ...]) -> int:
-    from core.scorers import is_failed_prediction
-
-    return sum(1 for o in outputs if is_failed_prediction(o))

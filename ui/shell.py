@@ -24,30 +24,21 @@ SIMULATED_NOTE = (
 )
 
 
-ROUTED = "app.routed"
+WELCOME = "app_pages/welcome.py"
+PROMPTS = "app_pages/prompts.py"
+OPTIMIZE = "app_pages/optimize.py"
+RESULTS = "app_pages/results.py"
 
 
 def navigation() -> Any:
     """The app's pages, registered with ``st.navigation`` (the router calls this on every run)."""
     pages = [
-        st.Page("pages/welcome.py", title="Welcome", icon=":material/waving_hand:", default=True),
-        st.Page("pages/prompts.py", title="Prompts", icon=":material/edit_note:", url_path="prompts"),
-        st.Page("pages/optimize.py", title="Optimize", icon=":material/rocket_launch:", url_path="optimize"),
-        st.Page("pages/results.py", title="Results", icon=":material/insights:", url_path="results"),
+        st.Page(WELCOME, title="Welcome", icon=":material/waving_hand:", default=True),
+        st.Page(PROMPTS, title="Prompts", icon=":material/edit_note:", url_path="prompts"),
+        st.Page(OPTIMIZE, title="Optimize", icon=":material/rocket_launch:", url_path="optimize"),
+        st.Page(RESULTS, title="Results", icon=":material/insights:", url_path="results"),
     ]
     return st.navigation(pages)
-
-
-def require_router() -> None:
-    """Hand over to the router when a page file was run on its own.
-
-    Until some session has run the router, Streamlit serves ``pages/NAME.py`` directly for a URL such
-    as ``/results?run=...`` (its older multipage mode), without the sidebar or the page list. Registering
-    the pages and rerunning sends the same URL through the router.
-    """
-    if not st.session_state.get(ROUTED):
-        navigation()
-        st.rerun()
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import streamlit as st
 
 from core import prompts
 from core.templates import check_template, diff_counts, diff_markdown, markdown_escape, render, word_diff
-from pages import data, dataset_picker, shell, status
+from ui import data, dataset_picker, shell, status
 
 
 def render_browser(uri: str) -> str | None:
@@ -162,5 +162,4 @@ def main() -> None:
             render_aliases(uri, opened)
 
 
-shell.require_router()
 main()

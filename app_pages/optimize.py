@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from core.budget import plan_budget
-from core.optimization import ConfigError, OptimizationConfig
+from core.config import OptimizationConfig
+from core.errors import InputError
 from core.scorers import (
     ALL_NORMALIZATIONS,
     DEFAULT_NORMALIZATION,
@@ -16,7 +17,7 @@ from core.scorers import (
     sample_outputs,
 )
 from core.templates import template_variables
-from pages import data, dataset_picker, run_panel, shell, status
+from ui import data, dataset_picker, run_panel, shell, status
 
 RUN_PARAM = "run"
 
@@ -122,7 +123,7 @@ def render_setup(context: shell.AppContext) -> None:
                 tracking_uri=uri,
                 **advanced,
             )
-        except (ConfigError, ValueError) as error:
+        except InputError as error:
             st.error(shell.one_line(error))
             return
         start(config)
@@ -168,5 +169,4 @@ def main() -> None:
         st.error(f"Something went wrong preparing the run: {shell.one_line(error)}")
 
 
-shell.require_router()
 main()

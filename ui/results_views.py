@@ -12,7 +12,7 @@ import streamlit as st
 
 from core import analysis, charts
 from core.templates import diff_markdown, markdown_escape, word_diff
-from pages import data, shell
+from ui import data, registration, shell
 
 EXAMPLES_IN_DETAIL = 50
 
@@ -84,25 +84,12 @@ def render_example_table(view: analysis.RunView, frame: Any) -> None:
 
 def render_register(view: analysis.RunView, index: int, uri: str, info: Any) -> None:
     """Register a chosen candidate (the best of a stopped run, or one a user prefers)."""
-    registered = (view.final or {}).get("registered") or {}
-    if index == 0 or info.status == "RUNNING":
+    if index == 0 or view.is_live:
         return
-    if index == view.best_candidate and registered:
-        st.caption(f"Registered by the run as `{registered['uri']}`.")
+    if index == view.best_candidate and view.registered:
+        st.caption(f"Registered by the run as `{view.registered.uri}`.")
         return
-    if st.button(
-        f"Register candidate {index} as a new version of {view.baseline.get('name')}",
-        key=f"results.register.{info.run_id}.{index}",
-    ):
-        from core.runs import register_run_candidate
-
-        try:
-            version = register_run_candidate(info, index, tracking_uri=uri)
-        except Exception as error:  # noqa: BLE001 - shown as one line
-            st.error(shell.one_line(error))
-        else:
-            data.clear_registry_cache()
-            st.success(f"Registered {version.uri}. Earlier versions are unchanged.")
+    registration.render_register_button(view, info, index, uri, key=f"results.register.{info.run_id}.{index}")
 
 
 def render_front(view: analysis.RunView) -> None:

@@ -22,7 +22,7 @@ from core.health import (
 )
 from core.models import ModelConfig
 from core.templates import markdown_escape
-from pages.shell import AppContext
+from ui.shell import AppContext
 
 STATUS_TTL = 60.0
 FAILURE_RETRY_SECONDS = 3.0

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages import shell
+from ui import shell
 
 LOOP = """
 digraph G {
@@ -38,16 +38,16 @@ def render_intro() -> None:
 def render_pages_guide() -> None:
     prompts, optimize, results = st.columns(3)
     with prompts, st.container(border=True):
-        st.page_link("pages/prompts.py", label="**Prompts**", icon=":material/edit_note:")
+        st.page_link(shell.PROMPTS, label="**Prompts**", icon=":material/edit_note:")
         st.caption(
             "Write templates with {{variables}}, check them against a dataset, register versions, "
             "diff them and move aliases."
         )
     with optimize, st.container(border=True):
-        st.page_link("pages/optimize.py", label="**Optimize**", icon=":material/rocket_launch:")
+        st.page_link(shell.OPTIMIZE, label="**Optimize**", icon=":material/rocket_launch:")
         st.caption("Pick a dataset, a scorer, a budget and a patience; run GEPA and watch every proposal live.")
     with results, st.container(border=True):
-        st.page_link("pages/results.py", label="**Results**", icon=":material/insights:")
+        st.page_link(shell.RESULTS, label="**Results**", icon=":material/insights:")
         st.caption("Candidates per iteration, the Pareto front, lineage, and every example side by side.")
 
 
@@ -60,10 +60,9 @@ def render_start() -> None:
     st.info(shell.SIMULATED_NOTE, icon=":material/science:")
     if st.button("Run the default optimization", type="primary", key="welcome.start"):
         st.session_state["optimize.autostart"] = True
-        st.switch_page("pages/optimize.py")
+        st.switch_page(shell.OPTIMIZE)
 
 
-shell.require_router()
 render_intro()
 render_pages_guide()
 render_start()

@@ -1,0 +1,90 @@
+"""What a finished (or stopped) optimization reports, built in one place from its events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from core.analysis import RunView
+
+CLI_KEYS = (
+    "run_id",
+    "baseline_uri",
+    "optimized_uri",
+    "registered",
+    "initial_score",
+    "final_score",
+    "metric_calls",
+    "iterations",
+    "candidates",
+    "max_pareto_front_size",
+    "stopped_by",
+    "failed_predictions",
+    "failed_reflections",
+    "status",
+)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A run's outcome in numbers; :meth:`cli_dict` is the CLI's last JSON line.
+
+    ``registered`` is "new" when the run added a prompt version, "existing" when its best candidate's
+    text was already a version (``optimized_uri`` then names that one), None when nothing was
+    registered (``not_registered_reason`` says why).
+    """
+
+    run_id: str | None
+    baseline_uri: str | None
+    optimized_uri: str | None
+    registered: Literal["new", "existing"] | None
+    initial_score: float | None
+    final_score: float | None
+    metric_calls: int
+    iterations: int
+    candidates: int
+    max_pareto_front_size: int
+    stopped_by: str
+    failed_predictions: int
+    failed_reflections: int
+    status: Literal["finished", "cancelled", "failed"]
+    not_registered_reason: str | None = None
+    error: str | None = None
+    experiment_id: str | None = None
+    run_dir: str | None = None
+
+    @classmethod
+    def of(cls, view: RunView, *, run_dir: str | None = None) -> RunSummary:
+        """The summary of a run whose log ends with its ``run_finished`` event."""
+        if view.finished is None:
+            raise ValueError("The run has not finished: there is no summary yet.")
+        registered = view.registered
+        return cls(
+            run_id=view.run_id,
+            baseline_uri=view.baseline.uri or None,
+            optimized_uri=registered.uri if registered else None,
+            registered=("existing" if registered.existing else "new") if registered else None,
+            initial_score=view.initial_score,
+            final_score=view.final_score,
+            metric_calls=view.metric_calls,
+            iterations=view.iterations,
+            candidates=len(view.candidates),
+            max_pareto_front_size=view.max_front_size,
+            stopped_by=view.finished.stopped_by,
+            failed_predictions=view.failed_predictions,
+            failed_reflections=view.failed_reflections,
+            status=view.finished.status,
+            not_registered_reason=view.not_registered_reason,
+            error=view.error,
+            experiment_id=view.started.mlflow.experiment_id,
+            run_dir=run_dir,
+        )
+
+    def cli_dict(self) -> dict[str, Any]:
+        data = {key: getattr(self, key) for key in CLI_KEYS}
+        if self.not_registered_reason:
+            data["not_registered_reason"] = self.not_registered_reason
+        if self.error:
+            data["error"] = self.error
+        return data

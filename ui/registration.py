@@ -1,0 +1,40 @@
+"""The one button that registers a candidate of a recorded run, used by the Optimize and Results pages.
+
+Whether a candidate may be registered is :func:`core.registration.registration_blocker`'s decision;
+the button is disabled with that reason otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from core.analysis import RunView
+from core.registration import registration_blocker
+from ui import data, shell
+
+
+def render_register_button(
+    view: RunView, info: Any, candidate: int, tracking_uri: str, *, key: str, label: str | None = None
+) -> None:
+    """A button registering ``candidate`` of the run ``info`` as a new version of its baseline's prompt."""
+    blocker = registration_blocker(view, candidate)
+    label = label or f"Register candidate {candidate} as a new version of {view.baseline.name}"
+    clicked = st.button(
+        label, key=key, disabled=blocker is not None, help=f"Not possible: {blocker}." if blocker else None
+    )
+    if not clicked:
+        return
+    from core.runs import register_run_candidate
+
+    try:
+        registration = register_run_candidate(info, candidate, tracking_uri=tracking_uri)
+    except Exception as error:  # noqa: BLE001 - shown as one line
+        st.error(shell.one_line(error))
+        return
+    data.clear_registry_cache()
+    if registration.existing:
+        st.info(f"Candidate {candidate} has the same text as `{registration.version.uri}`: no new version.")
+    else:
+        st.success(f"Registered {registration.version.uri}. Earlier versions are unchanged.")
