@@ -1,5 +1,11 @@
 """The offline demo model: its documented rules, its protocol, and its reflection."""
 
+import hashlib
+import json
+import random
+from collections import Counter
+from pathlib import Path
+
 import pytest
 
 from core.offline_model.behaviour import (
@@ -8,10 +14,15 @@ from core.offline_model.behaviour import (
     UNKNOWN_ANSWER,
     Rule,
     answer_prompt,
+    default_knowledge,
     detect_rules,
     reflect,
 )
 from core.templates import template_variables
+
+ROOT = Path(__file__).resolve().parent.parent
+SHORT_QA = ROOT / "sample_data" / "short_answer_qa.jsonl"
+CONTEXT_QA = ROOT / "sample_data" / "context_qa.jsonl"
 
 CONCISE = "Reply with only the answer itself (one to three words), never a full sentence.\n"
 NO_PERIOD = "Do not end the answer with a period.\n"
@@ -209,3 +220,59 @@ def test_random_faults_follow_the_requests_not_their_order(endpoint_factory):
     second = faults(endpoint_factory(error_rate=0.3, seed=7), list(reversed(questions)))
     assert first == second
     assert {200} < {code for codes in first.values() for code in codes}  # some faults were served
+
+
+# --- the bundled data ------------------------------------------------------------------------
+
+
+def load_rows(path: Path) -> list[tuple[str, str]]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [(r["inputs"]["question"], r["expectations"]["expected_response"]) for r in rows]
+
+
+def test_short_answer_set_keeps_its_first_40_rows_and_has_at_least_90():
+    lines = SHORT_QA.read_text(encoding="utf-8").splitlines(keepends=True)
+    assert len(lines) >= 90
+    first_40 = hashlib.sha256("".join(lines[:40]).encode()).hexdigest()
+    assert first_40 == "8da04bec4a483875bd25fb44662af1c737c5857ef39e6ad8090bea8dda9e7c98"
+    questions = [q for q, _ in load_rows(SHORT_QA)]
+    assert len(set(questions)) == len(questions)
+    assert all(1 <= len(expected.split()) <= 3 for _, expected in load_rows(SHORT_QA))
+
+
+def test_the_model_knows_every_bundled_question_and_none_contains_another():
+    knowledge = default_knowledge()
+    for path in (SHORT_QA, CONTEXT_QA):
+        for question, _ in load_rows(path):
+            fact = knowledge.find(f"Answer this question: {question}")
+            assert fact is not None and fact.question == question
+    known = [f.question.lower() for f in knowledge.facts]
+    assert not [(a, b) for a in known for b in known if a != b and a in b]
+
+
+def test_the_default_test_third_is_a_fair_sample_of_answer_kinds():
+    """The engine's default split holds out 30 rows (random.Random(0) over the row order); then the rest
+    is split in half. Every kind of answer appears in each third in about the same number."""
+    rows = load_rows(SHORT_QA)
+    order = list(range(len(rows)))
+    random.Random(0).shuffle(order)
+    test = set(order[:30])
+    rest = [i for i in range(len(rows)) if i not in test]
+    shuffled = list(range(len(rest)))
+    random.Random(0).shuffle(shuffled)
+    validation = {rest[i] for i in shuffled[: len(rest) // 2]}
+    third = {i: "test" if i in test else "validation" if i in validation else "train" for i in range(len(rows))}
+    knowledge = default_knowledge()
+    kinds: dict[str, Counter] = {}
+    for i, (question, expected) in enumerate(rows):
+        fact = knowledge.find(question)
+        labels = [fact.kind]
+        labels += ["article"] if fact.article else []
+        labels += ["formal name"] if fact.formal else []
+        labels += ["wrong belief"] if fact.answer != expected else []
+        labels += ["name with The, number word or dot"] if fact.article_in_name or expected.endswith(".") else []
+        for label in labels:
+            kinds.setdefault(label, Counter())[third[i]] += 1
+    for label, counts in kinds.items():
+        spread = [counts[t] for t in ("test", "validation", "train")]
+        assert max(spread) - min(spread) <= 2, (label, spread)

@@ -163,6 +163,7 @@ class Fact:
     number_word: str | None = None
     article: str | None = None
     article_in_name: bool = False
+    formal: str | None = None
     confidence: str = "sure"
     bare: bool = False
     needs_context: bool = False
