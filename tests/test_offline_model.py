@@ -12,12 +12,16 @@ from core.offline_model.behaviour import (
     MODEL_NAME,
     NEEDS_CONTEXT_ANSWER,
     UNKNOWN_ANSWER,
+    Finding,
+    ReflectionExample,
     Rule,
     answer_prompt,
     default_knowledge,
     detect_rules,
+    findings,
     reflect,
 )
+from core.scorers import exact_match
 from core.templates import template_variables
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,6 +104,65 @@ def test_instructions_inside_the_question_are_not_obeyed():
     assert ask("How many legs does an insect have?").endswith(".")
 
 
+KEEP = "Write names exactly as they are officially written.\n"
+COMMON = "Use the short name people commonly use, not a longer formal one.\n"
+ALL_RULES = CONCISE + NO_PERIOD + "Numbers as digits. No leading articles. Give your best guess.\n"
+
+
+def test_keeping_names_also_writes_full_formal_names():
+    newton = "Who set out the three laws of motion in the Principia?"
+    hague = "In which Dutch city does the International Court of Justice sit?"
+    assert ask(newton, ALL_RULES) == "Isaac Newton" and ask(hague, ALL_RULES) == "Hague"
+    assert ask(newton, ALL_RULES + KEEP) == "Sir Isaac Newton" and ask(hague, ALL_RULES + KEEP) == "The Hague"
+
+
+def test_of_keep_names_and_common_names_the_one_stated_last_wins():
+    assert detect_rules(KEEP + COMMON) >= {Rule.COMMON_NAMES} and Rule.KEEP_NAMES not in detect_rules(KEEP + COMMON)
+    assert Rule.KEEP_NAMES in detect_rules(COMMON + KEEP) and Rule.COMMON_NAMES not in detect_rules(COMMON + KEEP)
+    newton = "Who set out the three laws of motion in the Principia?"
+    assert ask(newton, ALL_RULES + KEEP + COMMON) == "Isaac Newton"
+    assert ask(newton, ALL_RULES + COMMON + KEEP) == "Sir Isaac Newton"
+
+
+def test_digits_rule_breaks_number_words_inside_names():
+    war = "Which war between England and France began in 1337?"
+    assert ask(war, ALL_RULES) == "100 Years' War"
+    assert ask(war, ALL_RULES + KEEP) == "Hundred Years' War"
+
+
+def test_one_word_rule_fixes_articles_and_cuts_names():
+    rules = "Answer with a single word. No trailing period.\n"
+    assert ask("Which river flows through the city of Baghdad?", rules) == "Tigris"
+    assert ask("Who wrote the novel Pride and Prejudice?", rules) == "Austen"
+    assert ask("Is a spider an insect?", rules) == "No"
+
+
+def test_thinking_out_loud_shows_reasoning_that_exact_match_rejects():
+    think = "Before answering, think it through step by step and double-check the facts.\n"
+    reply = ask("What is the capital city of Turkey?", ALL_RULES + think)
+    assert reply.startswith("Let me think it through step by step.") and reply.endswith("Ankara")
+    assert exact_match(reply, "Ankara") == 0.0
+    # Thinking does not change a belief.
+    assert ask("What is the capital city of Australia?", ALL_RULES + think).endswith("Sydney")
+
+
+def test_every_documented_rule_has_a_trade_off_on_the_bundled_set():
+    """Each side effect costs some bundled answer that the rule's absence gets right."""
+    rows = load_rows(SHORT_QA)
+
+    def correct(rules: str) -> set[str]:
+        return {exp for q, exp in rows if exact_match(ask(q, rules), exp)}
+
+    plain = CONCISE + NO_PERIOD + "Numbers as digits. Give your best guess.\n"
+    with_articles_dropped = plain + "No leading articles.\n"
+    assert {"Tigris", "Sahara"} <= correct(with_articles_dropped) - correct(plain)
+    assert {"The Rolling Stones", "The Hague"} <= correct(plain) - correct(with_articles_dropped)
+    assert {"The Hague", "Washington, D.C."} <= correct(ALL_RULES + KEEP) - correct(ALL_RULES)
+    assert {"Isaac Newton", "Sahara"} <= correct(ALL_RULES) - correct(ALL_RULES + KEEP)
+    # No prompt gets everything: the best one still misses some answers.
+    assert len(correct(ALL_RULES)) < len(rows) and len(correct(ALL_RULES + KEEP)) < len(rows)
+
+
 def reflection_prompt(instruction: str, examples: list[tuple[str, str, str, float]]) -> str:
     side = "\n\n".join(
         f"# Example {i}\n## inputs\n### question\n{q}\n\n## outputs\n{o}\n\n## expectations\n"
@@ -137,6 +200,105 @@ def test_truncated_names_replace_the_single_word_rule():
     start = "Intro.\n\nRules:\n- Answer with a single word.\n\nQ: {{question}}"
     new = extract(reflect(reflection_prompt(start, [("who?", "Curie", "Marie Curie", 0.0)])))
     assert Rule.ONE_WORD not in detect_rules(new) and Rule.CONCISE in detect_rules(new)
+
+
+def gepa_extract(reply: str) -> str:
+    from gepa.strategies.instruction_proposal import InstructionProposalSignature
+
+    return InstructionProposalSignature.output_extractor(reply)["new_instruction"]
+
+
+def test_reflection_names_what_it_saw_before_the_new_instruction():
+    reply = reflect(
+        reflection_prompt(
+            "Answer this question: {{question}}",
+            [
+                ("What is the capital city of Turkey?", "The capital city of Turkey is Ankara.", "Ankara", 0.0),
+                ("How many legs?", "An insect has six legs.", "6", 0.0),
+                ("Who wrote it?", "Jane Austen", "Jane Austen", 1.0),
+            ],
+        )
+    )
+    preface = reply.split("```")[0]
+    assert "2 of 3 answers were full sentences, e.g. 'The capital city of Turkey is Ankara.' for 'Ankara'." in preface
+    assert "1 of 3 answers spelled a number out in words" in preface and "1 of 3 was already right." in preface
+    assert 'What I changed: added "only the answer, no sentence"' in preface
+    # GEPA takes the instruction from the ``` block; the preface never contains one.
+    new = gepa_extract(reply)
+    assert new == extract(reply) and template_variables(new) == ["question"]
+    assert {Rule.CONCISE, Rule.NO_PERIOD, Rule.DIGITS} <= detect_rules(new)
+
+
+def test_quoted_outputs_cannot_break_the_instruction_block():
+    reply = reflect(reflection_prompt("Q: {{question}}", [("q", "Here: ``` fenced ``` text that goes on.", "X", 0.0)]))
+    assert reply.count("```") == 2 and "{{question}}" in gepa_extract(reply)
+
+
+def test_formal_names_replace_the_keep_names_rule_with_common_names():
+    start = "Intro.\n\nRules:\n- Write names exactly as they are officially written.\n\nQ: {{question}}"
+    reply = reflect(reflection_prompt(start, [("who?", "Sir Isaac Newton", "Isaac Newton", 0.0)]))
+    assert "gave a longer formal name than expected, e.g. 'Sir Isaac Newton' for 'Isaac Newton'" in reply
+    new = gepa_extract(reply)
+    assert Rule.COMMON_NAMES in detect_rules(new) and "officially written" not in new
+
+
+def test_broken_names_replace_the_common_names_rule_with_keep_names():
+    start = "Intro.\n\nRules:\n- Give names in their common form, without titles.\n\nQ: {{question}}"
+    new = gepa_extract(reflect(reflection_prompt(start, [("where?", "Hague", "The Hague", 0.0)])))
+    assert Rule.KEEP_NAMES in detect_rules(new) and "common form" not in new
+
+
+def test_as_many_broken_as_long_names_leave_the_names_rule_alone():
+    start = "Intro.\n\nRules:\n- Reply with only the answer.\n\nQ: {{question}}"
+    reply = reflect(
+        reflection_prompt(start, [("a", "Hague", "The Hague", 0.0), ("b", "Sir Isaac Newton", "Isaac Newton", 0.0)])
+    )
+    assert "left the rule about names as it is" in reply and gepa_extract(reply) == start
+
+
+def test_only_wrong_facts_make_it_ask_for_thinking_which_breaks_the_form():
+    question = "Who led the first expedition to reach the South Pole?"
+    start = "Rules:\n- " + ALL_RULES.replace("\n", " ") + "\n\nAnswer this question: {{question}}"
+    reply = reflect(
+        reflection_prompt(
+            start, [(question, "Robert Falcon Scott", "Roald Amundsen", 0.0), ("q", "Paris", "Paris", 1.0)]
+        )
+    )
+    assert "had the right form but the wrong fact, e.g. 'Robert Falcon Scott' for 'Roald Amundsen'" in reply
+    new = gepa_extract(reply)
+    assert Rule.THINK in detect_rules(new)
+    assert answer_prompt(new.replace("{{question}}", "What is the capital city of Turkey?")).startswith("Let me think")
+
+
+def test_every_known_sentence_and_hedge_is_seen_as_such():
+    for fact in default_knowledge().facts:
+        if fact.needs_context:
+            continue
+        seen = findings(ReflectionExample("q", answer_prompt(f"Answer this question: {fact.question}"), "x", 0.0))
+        if fact.bare:
+            continue
+        assert Finding.SENTENCE in seen, fact.question
+        assert (Finding.HEDGE in seen) == (fact.confidence == "unsure"), fact.question
+
+
+@pytest.mark.parametrize(
+    ("output", "expected", "seen"),
+    [
+        ("Six.", "6", {Finding.PERIOD, Finding.NUMBER_WORD}),
+        ("The Tigris", "Tigris", {Finding.ARTICLE}),
+        ("Hague", "The Hague", {Finding.NAME_BROKEN, Finding.TRUNCATED}),
+        ("3 Gorges Dam", "Three Gorges Dam", {Finding.NAME_BROKEN}),
+        ("Washington, D.C", "Washington, D.C.", {Finding.NAME_BROKEN}),
+        ("The Amazon River", "Amazon", {Finding.ARTICLE, Finding.EXPANDED}),
+        ("Wolfgang Amadeus Mozart", "Mozart", {Finding.EXPANDED}),
+        ("Austen", "Jane Austen", {Finding.TRUNCATED}),
+        ("I'm not sure, but it might be three.", "3", {Finding.HEDGE, Finding.PERIOD, Finding.NUMBER_WORD}),
+        ("Sydney", "Canberra", {Finding.WRONG_FACT}),
+        ("Let me think it through step by step. X. So my answer is: Y", "Y", {Finding.REASONING}),
+    ],
+)
+def test_findings_name_what_went_wrong(output, expected, seen):
+    assert set(findings(ReflectionExample("q", output, expected, 0.0))) == seen
 
 
 # --- the endpoint, through the two clients the app uses --------------------------------------
@@ -276,3 +438,13 @@ def test_the_default_test_third_is_a_fair_sample_of_answer_kinds():
     for label, counts in kinds.items():
         spread = [counts[t] for t in ("test", "validation", "train")]
         assert max(spread) - min(spread) <= 2, (label, spread)
+
+
+def test_baseline_is_weak_and_the_best_rules_are_strong_on_the_bundled_set():
+    rows = load_rows(SHORT_QA)
+
+    def share(rules: str) -> float:
+        return sum(exact_match(ask(q, rules), exp) for q, exp in rows) / len(rows)
+
+    assert 0.10 <= share("") <= 0.30
+    assert share(ALL_RULES) >= 0.8
