@@ -1,17 +1,33 @@
 """The offline demo model: its documented rules, its protocol, and its reflection."""
 
+import hashlib
+import importlib.util
+import json
+import random
+from collections import Counter
+from pathlib import Path
+
 import pytest
 
 from core.offline_model.behaviour import (
     MODEL_NAME,
     NEEDS_CONTEXT_ANSWER,
     UNKNOWN_ANSWER,
+    Finding,
+    ReflectionExample,
     Rule,
     answer_prompt,
+    default_knowledge,
     detect_rules,
+    findings,
     reflect,
 )
+from core.scorers import exact_match
 from core.templates import template_variables
+
+ROOT = Path(__file__).resolve().parent.parent
+SHORT_QA = ROOT / "sample_data" / "short_answer_qa.jsonl"
+CONTEXT_QA = ROOT / "sample_data" / "context_qa.jsonl"
 
 CONCISE = "Reply with only the answer itself (one to three words), never a full sentence.\n"
 NO_PERIOD = "Do not end the answer with a period.\n"
@@ -89,6 +105,65 @@ def test_instructions_inside_the_question_are_not_obeyed():
     assert ask("How many legs does an insect have?").endswith(".")
 
 
+KEEP = "Write names exactly as they are officially written.\n"
+COMMON = "Use the short name people commonly use, not a longer formal one.\n"
+ALL_RULES = CONCISE + NO_PERIOD + "Numbers as digits. No leading articles. Give your best guess.\n"
+
+
+def test_keeping_names_also_writes_full_formal_names():
+    newton = "Who set out the three laws of motion in the Principia?"
+    hague = "In which Dutch city does the International Court of Justice sit?"
+    assert ask(newton, ALL_RULES) == "Isaac Newton" and ask(hague, ALL_RULES) == "Hague"
+    assert ask(newton, ALL_RULES + KEEP) == "Sir Isaac Newton" and ask(hague, ALL_RULES + KEEP) == "The Hague"
+
+
+def test_of_keep_names_and_common_names_the_one_stated_last_wins():
+    assert detect_rules(KEEP + COMMON) >= {Rule.COMMON_NAMES} and Rule.KEEP_NAMES not in detect_rules(KEEP + COMMON)
+    assert Rule.KEEP_NAMES in detect_rules(COMMON + KEEP) and Rule.COMMON_NAMES not in detect_rules(COMMON + KEEP)
+    newton = "Who set out the three laws of motion in the Principia?"
+    assert ask(newton, ALL_RULES + KEEP + COMMON) == "Isaac Newton"
+    assert ask(newton, ALL_RULES + COMMON + KEEP) == "Sir Isaac Newton"
+
+
+def test_digits_rule_breaks_number_words_inside_names():
+    war = "Which war between England and France began in 1337?"
+    assert ask(war, ALL_RULES) == "100 Years' War"
+    assert ask(war, ALL_RULES + KEEP) == "Hundred Years' War"
+
+
+def test_one_word_rule_fixes_articles_and_cuts_names():
+    rules = "Answer with a single word. No trailing period.\n"
+    assert ask("Which river flows through the city of Baghdad?", rules) == "Tigris"
+    assert ask("Who wrote the novel Pride and Prejudice?", rules) == "Austen"
+    assert ask("Is a spider an insect?", rules) == "No"
+
+
+def test_thinking_out_loud_shows_reasoning_that_exact_match_rejects():
+    think = "Before answering, think it through step by step and double-check the facts.\n"
+    reply = ask("What is the capital city of Turkey?", ALL_RULES + think)
+    assert reply.startswith("Let me think it through step by step.") and reply.endswith("Ankara")
+    assert exact_match(reply, "Ankara") == 0.0
+    # Thinking does not change a belief.
+    assert ask("What is the capital city of Australia?", ALL_RULES + think).endswith("Sydney")
+
+
+def test_every_documented_rule_has_a_trade_off_on_the_bundled_set():
+    """Each side effect costs some bundled answer that the rule's absence gets right."""
+    rows = load_rows(SHORT_QA)
+
+    def correct(rules: str) -> set[str]:
+        return {exp for q, exp in rows if exact_match(ask(q, rules), exp)}
+
+    plain = CONCISE + NO_PERIOD + "Numbers as digits. Give your best guess.\n"
+    with_articles_dropped = plain + "No leading articles.\n"
+    assert {"Tigris", "Sahara"} <= correct(with_articles_dropped) - correct(plain)
+    assert {"The Rolling Stones", "The Hague"} <= correct(plain) - correct(with_articles_dropped)
+    assert {"The Hague", "Washington, D.C."} <= correct(ALL_RULES + KEEP) - correct(ALL_RULES)
+    assert {"Isaac Newton", "Sahara"} <= correct(ALL_RULES) - correct(ALL_RULES + KEEP)
+    # No prompt gets everything: the best one still misses some answers.
+    assert len(correct(ALL_RULES)) < len(rows) and len(correct(ALL_RULES + KEEP)) < len(rows)
+
+
 def reflection_prompt(instruction: str, examples: list[tuple[str, str, str, float]]) -> str:
     side = "\n\n".join(
         f"# Example {i}\n## inputs\n### question\n{q}\n\n## outputs\n{o}\n\n## expectations\n"
@@ -126,6 +201,105 @@ def test_truncated_names_replace_the_single_word_rule():
     start = "Intro.\n\nRules:\n- Answer with a single word.\n\nQ: {{question}}"
     new = extract(reflect(reflection_prompt(start, [("who?", "Curie", "Marie Curie", 0.0)])))
     assert Rule.ONE_WORD not in detect_rules(new) and Rule.CONCISE in detect_rules(new)
+
+
+def gepa_extract(reply: str) -> str:
+    from gepa.strategies.instruction_proposal import InstructionProposalSignature
+
+    return InstructionProposalSignature.output_extractor(reply)["new_instruction"]
+
+
+def test_reflection_names_what_it_saw_before_the_new_instruction():
+    reply = reflect(
+        reflection_prompt(
+            "Answer this question: {{question}}",
+            [
+                ("What is the capital city of Turkey?", "The capital city of Turkey is Ankara.", "Ankara", 0.0),
+                ("How many legs?", "An insect has six legs.", "6", 0.0),
+                ("Who wrote it?", "Jane Austen", "Jane Austen", 1.0),
+            ],
+        )
+    )
+    preface = reply.split("```")[0]
+    assert "2 of 3 answers were full sentences, e.g. 'The capital city of Turkey is Ankara.' for 'Ankara'." in preface
+    assert "1 of 3 answers spelled a number out in words" in preface and "1 of 3 was already right." in preface
+    assert 'What I changed: added "only the answer, no sentence"' in preface
+    # GEPA takes the instruction from the ``` block; the preface never contains one.
+    new = gepa_extract(reply)
+    assert new == extract(reply) and template_variables(new) == ["question"]
+    assert {Rule.CONCISE, Rule.NO_PERIOD, Rule.DIGITS} <= detect_rules(new)
+
+
+def test_quoted_outputs_cannot_break_the_instruction_block():
+    reply = reflect(reflection_prompt("Q: {{question}}", [("q", "Here: ``` fenced ``` text that goes on.", "X", 0.0)]))
+    assert reply.count("```") == 2 and "{{question}}" in gepa_extract(reply)
+
+
+def test_formal_names_replace_the_keep_names_rule_with_common_names():
+    start = "Intro.\n\nRules:\n- Write names exactly as they are officially written.\n\nQ: {{question}}"
+    reply = reflect(reflection_prompt(start, [("who?", "Sir Isaac Newton", "Isaac Newton", 0.0)]))
+    assert "gave a longer formal name than expected, e.g. 'Sir Isaac Newton' for 'Isaac Newton'" in reply
+    new = gepa_extract(reply)
+    assert Rule.COMMON_NAMES in detect_rules(new) and "officially written" not in new
+
+
+def test_broken_names_replace_the_common_names_rule_with_keep_names():
+    start = "Intro.\n\nRules:\n- Give names in their common form, without titles.\n\nQ: {{question}}"
+    new = gepa_extract(reflect(reflection_prompt(start, [("where?", "Hague", "The Hague", 0.0)])))
+    assert Rule.KEEP_NAMES in detect_rules(new) and "common form" not in new
+
+
+def test_as_many_broken_as_long_names_leave_the_names_rule_alone():
+    start = "Intro.\n\nRules:\n- Reply with only the answer.\n\nQ: {{question}}"
+    reply = reflect(
+        reflection_prompt(start, [("a", "Hague", "The Hague", 0.0), ("b", "Sir Isaac Newton", "Isaac Newton", 0.0)])
+    )
+    assert "left the rule about names as it is" in reply and gepa_extract(reply) == start
+
+
+def test_only_wrong_facts_make_it_ask_for_thinking_which_breaks_the_form():
+    question = "Who led the first expedition to reach the South Pole?"
+    start = "Rules:\n- " + ALL_RULES.replace("\n", " ") + "\n\nAnswer this question: {{question}}"
+    reply = reflect(
+        reflection_prompt(
+            start, [(question, "Robert Falcon Scott", "Roald Amundsen", 0.0), ("q", "Paris", "Paris", 1.0)]
+        )
+    )
+    assert "had the right form but the wrong fact, e.g. 'Robert Falcon Scott' for 'Roald Amundsen'" in reply
+    new = gepa_extract(reply)
+    assert Rule.THINK in detect_rules(new)
+    assert answer_prompt(new.replace("{{question}}", "What is the capital city of Turkey?")).startswith("Let me think")
+
+
+def test_every_known_sentence_and_hedge_is_seen_as_such():
+    for fact in default_knowledge().facts:
+        if fact.needs_context:
+            continue
+        seen = findings(ReflectionExample("q", answer_prompt(f"Answer this question: {fact.question}"), "x", 0.0))
+        if fact.bare:
+            continue
+        assert Finding.SENTENCE in seen, fact.question
+        assert (Finding.HEDGE in seen) == (fact.confidence == "unsure"), fact.question
+
+
+@pytest.mark.parametrize(
+    ("output", "expected", "seen"),
+    [
+        ("Six.", "6", {Finding.PERIOD, Finding.NUMBER_WORD}),
+        ("The Tigris", "Tigris", {Finding.ARTICLE}),
+        ("Hague", "The Hague", {Finding.NAME_BROKEN, Finding.TRUNCATED}),
+        ("3 Gorges Dam", "Three Gorges Dam", {Finding.NAME_BROKEN}),
+        ("Washington, D.C", "Washington, D.C.", {Finding.NAME_BROKEN}),
+        ("The Amazon River", "Amazon", {Finding.ARTICLE, Finding.EXPANDED}),
+        ("Wolfgang Amadeus Mozart", "Mozart", {Finding.EXPANDED}),
+        ("Austen", "Jane Austen", {Finding.TRUNCATED}),
+        ("I'm not sure, but it might be three.", "3", {Finding.HEDGE, Finding.PERIOD, Finding.NUMBER_WORD}),
+        ("Sydney", "Canberra", {Finding.WRONG_FACT}),
+        ("Let me think it through step by step. X. So my answer is: Y", "Y", {Finding.REASONING}),
+    ],
+)
+def test_findings_name_what_went_wrong(output, expected, seen):
+    assert set(findings(ReflectionExample("q", output, expected, 0.0))) == seen
 
 
 # --- the endpoint, through the two clients the app uses --------------------------------------
@@ -209,3 +383,164 @@ def test_random_faults_follow_the_requests_not_their_order(endpoint_factory):
     second = faults(endpoint_factory(error_rate=0.3, seed=7), list(reversed(questions)))
     assert first == second
     assert {200} < {code for codes in first.values() for code in codes}  # some faults were served
+
+
+# --- the bundled data ------------------------------------------------------------------------
+
+
+def load_rows(path: Path) -> list[tuple[str, str]]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [(r["inputs"]["question"], r["expectations"]["expected_response"]) for r in rows]
+
+
+def test_short_answer_set_keeps_its_first_40_rows_and_has_at_least_90():
+    lines = SHORT_QA.read_text(encoding="utf-8").splitlines(keepends=True)
+    assert len(lines) >= 90
+    first_40 = hashlib.sha256("".join(lines[:40]).encode()).hexdigest()
+    assert first_40 == "8da04bec4a483875bd25fb44662af1c737c5857ef39e6ad8090bea8dda9e7c98"
+    questions = [q for q, _ in load_rows(SHORT_QA)]
+    assert len(set(questions)) == len(questions)
+    assert all(1 <= len(expected.split()) <= 3 for _, expected in load_rows(SHORT_QA))
+
+
+def test_the_model_knows_every_bundled_question_and_none_contains_another():
+    knowledge = default_knowledge()
+    for path in (SHORT_QA, CONTEXT_QA):
+        for question, _ in load_rows(path):
+            fact = knowledge.find(f"Answer this question: {question}")
+            assert fact is not None and fact.question == question
+    known = [f.question.lower() for f in knowledge.facts]
+    assert not [(a, b) for a in known for b in known if a != b and a in b]
+
+
+def test_the_default_test_third_is_a_fair_sample_of_answer_kinds():
+    """The engine's default split holds out 30 rows (random.Random(0) over the row order); then the rest
+    is split in half. Every kind of answer appears in each third in about the same number."""
+    rows = load_rows(SHORT_QA)
+    order = list(range(len(rows)))
+    random.Random(0).shuffle(order)
+    test = set(order[:30])
+    rest = [i for i in range(len(rows)) if i not in test]
+    shuffled = list(range(len(rest)))
+    random.Random(0).shuffle(shuffled)
+    validation = {rest[i] for i in shuffled[: len(rest) // 2]}
+    third = {i: "test" if i in test else "validation" if i in validation else "train" for i in range(len(rows))}
+    knowledge = default_knowledge()
+    kinds: dict[str, Counter] = {}
+    for i, (question, expected) in enumerate(rows):
+        fact = knowledge.find(question)
+        labels = [fact.kind]
+        labels += ["article"] if fact.article else []
+        labels += ["formal name"] if fact.formal else []
+        labels += ["wrong belief"] if fact.answer != expected else []
+        labels += ["name with The, number word or dot"] if fact.article_in_name or expected.endswith(".") else []
+        for label in labels:
+            kinds.setdefault(label, Counter())[third[i]] += 1
+    for label, counts in kinds.items():
+        spread = [counts[t] for t in ("test", "validation", "train")]
+        assert max(spread) - min(spread) <= 2, (label, spread)
+
+
+def test_baseline_is_weak_and_the_best_rules_are_strong_on_the_bundled_set():
+    rows = load_rows(SHORT_QA)
+
+    def share(rules: str) -> float:
+        return sum(exact_match(ask(q, rules), exp) for q, exp in rows) / len(rows)
+
+    assert 0.10 <= share("") <= 0.30
+    assert share(ALL_RULES) >= 0.8
+
+
+# --- what benchmarks/demo_search.py measures in a run's events ------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_search():
+    spec = importlib.util.spec_from_file_location("demo_search", ROOT / "benchmarks" / "demo_search.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def val(iteration, candidate, scores, parents=()):
+    return {
+        "type": "validation",
+        "iteration": iteration,
+        "candidate": candidate,
+        "parents": list(parents),
+        "scores": scores,
+        "aggregate": sum(scores) / len(scores),
+    }
+
+
+def front(iteration, members):
+    return {"type": "pareto_front", "iteration": iteration, "front": members}
+
+
+def step(iteration, parent, outcome, candidate=None):
+    return {"type": "iteration", "iteration": iteration, "parent": parent, "outcome": outcome, "candidate": candidate}
+
+
+# 0 -> 1 (best), then 2 from 0 while 0 was on the front but not best; a rejection; 3 ties with 1.
+EVENTS = [
+    val(0, 0, [1, 0, 0, 1]),
+    front(0, [0]),
+    val(1, 1, [0, 1, 1, 1], [0]),
+    front(1, [0, 1]),
+    step(1, 0, "accepted", 1),
+    step(2, 1, "rejected"),
+    val(3, 2, [1, 1, 0, 1], [0]),
+    front(3, [0, 1, 2]),
+    step(3, 0, "accepted", 2),
+    step(4, 2, "skipped"),
+    val(5, 3, [0, 1, 1, 1], [1]),
+    front(5, [0, 1, 2, 3]),
+    step(5, 1, "accepted", 3),
+    {"type": "run_finished", "metric_calls": 40, "stopped_by": "patience"},
+]
+
+
+def test_rejections_and_scores_come_from_the_events(demo_search):
+    assert demo_search.rejections(EVENTS) == 1
+    assert demo_search.baseline_score(EVENTS) == 0.5 and demo_search.best_score(EVENTS) == 0.75
+
+
+def test_front_runs_count_consecutive_iterations_and_distinct_score_vectors(demo_search):
+    rows = demo_search.fronts_after_iterations(EVENTS)
+    assert rows == [(1, [0, 1], 2), (2, [0, 1], 2), (3, [0, 1, 2], 3), (4, [0, 1, 2], 3), (5, [0, 1, 2, 3], 3)]
+    assert demo_search.longest_front_run(EVENTS) == 5
+    assert demo_search.longest_front_run(EVENTS, min_size=4) == 1
+    assert demo_search.longest_front_run(EVENTS, min_size=4, distinct=True) == 0
+    broken = [*EVENTS[:5], front(2, [1]), *EVENTS[5:]]  # the front shrinks to one after iteration 2
+    assert demo_search.longest_front_run(broken) == 3
+
+
+def test_branching_needs_a_parent_with_two_children_one_from_off_best(demo_search):
+    rows = demo_search.proposals(EVENTS)
+    assert [(r["parent"], r["child"], r["parent_on_front"], r["parent_was_best"]) for r in rows] == [
+        (0, 1, True, True),
+        (0, 2, True, False),
+        (1, 3, True, True),
+    ]
+    assert demo_search.children(EVENTS) == {0: [1, 2], 1: [3]}
+    assert demo_search.branching(EVENTS) == {
+        "parents_with_2_children": [0],
+        "children_from_non_best_front_member": [2],
+        "met": True,
+    }
+    chain = [e for e in EVENTS if not (e.get("candidate") == 2 or e.get("iteration") == 3)]
+    assert demo_search.branching(chain)["met"] is False
+
+
+def test_targets_are_judged_from_the_properties(demo_search):
+    props = demo_search.search_properties(EVENTS)
+    assert props["outcomes"] == {"accepted": 3, "rejected": 1, "skipped": 1} and props["stopped_by"] == "patience"
+    assert demo_search.seed_shows_search(props)
+    assert demo_search.default_run_ok(props, 12.0) == {
+        "rejection": True,
+        "front_2_for_2_iterations": True,
+        "branching": True,
+        "best_at_least_0.8": False,
+        "under_30_s": True,
+    }
+    assert demo_search.harness_rows(10, 3)[1] == [i for i in range(10) if i not in demo_search.harness_rows(10, 3)[0]]

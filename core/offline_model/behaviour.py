@@ -1,33 +1,79 @@
-"""What the offline demo model says: a deterministic imitation of a chatty model. Not a language model.
+"""What the offline demo model says: a deterministic, *simulated* chatty model. Not a language model.
 
-As a **task model** it recognises the bundled questions (from ``knowledge.jsonl``, kept apart from the
-datasets), answers from its own beliefs (mostly right, a few wrong or unsure), and has the habits of chat
-models that break exact match, unless the prompt's instructions switch them off:
+Everything below follows from these documented rules applied to the prompt and the data; nothing is keyed
+to a question id, a row number or a seed.
 
-===================  ====================================  ==============================================
-habit                example                               switched off by instructions such as
-===================  ====================================  ==============================================
-full sentences       "A spider has eight legs."            "only the answer", "no full sentences",
-                                                           "concise", "one to three words"
-trailing period      "Paris."                              "no trailing period", "no punctuation"
-spelled-out numbers  "eight"                               "digits", "numerals"
-"Yes, ..." forms     "Yes, it is larger."                  "yes or no"
-leading article      "the Pacific Ocean"                   "no articles", "do not start with 'the'"
-hedging              "I'm not sure, but maybe Lima."       "best guess", "even if unsure"
-===================  ====================================  ==============================================
+Task model
+----------
+It recognises the bundled questions (from ``knowledge.jsonl``, kept apart from the datasets) and answers
+from its own beliefs: mostly right, a few confidently wrong, a few unsure. A plain prompt gets the habits of
+chat models that break exact match; instructions in the prompt switch a habit off, and most switches have a
+side effect on other answers, as real instructions do. (A few beliefs it states tersely even unprompted,
+"Jane Austen"; told to be concise, those too get the trailing period.)
 
-Side effects of instructions, as with real models: "one word" / "single word" truncates multi-word
-answers to their last word; "no articles" also drops a "The" that belongs to a name ("The Hague"),
-"digits" also rewrites number words inside names ("3 Gorges Dam"), and "no trailing period" also drops
-the dot of "Washington, D.C.", unless the prompt says to keep what is "part of the name".
-"lowercase" lower-cases the answer.
-Questions of the two-variable set are answered only when the prompt contains their context passage.
-A question it does not recognise gets an "I'm not sure" answer.
+==================  ==============================  ======================  ====================================
+habit               example                         switched off by         side effect of the switch
+==================  ==============================  ======================  ====================================
+full sentences      "A spider has eight legs."      "only the answer",      none ("single word" is another
+                                                    "no full sentences",    switch: see below)
+                                                    "concise", "1 to 3
+                                                    words"
+trailing period     "Paris."                        "no trailing period",   also drops the dot that ends a name:
+                                                    "no punctuation"        "Washington, D.C", "Downey Jr"
+spelled-out number  "eight"                         "digits", "numerals"    number words inside names become
+                                                                            digits: "3 Gorges Dam"
+"Yes, ..." forms    "Yes, it is larger."            "yes or no"             none
+leading article     "the Pacific Ocean"             "no articles", "do not  also drops a "The" that belongs to a
+                                                    start with 'the'"       name: "Hague", "Rolling Stones"
+hedging             "I'm not sure, but it might     "best guess", "even if  commits to its belief, right or
+                    be Lima."                       unsure"                 wrong
+==================  ==============================  ======================  ====================================
 
-As a **reflection model** it reads GEPA's reflection request (the current instruction, and examples with
-outputs and expected answers), diagnoses the failure patterns visible in that minibatch and returns the
-instruction with rules added (or replaced) to fix them, keeping every ``{{variable}}`` line. Rule wording
-varies with the minibatch, so different minibatches give different candidates.
+Instructions that are not a switch of one habit:
+
+* **single word** ("one word", "single word"): a short answer cut to its last word ("Jane Austen" ->
+  "Austen", "the Tigris" -> "Tigris"); a yes/no answer keeps its first word.
+* **keep names** ("part of the name", "exactly as officially written"): protects names from the three
+  side effects above ("The Hague", "Three Gorges Dam", "Washington, D.C." stay whole), but the model then
+  writes names in their full formal form where one exists: "Sir Isaac Newton", "Sahara Desert",
+  "Republic of Peru".
+* **common names** ("the name people commonly use", "common form", "without titles"): the opposite of
+  keep names. When a prompt asks for both, the one stated *last* wins (the model follows the most recent
+  of two contradicting instructions), so no prompt gets both the protection and the short forms.
+* **think it through** ("step by step", "double-check", "reason it out"): the model shows its reasoning
+  before the answer ("Let me think it through step by step. ... So my answer is: X"), which exact match
+  never accepts, and its beliefs do not change.
+* **lowercase** lower-cases the answer.
+
+Questions of the two-variable set are answered only when the prompt contains their context passage. A
+question it does not recognise gets :data:`UNKNOWN_ANSWER`.
+
+Reflection model
+----------------
+It reads GEPA's reflection request (the current instruction, and the minibatch's inputs, outputs, expected
+answers and scores), names what it saw in each failed answer, then returns the instruction revised to fix
+it, keeping every ``{{variable}}`` line. What it sees, and what it changes:
+
+===================================================  ===============================================
+seen in a failed answer                              change to the instruction
+===================================================  ===============================================
+a full sentence                                      add "only the answer (one to three words)"; but
+                                                     "a single word" when every expected answer in
+                                                     the minibatch is one word (over-generalising)
+a trailing period / a spelled-out number / "Yes,"    add no period / digits / just yes or no
+a leading article / a hedge                          add no articles / give your best guess
+a name that lost its "The", number word or dot       add keep names, removing a common-names rule
+a longer formal name than expected                   add common names, removing a keep-names rule
+one word of a multi-word answer                      replace the single-word rule by the phrase rule
+reasoning shown                                      remove the think-it-through rule
+only wrong facts, in the right form                  add "think it through and double-check the facts"
+===================================================  ===============================================
+
+When broken names and formal names are both seen, the more frequent one decides; on a tie the names rule is
+left as it is. It cannot foresee side effects: a fix it writes may break another answer of the same
+minibatch, and GEPA then rejects the proposal. Rule wording varies with the minibatch (a hash of its
+inputs), so different minibatches give different candidates. Its reply names what it saw before the new
+instruction, which comes in a ``` block.
 """
 
 from __future__ import annotations
@@ -35,7 +81,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
@@ -48,32 +95,25 @@ MODEL_NAME = "gepa-offline-demo"
 
 UNKNOWN_ANSWER = "I'm not sure I know the answer to that."
 NEEDS_CONTEXT_ANSWER = "I'm not sure; I would need more information to answer that."
+THINKING_OPENER = "Let me think it through step by step."
 
-
-_NUMBER_WORDS = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-    "twenty",
-]
+_UNITS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty"
+)
+_NUMBER_VALUES = {word: index for index, word in enumerate(_UNITS.split())} | {
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
+    "ninety": 90,
+}
+_NUMBER_VALUES |= {"hundred": 100, "thousand": 1000}
+_NUMBER_WORDS = list(_NUMBER_VALUES)
 _NUMBER_WORD_PATTERN = re.compile(r"\b(?:" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
+_ARTICLES = ("the", "a", "an")
 
 
 class Rule(StrEnum):
@@ -86,8 +126,10 @@ class Rule(StrEnum):
     YES_NO = "yes_no"
     NO_ARTICLE = "no_article"
     KEEP_NAMES = "keep_names"
+    COMMON_NAMES = "common_names"
     GUESS = "guess"
     LOWERCASE = "lowercase"
+    THINK = "think"
 
 
 _TRIGGERS: dict[Rule, tuple[str, ...]] = {
@@ -133,6 +175,11 @@ _TRIGGERS: dict[Rule, tuple[str, ...]] = {
         r"\bbelongs? to (?:the|a) (?:proper |official )?name",
         r"\bexactly as (?:it is|they are) (?:officially )?written",
     ),
+    Rule.COMMON_NAMES: (
+        r"\bpeople (?:commonly |usually )?use\b",
+        r"\bcommon(?:ly used)? (?:short )?(?:form|name)s?\b",
+        r"\b(?:no|without) (?:titles|middle names|formal names)\b",
+    ),
     Rule.GUESS: (
         r"\bbest guess\b",
         r"\bnever say (?:that )?you (?:are|'re) (?:not sure|unsure)",
@@ -142,19 +189,41 @@ _TRIGGERS: dict[Rule, tuple[str, ...]] = {
         r"\bno hedging\b",
     ),
     Rule.LOWERCASE: (r"\blower[- ]?case\b",),
+    Rule.THINK: (
+        r"\bthink (?:it |this )?(?:through|step by step|carefully)",
+        r"\bstep[- ]by[- ]step\b",
+        r"\bdouble[- ]check\b",
+        r"\breason (?:it |this )?(?:out|through)\b",
+        r"\bshow (?:your )?(?:reasoning|working)\b",
+    ),
 }
 _COMPILED = {rule: [re.compile(p) for p in patterns] for rule, patterns in _TRIGGERS.items()}
+# Two instructions that contradict each other: the one stated last wins.
+_OPPOSITES = ((Rule.KEEP_NAMES, Rule.COMMON_NAMES),)
 
 
 def detect_rules(instructions: str) -> frozenset[Rule]:
-    """The rules a text asks for, by the documented trigger phrases (case-insensitive)."""
+    """The rules a text asks for, by the documented trigger phrases (case-insensitive). Of two opposite
+    rules (keep names, common names) only the one stated last counts."""
     text = " ".join(instructions.lower().split())
-    return frozenset(rule for rule, patterns in _COMPILED.items() if any(p.search(text) for p in patterns))
+    last: dict[Rule, int] = {}
+    for rule, patterns in _COMPILED.items():
+        positions = [match.start() for pattern in patterns for match in pattern.finditer(text)]
+        if positions:
+            last[rule] = max(positions)
+    for first, second in _OPPOSITES:
+        if first in last and second in last:
+            del last[first if last[first] < last[second] else second]
+    return frozenset(last)
 
 
 @dataclass(frozen=True)
 class Fact:
-    """One entry of the model's knowledge file: what it believes and how it likes to say it."""
+    """One entry of the model's knowledge file: what it believes and how it likes to say it.
+
+    ``answer`` is its belief (sometimes wrong); ``formal`` the full formal name it writes when told to
+    keep names exactly as officially written; ``bare`` marks beliefs it states tersely even unprompted.
+    """
 
     question: str
     kind: str
@@ -163,6 +232,7 @@ class Fact:
     number_word: str | None = None
     article: str | None = None
     article_in_name: bool = False
+    formal: str | None = None
     confidence: str = "sure"
     bare: bool = False
     needs_context: bool = False
@@ -221,45 +291,63 @@ def answer_prompt(prompt: str, knowledge: Knowledge | None = None) -> str:
 
 
 def _styled_answer(fact: Fact, rules: frozenset[Rule]) -> str:
+    if Rule.THINK in rules:
+        return f"{THINKING_OPENER} {_sentence(fact, rules)} So my answer is: {_finish(_short_form(fact, rules), rules)}"
     concise = Rule.CONCISE in rules or (fact.kind == "yesno" and Rule.YES_NO in rules)
-    if fact.confidence == "unsure" and Rule.GUESS not in rules:
-        core = _short_form(fact, rules) if concise else fact.answer
-        return _finish(f"I'm not sure, but it might be {core}", rules)
-    if not concise:
-        if fact.bare:
-            return fact.answer
-        sentence = fact.sentence
-        if Rule.DIGITS in rules and fact.number_word:
-            sentence = re.sub(rf"\b{re.escape(fact.number_word)}\b", fact.answer, sentence, flags=re.IGNORECASE)
-        return sentence
-    return _finish(_short_form(fact, rules), rules)
+    hedging = fact.confidence == "unsure" and Rule.GUESS not in rules
+    if hedging:
+        if not concise:
+            return fact.sentence
+        return _finish(f"I'm not sure, but it might be {_short_form(fact, rules)}", rules)
+    if concise:
+        return _finish(_capital(_short_form(fact, rules)), rules)
+    if fact.bare:
+        return _finish(_capital(_short_form(fact, rules)), rules, add_period=False)
+    if fact.confidence == "unsure":  # told to guess, but not to be brief
+        return _finish(f"My best guess is {_short_form(fact, rules)}", rules)
+    return _sentence(fact, rules)
+
+
+def _sentence(fact: Fact, rules: frozenset[Rule]) -> str:
+    sentence = fact.sentence
+    if Rule.DIGITS in rules and fact.number_word:
+        sentence = re.sub(rf"\b{re.escape(fact.number_word)}\b", fact.answer, sentence, flags=re.IGNORECASE)
+    return sentence
 
 
 def _short_form(fact: Fact, rules: frozenset[Rule]) -> str:
+    """The answer alone, before capitalisation and final punctuation."""
+    keep_names = Rule.KEEP_NAMES in rules
     if fact.kind == "yesno":
-        core = fact.answer.capitalize() if Rule.YES_NO in rules or Rule.CONCISE in rules else fact.sentence.rstrip(". ")
+        core = fact.answer.capitalize()
     elif fact.kind == "number" and fact.number_word and Rule.DIGITS not in rules:
         core = fact.number_word
+    elif keep_names and fact.formal:
+        core = fact.formal
     else:
         core = fact.answer
     if fact.article and Rule.NO_ARTICLE not in rules:
         core = f"{fact.article} {core}"
-    if Rule.KEEP_NAMES not in rules:
+    if not keep_names:
         if fact.article_in_name and Rule.NO_ARTICLE in rules:
             core = re.sub(r"^(?:the|a|an)\s+", "", core, flags=re.IGNORECASE)
         if Rule.DIGITS in rules and fact.kind != "number":
-            core = _NUMBER_WORD_PATTERN.sub(lambda m: str(_NUMBER_WORDS.index(m.group(0).lower())), core)
+            core = _NUMBER_WORD_PATTERN.sub(lambda m: str(_NUMBER_VALUES[m.group(0).lower()]), core)
     if Rule.ONE_WORD in rules:
-        words = re.findall(r"[\w'-]+", core)
+        words = re.findall(r"[\w'.-]+", core)
         core = (words[0] if fact.kind == "yesno" else words[-1]) if words else core
-    return core[:1].upper() + core[1:]
+    return core
 
 
-def _finish(core: str, rules: frozenset[Rule]) -> str:
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _finish(core: str, rules: frozenset[Rule], *, add_period: bool = True) -> str:
     if Rule.LOWERCASE in rules:
         core = core.lower()
     if Rule.NO_PERIOD not in rules:
-        return core if core.endswith((".", "?", "!")) else core + "."
+        return core if not add_period or core.endswith((".", "?", "!")) else core + "."
     # Over-applied, as real models do: the dot of "Washington, D.C." goes too, unless names are kept.
     return core if Rule.KEEP_NAMES in rules else core.rstrip(".")
 
@@ -269,6 +357,42 @@ def _finish(core: str, rules: frozenset[Rule]) -> str:
 # --------------------------------------------------------------------------------------------------
 
 REFLECTION_MARKERS = ("I provided an assistant with the following instructions", "write a new instruction")
+
+
+class Finding(StrEnum):
+    """What the reflection model can see in one failed answer, by comparing it with the expected one."""
+
+    SENTENCE = "sentence"
+    PERIOD = "period"
+    NUMBER_WORD = "number_word"
+    YES_FORM = "yes_form"
+    ARTICLE = "article"
+    HEDGE = "hedge"
+    NAME_BROKEN = "name_broken"
+    EXPANDED = "expanded"
+    TRUNCATED = "truncated"
+    REASONING = "reasoning"
+    WRONG_FACT = "wrong_fact"
+
+
+# How the reflection reply names a finding, for one answer and for several:
+# "{n} of {k} answers {text}, e.g. 'output' for 'expected'".
+_FINDING_TEXT: dict[Finding, tuple[str, str]] = {
+    Finding.SENTENCE: ("was a full sentence", "were full sentences"),
+    Finding.PERIOD: ("ended with a period", "ended with a period"),
+    Finding.NUMBER_WORD: ("spelled a number out in words", "spelled numbers out in words"),
+    Finding.YES_FORM: ("wrapped yes or no in more words", "wrapped yes or no in more words"),
+    Finding.ARTICLE: ("started with an article", "started with an article"),
+    Finding.HEDGE: ("hedged instead of answering", "hedged instead of answering"),
+    Finding.NAME_BROKEN: (
+        "lost part of a name (its 'The', number word or final dot)",
+        "lost part of a name (its 'The', number word or final dot)",
+    ),
+    Finding.EXPANDED: ("gave a longer formal name than expected", "gave longer formal names than expected"),
+    Finding.TRUNCATED: ("was cut to one word of a longer answer", "were cut to one word of longer answers"),
+    Finding.REASONING: ("showed its reasoning, not just the answer", "showed their reasoning, not just the answer"),
+    Finding.WRONG_FACT: ("had the right form but the wrong fact", "had the right form but the wrong facts"),
+}
 
 _PHRASINGS: dict[Rule, tuple[str, ...]] = {
     Rule.CONCISE: (
@@ -303,16 +427,39 @@ _PHRASINGS: dict[Rule, tuple[str, ...]] = {
         "Keep everything that is part of a proper name: 'The' in The Hague, 'Three' in Three Gorges Dam, "
         "the dots in Washington, D.C.",
     ),
+    Rule.COMMON_NAMES: (
+        "Use the short name people commonly use, not a longer formal one: Isaac Newton, not Sir Isaac Newton.",
+        "Give names in their common form, without titles or middle names.",
+    ),
     Rule.GUESS: (
         "If you are unsure, still give your single best guess; never say you are not sure.",
         "Always commit to an answer: give your best guess even if uncertain.",
     ),
+    Rule.THINK: (
+        "Before answering, think it through step by step and double-check the facts.",
+        "Double-check every fact: reason it out before you commit to an answer.",
+    ),
+}
+_RULE_LABELS: dict[Rule, str] = {
+    Rule.CONCISE: "only the answer, no sentence",
+    Rule.ONE_WORD: "a single word",
+    Rule.NO_PERIOD: "no trailing period",
+    Rule.DIGITS: "numbers as digits",
+    Rule.YES_NO: "just yes or no",
+    Rule.NO_ARTICLE: "no leading article",
+    Rule.KEEP_NAMES: "names exactly as officially written",
+    Rule.COMMON_NAMES: "names in their common short form",
+    Rule.GUESS: "a best guess instead of a hedge",
+    Rule.LOWERCASE: "lowercase",
+    Rule.THINK: "think it through and double-check the facts",
 }
 _INTROS = (
     "Answer the question below.",
     "You answer short factual questions.",
     "Reply to the question that follows.",
 )
+_REASONING = re.compile(r"\bstep by step\b|\blet me think\b|\bso my answer is\b")
+_HEDGES = re.compile(r"\bnot (?:entirely |completely )?sure\b|\bunsure\b")
 
 
 @dataclass(frozen=True)
@@ -359,63 +506,193 @@ def _sections(text: str, level: int) -> dict[str, str]:
     return {parts[i].strip(): parts[i + 1] for i in range(1, len(parts) - 1, 2)}
 
 
-def diagnose(example: ReflectionExample) -> set[Rule]:
-    """The rules that would fix this example's failure, judged from output and expected answer."""
+def _words(text: str) -> list[str]:
+    """Words for comparing answers: split at spaces and hyphens, without the punctuation around them."""
+    return [w for w in (w.strip(",;:!?").rstrip(".") for w in re.split(r"[\s\-]+", text)) if w]
+
+
+def _is_subsequence(needle: Sequence[str], haystack: Sequence[str]) -> bool:
+    it = iter(haystack)
+    return all(any(word == candidate for candidate in it) for word in needle)
+
+
+def _name_variants(expected: str) -> set[str]:
+    """How the three side effects can break a name: its 'The' dropped, number words as digits, the
+    final dot dropped, alone or together (lower case)."""
+    variants = {expected}
+    for step in (
+        lambda s: re.sub(r"^(?:the|a|an)\s+", "", s),
+        lambda s: _NUMBER_WORD_PATTERN.sub(lambda m: str(_NUMBER_VALUES[m.group(0).lower()]), s),
+        lambda s: s.rstrip("."),
+    ):
+        variants |= {step(v) for v in variants}
+    return variants - {expected}
+
+
+def findings(example: ReflectionExample) -> tuple[Finding, ...]:
+    """What is wrong with one answer, judged only from its output and its expected answer."""
     output, expected = example.output.strip(), example.expected.strip()
     if not output or (example.score is not None and example.score >= 1.0):
-        return set()
-    out_l, exp_l = output.lower(), expected.lower()
-    needed: set[Rule] = set()
-    if "not sure" in out_l or "unsure" in out_l:
-        needed.add(Rule.GUESS)
-    if output.endswith(".") and not expected.endswith("."):
-        needed.add(Rule.NO_PERIOD)
-    exp_words = exp_l.split()
-    bare_output = re.sub(r"[.!?]+$", "", out_l).strip()
-    if len(bare_output.split()) > len(exp_words) + 1 or (", " in bare_output and "," not in exp_l):
-        needed.add(Rule.CONCISE)
-    if exp_l.isdigit() and any(re.search(rf"\b{w}\b", out_l) for w in _NUMBER_WORDS):
-        needed.add(Rule.DIGITS)
-    if exp_l in ("yes", "no") and re.match(r"^(yes|no)\b.+", bare_output):
-        needed.add(Rule.YES_NO)
-    if re.search(rf"\b(the|a|an) {re.escape(exp_l)}\b", out_l) and not re.match(r"^(the|a|an)\b", exp_l):
-        needed.add(Rule.NO_ARTICLE)
-    if re.match(r"^the\b", exp_l) and re.sub(r"^the\s+", "", exp_l) == bare_output:
-        needed.add(Rule.KEEP_NAMES)
-    if expected.endswith(".") and output == expected[:-1]:
-        needed.add(Rule.KEEP_NAMES)
-    if _NUMBER_WORD_PATTERN.search(exp_l) and _NUMBER_WORD_PATTERN.sub("#", exp_l) == re.sub(r"\d+", "#", bare_output):
-        needed.add(Rule.KEEP_NAMES)
-    if len(exp_words) > 1 and bare_output in exp_words:
-        needed.add(Rule.CONCISE)  # truncated to one word: the fix is the phrase rule, not one word
-    return needed
+        return ()
+    out_l, exp_l = " ".join(output.lower().split()), " ".join(expected.lower().split())
+    if out_l == exp_l:
+        return ()
+    if _REASONING.search(out_l):
+        return (Finding.REASONING,)
+    found: list[Finding] = []
+    body = out_l
+    if _HEDGES.search(out_l):
+        found.append(Finding.HEDGE)
+        guess = re.search(r"\bmight be (.+)$", out_l)
+        body = guess.group(1) if guess else out_l
+    if body.endswith(".") and not exp_l.endswith("."):
+        found.append(Finding.PERIOD)
+        body = body.rstrip(".")
+    body = body.rstrip("!?").strip()
+    if body == exp_l:
+        return tuple(found)
+    exp_words, body_words = _words(exp_l), _words(body)
+    if exp_l.isdigit() and _NUMBER_WORD_PATTERN.search(body):
+        found.append(Finding.NUMBER_WORD)
+    if exp_l in ("yes", "no") and re.match(r"^(?:yes|no)\b.+", body):
+        found.append(Finding.YES_FORM)
+    if len(body_words) > len(exp_words) + 2:
+        found.append(Finding.SENTENCE)
+        if re.search(rf"\b(?:the|a|an) {re.escape(exp_l)}\b", body) and exp_words[0] not in _ARTICLES:
+            found.append(Finding.ARTICLE)
+        return tuple(found)
+    if body_words and body_words[0] in _ARTICLES and (not exp_words or exp_words[0] not in _ARTICLES):
+        found.append(Finding.ARTICLE)
+        body_words = body_words[1:]
+        body = " ".join(body_words)
+    if body == exp_l or Finding.NUMBER_WORD in found or Finding.YES_FORM in found:
+        return tuple(found)
+    truncated = bool(body_words) and len(body_words) < len(exp_words) and set(body_words) <= set(exp_words)
+    if len(body_words) == 1 and truncated:
+        found.append(Finding.TRUNCATED)  # "Hague" for "The Hague" may also be a broken name: both are named
+    if body in _name_variants(exp_l):
+        found.append(Finding.NAME_BROKEN)
+    elif body_words != exp_words and _is_subsequence(exp_words, body_words):
+        found.append(Finding.EXPANDED)
+    elif truncated:
+        found.append(Finding.TRUNCATED)
+    elif Finding.HEDGE not in found:
+        found.append(Finding.WRONG_FACT)
+    return tuple(dict.fromkeys(found))
 
 
-def reflect(prompt: str) -> str:
-    """The reflection model's reply: a short preface and the new instruction in a ``` block."""
-    current, examples = parse_reflection_request(prompt)
-    needed: set[Rule] = set()
-    for example in examples:
-        needed |= diagnose(example)
-    all_single_word = bool(examples) and all(len(e.expected.split()) == 1 for e in examples)
-    truncated = any(len(e.expected.split()) > 1 and Rule.CONCISE in diagnose(e) for e in examples)
-    digest = hashlib.sha256("\n".join(e.inputs for e in examples).encode()).digest()
-    new_instruction = revise_instruction(current, needed, digest, prefer_one_word=all_single_word, truncated=truncated)
-    return (
-        "Looking at the failures, the assistant's answers did not match the expected format.\n\n"
-        f"```\n{new_instruction}\n```"
+_FIXES: dict[Finding, Rule] = {
+    Finding.PERIOD: Rule.NO_PERIOD,
+    Finding.NUMBER_WORD: Rule.DIGITS,
+    Finding.YES_FORM: Rule.YES_NO,
+    Finding.ARTICLE: Rule.NO_ARTICLE,
+    Finding.HEDGE: Rule.GUESS,
+}
+
+
+@dataclass(frozen=True)
+class Revision:
+    """What the reflection model decided: rules to add and rules to take out."""
+
+    add: tuple[Rule, ...]
+    remove: tuple[Rule, ...]
+    tie_on_names: bool = False
+
+
+def plan_revision(examples: Sequence[ReflectionExample]) -> Revision:
+    """The documented mapping from what was seen in a minibatch to changes of the instruction."""
+    seen = [findings(example) for example in examples]
+    counts = Counter(finding for found in seen for finding in set(found))
+    add: list[Rule] = []
+    remove: list[Rule] = []
+    if counts[Finding.SENTENCE]:
+        single_words = bool(examples) and all(len(_words(e.expected)) == 1 for e in examples)
+        add.append(Rule.ONE_WORD if single_words and not counts[Finding.TRUNCATED] else Rule.CONCISE)
+    if counts[Finding.TRUNCATED]:
+        add.append(Rule.CONCISE)
+        remove.append(Rule.ONE_WORD)
+    add += [rule for finding, rule in _FIXES.items() if counts[finding]]
+    broken, expanded = counts[Finding.NAME_BROKEN], counts[Finding.EXPANDED]
+    if broken > expanded:
+        add.append(Rule.KEEP_NAMES)
+        remove.append(Rule.COMMON_NAMES)
+    elif expanded > broken:
+        add.append(Rule.COMMON_NAMES)
+        remove.append(Rule.KEEP_NAMES)
+    if counts[Finding.REASONING]:
+        remove.append(Rule.THINK)
+    if counts[Finding.WRONG_FACT] and set(counts) == {Finding.WRONG_FACT}:
+        add.append(Rule.THINK)
+    ordered_add = tuple(dict.fromkeys(add))
+    return Revision(
+        ordered_add, tuple(r for r in dict.fromkeys(remove) if r not in ordered_add), broken == expanded > 0
     )
 
 
-def revise_instruction(
-    current: str,
-    needed: set[Rule],
-    digest: bytes,
-    *,
-    prefer_one_word: bool = False,
-    truncated: bool = False,
+def diagnose(example: ReflectionExample) -> set[Rule]:
+    """The rules the reflection model would add for this one example alone."""
+    return set(plan_revision([example]).add)
+
+
+def reflect(prompt: str) -> str:
+    """The reflection model's reply: what it saw, what it changed, and the new instruction in a ``` block."""
+    current, examples = parse_reflection_request(prompt)
+    revision = plan_revision(examples)
+    digest = hashlib.sha256("\n".join(e.inputs for e in examples).encode()).digest()
+    new_instruction, added, removed = revise_instruction(current, revision.add, revision.remove, digest)
+    return f"{_report(examples, revision, added, removed)}\n\n```\n{new_instruction}\n```"
+
+
+def _quote(text: str, limit: int = 100) -> str:
+    """A model output quoted in the reply: one line, no code fence, cut at a word past ``limit``."""
+    text = " ".join(text.replace("```", "'''").split())
+    if len(text) > limit:
+        text = text[:limit].rsplit(" ", 1)[0] + " …"
+    return "'" + text + "'"
+
+
+def _report(
+    examples: Sequence[ReflectionExample], revision: Revision, added: Sequence[Rule], removed: Sequence[Rule]
 ) -> str:
-    """``current`` with a rule bullet for each needed rule it lacks; every variable line is kept."""
+    """The reflection reply's preface: what was seen in the answers, then what changed."""
+    total = len(examples)
+    if not total:
+        return "I was shown no answers, so I kept the instruction as it is."
+    found = [findings(example) for example in examples]
+    lines = [f"What I saw in the {total} {'answer' if total == 1 else 'answers'}:"]
+    for finding in Finding:
+        having = [(len(f), i) for i, f in enumerate(found) if finding in f]
+        if having:
+            # Illustrate with the answer that shows this finding most plainly (fewest other findings).
+            example = examples[min(having)[1]]
+            text = _FINDING_TEXT[finding][0 if len(having) == 1 else 1]
+            shown = f"e.g. {_quote(example.output)} for {_quote(example.expected)}"
+            lines.append(f"- {len(having)} of {total} answers {text}, {shown}.")
+    right = sum(1 for f, e in zip(found, examples, strict=True) if not f and e.score is not None and e.score >= 1.0)
+    if right:
+        lines.append(f"- {right} of {total} {'was' if right == 1 else 'were'} already right.")
+    if revision.tie_on_names:
+        lines.append("Some names lost a part and as many came out too long, so I left the rule about names as it is.")
+    if Rule.THINK in added:
+        lines.append("The form of every answer is right; only facts are wrong, so the assistant must check them.")
+    elif any(Finding.WRONG_FACT in f for f in found):
+        lines.append("A wrong fact is not a matter of form: the rules below cannot fix it.")
+    changes = [
+        f"{verb} " + " and ".join(f'"{_RULE_LABELS[r]}"' for r in rules)
+        for verb, rules in (("added", added), ("took out", removed))
+        if rules
+    ]
+    lines.append(
+        "What I changed: " + ("; ".join(changes) if changes else "nothing, as no rule I know fixes these") + "."
+    )
+    return "\n".join(lines)
+
+
+def revise_instruction(
+    current: str, add: Iterable[Rule], remove: Iterable[Rule], digest: bytes
+) -> tuple[str, list[Rule], list[Rule]]:
+    """``current`` with the rules in ``remove`` taken out and a bullet for each rule of ``add`` it lacks;
+    every variable line is kept. Returns the new text and the rules actually added and removed."""
     lines = current.splitlines()
     variable_lines = [line for line in lines if VARIABLE_PATTERN.search(line)]
     bullets = [line.strip()[2:].strip() for line in lines if line.strip().startswith("- ")]
@@ -427,23 +704,19 @@ def revise_instruction(
         and not line.strip().startswith("- ")
         and line.strip().rstrip(":").lower() != "rules"
     ]
-    present = detect_rules(" ".join(bullets + prose))
-    if truncated and Rule.ONE_WORD in present:
-        # The single-word rule broke multi-word answers: replace it with the phrase rule.
-        bullets = [b for b in bullets if Rule.ONE_WORD not in detect_rules(b)]
-        prose = [p for p in prose if Rule.ONE_WORD not in detect_rules(p)]
-        present = detect_rules(" ".join(bullets + prose))
-        needed = needed | {Rule.CONCISE}
-    missing = [rule for rule in Rule if rule in needed and rule not in present]
-    if Rule.CONCISE in missing and prefer_one_word and not truncated:
-        missing[missing.index(Rule.CONCISE)] = Rule.ONE_WORD
-    for position, rule in enumerate(missing):
+    removed = [rule for rule in dict.fromkeys(remove) if rule in detect_rules(" ".join(bullets + prose))]
+    if removed:
+        bullets = [b for b in bullets if not detect_rules(b) & set(removed)]
+        prose = [p for p in prose if not detect_rules(p) & set(removed)]
+    present = detect_rules("\n".join(bullets + prose))
+    added = [rule for rule in dict.fromkeys(add) if rule not in present]
+    for position, rule in enumerate(added):
         options = _PHRASINGS[rule]
-        bullets.append(options[(digest[position % len(digest)]) % len(options)])
-    if not missing and not bullets:
+        bullets.append(options[digest[position % len(digest)] % len(options)])
+    if not bullets:
         bullets.append("Read the question carefully and answer it directly.")
     intro = "\n".join(prose) if prose else _INTROS[digest[-1] % len(_INTROS)]
     parts = [intro, "Rules:\n" + "\n".join(f"- {b}" for b in bullets)]
     if variable_lines:
         parts.append("\n".join(variable_lines))
-    return "\n\n".join(parts)
+    return "\n\n".join(parts), added, removed
