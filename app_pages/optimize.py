@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.budget import plan_budget
+from core.budget import DEFAULT_BUDGET, DEFAULT_PATIENCE, plan_budget
 from core.config import OptimizationConfig
+from core.datasets import Splits
 from core.errors import InputError
 from core.scorers import (
     ALL_NORMALIZATIONS,
@@ -17,7 +18,7 @@ from core.scorers import (
     sample_outputs,
 )
 from core.templates import template_variables
-from ui import data, dataset_picker, run_panel, shell, status
+from ui import data, dataset_picker, run_panel, shell, splits, status
 
 RUN_PARAM = "run"
 
@@ -67,28 +68,29 @@ def render_scorer(dataset) -> ScorerSpec:
     return spec
 
 
-def render_budget(val_size: int) -> tuple[int, int, dict]:
+def render_budget(splits: Splits, *, all_on_test: bool) -> tuple[int, int, dict]:
     budget_col, patience_col = st.columns(2)
-    budget = budget_col.number_input("Budget (metric calls)", 1, 100_000, 150, 10, key="optimize.budget")
+    budget = budget_col.number_input("Budget (metric calls)", 1, 100_000, DEFAULT_BUDGET, 10, key="optimize.budget")
     patience = patience_col.number_input(
-        "Patience (iterations without improvement, 0 = off)", 0, 1000, 4, key="optimize.patience"
+        "Patience (iterations without improvement, 0 = off)", 0, 1000, DEFAULT_PATIENCE, key="optimize.patience"
     )
     with st.expander("Advanced"):
         minibatch = st.number_input("Reflection minibatch size", 1, 20, 3, key="optimize.minibatch")
         selection = st.radio("Parent selection", ["pareto", "current_best"], horizontal=True, key="optimize.selection")
         seed = st.number_input("Seed", 0, 1_000_000, 0, key="optimize.seed")
-        split = st.checkbox("Hold out a validation split", key="optimize.split")
-        fraction = st.slider("Validation share", 0.1, 0.9, 0.5, key="optimize.fraction") if split else None
         concurrency = st.number_input("Model calls at once", 1, 64, 8, key="optimize.concurrency")
-    if fraction is not None:
-        val_size = max(1, round(val_size * fraction))
-    plan = plan_budget(int(budget), val_size, int(minibatch))
+    plan = plan_budget(
+        int(budget),
+        len(splits.validation),
+        int(minibatch),
+        test_size=len(splits.test_ids),
+        every_candidate_on_test=all_on_test,
+    )
     {"ok": st.info, "warn": st.warning, "refuse": st.error}[plan.level](plan.message)
     advanced = {
         "minibatch_size": int(minibatch),
         "selection": selection,
         "seed": int(seed),
-        "validation_fraction": fraction,
         "concurrency": int(concurrency),
         "plan_ok": plan.level != "refuse",
     }
@@ -104,12 +106,17 @@ def render_setup(context: shell.AppContext) -> None:
     dataset, bundled = picked
     with st.expander(f"{len(dataset)} rows", expanded=False):
         dataset_picker.render_rows(dataset)
+    offline = context.models is not None and context.models.is_offline
+    split = splits.render_splits(dataset, bundled, offline=offline)
+    if split is None:
+        return
     st.subheader("2 · Prompt")
     prompt_uri = render_prompt_choice(uri, dataset, bundled)
     st.subheader("3 · Scorer")
     spec = render_scorer(dataset)
     st.subheader("4 · Budget and patience")
-    budget, patience, advanced = render_budget(len(dataset))
+    all_on_test = split.fields.get("score_candidates_on_test", offline)
+    budget, patience, advanced = render_budget(split.splits, all_on_test=bool(all_on_test))
     ready = prompt_uri is not None and context.models is not None and advanced.pop("plan_ok")
     if st.button("Run optimization", type="primary", disabled=not ready, key="optimize.run"):
         try:
@@ -121,6 +128,7 @@ def render_setup(context: shell.AppContext) -> None:
                 patience=patience,
                 models=context.models,
                 tracking_uri=uri,
+                **split.fields,
                 **advanced,
             )
         except InputError as error:

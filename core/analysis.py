@@ -18,7 +18,7 @@ Conventions the caller must know:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -36,6 +36,7 @@ from core.events import (
     Registered,
     RunFinished,
     RunStarted,
+    ScoredOnTest,
     Stage,
 )
 from core.pareto import update_front
@@ -43,6 +44,8 @@ from core.scorers import ScorerSpec, is_failed_prediction
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from core.statistics import PairedComparison
 
 XAxis = Literal["iteration", "metric_calls"]
 MatrixOrder = Literal["index", "difficulty"]
@@ -112,6 +115,7 @@ class RunView:
     scorer: ScorerSpec
     examples: tuple[ExampleRecord, ...]
     val_examples: tuple[ExampleRecord, ...]
+    test_examples: tuple[ExampleRecord, ...]
     candidates: tuple[Candidate, ...]
     proposals: tuple[Proposal, ...]
     fronts: tuple[FrontSnapshot, ...]
@@ -119,6 +123,7 @@ class RunView:
     metric_calls: int
     iterations: int = 0
     baseline_metric_calls: int = 0
+    on_test: Mapping[int, ScoredOnTest] = field(default_factory=dict)
     val_scores: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False, compare=False)
 
     # -- how the run went -----------------------------------------------------------------------
@@ -239,6 +244,7 @@ def build_run_view(events: Sequence[Event]) -> RunView:
     """
     started: RunStarted | None = None
     validations: dict[int, Candidate] = {}
+    on_test: dict[int, ScoredOnTest] = {}
     iterations: dict[int, Proposal] = {}
     finished: RunFinished | None = None
     stage: Stage | None = None
@@ -253,6 +259,8 @@ def build_run_view(events: Sequence[Event]) -> RunView:
             iterations[event.iteration] = event
         elif isinstance(event, Stage):
             stage = event
+        elif isinstance(event, ScoredOnTest):
+            on_test[event.index] = event
         elif isinstance(event, RunFinished):
             finished = event
         metric_calls = max(metric_calls, getattr(event, "metric_calls", 0) or 0)
@@ -261,6 +269,7 @@ def build_run_view(events: Sequence[Event]) -> RunView:
 
     by_id = {example.id: example for example in started.examples}
     val_examples = tuple(by_id[i] for i in started.val_ids if i in by_id)
+    test_examples = tuple(by_id[i] for i in started.test_ids if i in by_id)
     candidates = tuple(validations[i] for i in sorted(validations))
     width = len(candidates[0].scores) if candidates else len(val_examples)
     matrix = np.array([c.scores for c in candidates], dtype=float).reshape(len(candidates), width)
@@ -276,6 +285,7 @@ def build_run_view(events: Sequence[Event]) -> RunView:
         ),
         examples=started.examples,
         val_examples=val_examples,
+        test_examples=test_examples,
         candidates=candidates,
         proposals=tuple(iterations[i] for i in sorted(iterations)),
         fronts=_fronts(candidates),
@@ -283,6 +293,7 @@ def build_run_view(events: Sequence[Event]) -> RunView:
         metric_calls=metric_calls,
         iterations=max(iterations, default=0),
         baseline_metric_calls=candidates[0].metric_calls if candidates else 0,
+        on_test=on_test,
         val_scores=matrix,
     )
 
@@ -295,6 +306,36 @@ def _fronts(candidates: Sequence[Candidate]) -> tuple[FrontSnapshot, ...]:
         front = update_front(front, scores, candidate.index)
         snapshots.append(FrontSnapshot(candidate.iteration, candidate.metric_calls, tuple(front)))
     return tuple(snapshots)
+
+
+def before_after(view: RunView) -> dict[str, PairedComparison]:
+    """The baseline against the best candidate on each split the final evaluation scored ("validation",
+    and "test" when there is a test set): the paired test, the bootstrap interval and one sentence
+    (:func:`core.statistics.compare_paired`). Empty before the run's final evaluation."""
+    from core.statistics import compare_paired
+
+    evaluation = view.final_evaluation
+    if evaluation is None:
+        return {}
+    pairs = {"validation": (evaluation.baseline, evaluation.best)}
+    if evaluation.test_baseline is not None and evaluation.test_best is not None:
+        pairs["test"] = (evaluation.test_baseline, evaluation.test_best)
+    label = {"f1": "F1", "contains": "contains-answer score"}.get(view.scorer.kind, "score")
+    return {
+        split: compare_paired(before.scores, after.scores, split=split, seed=view.seed, score_label=label)
+        for split, (before, after) in pairs.items()
+        if before.scores
+    }
+
+
+def overfitting_warning(view: RunView) -> str | None:
+    """One sentence when the validation gain is more than the test interval allows, else None."""
+    from core.statistics import overfitting_flag
+
+    comparisons = before_after(view)
+    if "test" not in comparisons:
+        return None
+    return overfitting_flag(comparisons["validation"], comparisons["test"])
 
 
 def front_members_at(view: RunView, iteration: int) -> tuple[int, ...]:

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from core.config import OptimizationConfig
     from core.events import Event
 
+from core.budget import DEFAULT_BUDGET, DEFAULT_PATIENCE
+
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
@@ -55,7 +57,22 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--prompt-name", metavar="NAME", help="register --template under this name and optimize it")
     data.add_argument("--template", metavar="TEXT", help="prompt template with {{variables}}")
     data.add_argument(
-        "--validation-fraction", type=float, metavar="F", help="hold out this share of rows for validation"
+        "--test-dataset",
+        metavar="PATH",
+        help="a separate test file (same fields as the dataset), scored once after the search, never seen by it",
+    )
+    data.add_argument(
+        "--test-fraction",
+        type=float,
+        metavar="F",
+        help="hold out this share of the rows for test, before the validation split (0 = no test set)",
+    )
+    data.add_argument(
+        "--validation-fraction",
+        type=float,
+        metavar="F",
+        help="hold out this share of the remaining rows for validation (0 = validate on the training rows); "
+        "without these options the bundled set uses its declared 30 test / 30 validation / 30 train split",
     )
     data.add_argument(
         "--split-seed",
@@ -73,9 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated from case,whitespace,punctuation,articles, or none (default: case,whitespace)",
     )
     search = opt.add_argument_group("search")
-    search.add_argument("--budget", type=int, default=150, metavar="N", help="GEPA metric calls (default 150)")
     search.add_argument(
-        "--patience", type=int, default=4, metavar="P", help="iterations without improvement before stopping; 0 = off"
+        "--budget", type=int, default=DEFAULT_BUDGET, metavar="N", help=f"GEPA metric calls (default {DEFAULT_BUDGET})"
+    )
+    search.add_argument(
+        "--patience",
+        type=int,
+        default=DEFAULT_PATIENCE,
+        metavar="P",
+        help=f"iterations without improvement before stopping; 0 = off (default {DEFAULT_PATIENCE})",
     )
     search.add_argument("--minibatch", type=int, default=3, metavar="K", help="reflection minibatch size (default 3)")
     search.add_argument("--selection", default="pareto", choices=["pareto", "current_best"])
@@ -105,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
     tracking.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (default: local SQLite store)")
     tracking.add_argument("--experiment", default="GEPA Explorer", metavar="NAME")
     tracking.add_argument("--no-register", action="store_true", help="never register an optimized version")
+    scoring.add_argument(
+        "--score-candidates-on-test",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="after the search, score every candidate on the test set too (default: on for the offline model, "
+        "off for real models, whose calls cost money)",
+    )
     tracking.add_argument(
         "--run-dir", metavar="DIR", help="folder for the live event log (default: under GEPA_EXPLORER_HOME)"
     )
@@ -176,8 +206,11 @@ def _config_from_args(args: argparse.Namespace) -> OptimizationConfig:
         minibatch_size=args.minibatch,
         selection=args.selection,
         seed=args.seed,
+        test_dataset_path=args.test_dataset,
+        test_fraction=args.test_fraction,
         validation_fraction=args.validation_fraction,
         split_seed=args.split_seed,
+        score_candidates_on_test=args.score_candidates_on_test,
         models=models,
         concurrency=args.concurrency,
         register=not args.no_register,

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from core.budget import DEFAULT_BUDGET, DEFAULT_PATIENCE
 from core.errors import ConfigError
 from core.models import ModelConfig
 from core.scorers import ScorerSpec
@@ -33,10 +34,18 @@ class OptimizationConfig:
             (reusing an identical existing version) and optimize that.
         budget: GEPA metric calls (one call = one candidate scored on one example).
         patience: stop after this many iterations without a better validation score; 0 = never.
-        validation_fraction: hold out this share of rows for validation; ``None`` validates on every
-            row (MLflow's default, where train and validation are the same rows).
+        test_dataset_path: a separate test file (either shape, the dataset's fields), scored once at
+            the end and never seen by the search.
+        test_fraction: hold out this share of the dataset's rows for test, before the validation split.
+        validation_fraction: hold out this share of the remaining rows for validation; 0 validates on
+            the training rows (MLflow's default, where train and validation are the same rows).
+            When none of the three is given, a bundled dataset's declared split applies (the default
+            set: 30 test, 30 validation, 30 train); 0 for both fractions turns it off.
         split_seed: shuffles the rows before they are split, apart from ``seed`` (GEPA's own
             randomness), so runs repeated over seeds are scored on the same held-out rows.
+        score_candidates_on_test: after the search, score every candidate on the test set (one call per
+            candidate and test row, outside the budget); None: on for the offline demo model, off for
+            real models, whose calls cost money. Baseline and best are scored on it either way.
         concurrency: model calls in flight at once while scoring a batch.
     """
 
@@ -45,13 +54,16 @@ class OptimizationConfig:
     prompt_name: str | None = None
     template: str | None = None
     scorer: ScorerSpec = field(default_factory=ScorerSpec)
-    budget: int = 150
-    patience: int = 4
+    budget: int = DEFAULT_BUDGET
+    patience: int = DEFAULT_PATIENCE
     minibatch_size: int = 3
     selection: Selection = "pareto"
     seed: int = 0
+    test_dataset_path: str | None = None
+    test_fraction: float | None = None
     validation_fraction: float | None = None
     split_seed: int = 0
+    score_candidates_on_test: bool | None = None
     models: ModelConfig = field(default_factory=ModelConfig)
     concurrency: int = 8
     register: bool = True
@@ -62,7 +74,7 @@ class OptimizationConfig:
 
     def __post_init__(self) -> None:
         if self.budget < 1:
-            raise ConfigError("The budget must be at least 1 metric call (try 150).")
+            raise ConfigError(f"The budget must be at least 1 metric call (try {DEFAULT_BUDGET}).")
         if self.patience < 0:
             raise ConfigError("Patience must be 0 (never stop early) or more iterations.")
         if not 1 <= self.minibatch_size <= 100:
@@ -71,8 +83,13 @@ class OptimizationConfig:
             raise ConfigError(f"Unknown selection '{self.selection}': choose pareto or current_best.")
         if not 1 <= self.concurrency <= 64:
             raise ConfigError("Concurrency must be between 1 and 64 calls at once.")
-        if self.validation_fraction is not None and not 0 < self.validation_fraction < 1:
-            raise ConfigError("The validation fraction must be between 0 and 1, or left empty.")
+        for name, value in (("validation", self.validation_fraction), ("test", self.test_fraction)):
+            if value is not None and not 0 <= value < 1:
+                raise ConfigError(
+                    f"The {name} fraction must be 0 or more and below 1 (for example 0.3), or left empty."
+                )
+        if self.test_dataset_path and self.test_fraction:
+            raise ConfigError("Give either a test file or a test fraction, not both.")
         if self.prompt_uri and self.template:
             raise ConfigError("Give either a prompt URI or a template with a prompt name, not both.")
         if self.template is not None and not self.prompt_name:
@@ -81,6 +98,11 @@ class OptimizationConfig:
             check = check_template(self.template)
             if not check.ok:
                 raise ConfigError(check.problems[0])
+
+    @property
+    def scores_candidates_on_test(self) -> bool:
+        """Whether every candidate is scored on the test set (see ``score_candidates_on_test``)."""
+        return self.models.is_offline if self.score_candidates_on_test is None else self.score_candidates_on_test
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able form with no secret (the API key stays in :class:`ModelConfig` only)."""

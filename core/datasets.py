@@ -111,8 +111,16 @@ class Dataset:
 
 
 @dataclass(frozen=True)
+class DeclaredSplit:
+    """How many rows of a bundled dataset are held out for test and for validation by default."""
+
+    test: int
+    validation: int
+
+
+@dataclass(frozen=True)
 class BundledDataset:
-    """A dataset shipped in ``sample_data/`` with its plain baseline prompt."""
+    """A dataset shipped in ``sample_data/`` with its plain baseline prompt and default split."""
 
     key: str
     title: str
@@ -120,6 +128,7 @@ class BundledDataset:
     path: Path
     prompt_name: str
     baseline_template: str
+    split: DeclaredSplit | None = None
 
 
 def bundled_datasets() -> list[BundledDataset]:
@@ -133,9 +142,16 @@ def bundled_datasets() -> list[BundledDataset]:
             path=SAMPLE_DATA_DIR / item["file"],
             prompt_name=item["prompt_name"],
             baseline_template=item["baseline_template"],
+            split=DeclaredSplit(**item["split"]) if item.get("split") else None,
         )
         for item in catalog["datasets"]
     ]
+
+
+def bundled_dataset_at(path: str | os.PathLike[str]) -> BundledDataset | None:
+    """The bundled dataset stored at ``path``, if it is one."""
+    wanted = os.path.abspath(path)
+    return next((b for b in bundled_datasets() if os.path.abspath(b.path) == wanted), None)
 
 
 def default_dataset() -> BundledDataset:
@@ -190,6 +206,110 @@ def parse_dataset(data: bytes, filename: str, *, source: str | None = None, name
             source, [DatasetProblem(f"unsupported file type '{suffix or filename}': use .jsonl, .json or .csv")]
         )
     return _validate(raw_rows, source, name or Path(filename).stem)
+
+
+@dataclass(frozen=True)
+class Splits:
+    """A dataset cut into train (GEPA's reflection minibatches), validation (its Pareto tracking and
+    selection) and test (never seen by the search). Ids index ``dataset.examples`` and then, for a
+    separate test file, ``test_file.examples`` numbered on after them. ``validation`` is ``train`` itself
+    when the run validates on its training rows (MLflow's default)."""
+
+    dataset: Dataset
+    train: Dataset
+    validation: Dataset
+    test: Dataset | None
+    train_ids: tuple[int, ...]
+    validation_ids: tuple[int, ...]
+    test_ids: tuple[int, ...] = ()
+    test_file: Dataset | None = None
+
+    @property
+    def examples(self) -> tuple[Example, ...]:
+        """Every row the ids point at: the dataset's, then the test file's."""
+        return self.dataset.examples + (self.test_file.examples if self.test_file else ())
+
+
+def split_three_ways(
+    dataset: Dataset,
+    *,
+    test_rows: int = 0,
+    validation_fraction: float | None = None,
+    seed: int = 0,
+    test_file: Dataset | None = None,
+) -> Splits:
+    """Hold out ``test_rows`` rows for test (the first ones of a ``seed``-shuffled order), or take the
+    test set from ``test_file``; then split the rest into train and validation with
+    :func:`split_dataset` (``validation_fraction`` of it; None or 0 validates on the training rows).
+
+    Raises:
+        ConfigError: a part would be empty, or the test file's fields differ from the dataset's.
+    """
+    n = len(dataset)
+    if test_file is not None and test_rows:
+        raise ConfigError("Give either a test file or a share of rows to hold out for test, not both.")
+    if test_file is not None and set(test_file.fields) != set(dataset.fields):
+        raise ConfigError(
+            f"The test file {test_file.name} has the fields {', '.join(test_file.fields) or 'none'}, but the "
+            f"dataset has {', '.join(dataset.fields)}: they must be the same."
+        )
+    if test_rows and not 0 < test_rows < n:
+        raise ConfigError(
+            f"Holding out {test_rows} of {n} rows for test leaves "
+            f"{'no test rows' if test_rows <= 0 else 'no rows to optimize on'}: choose a smaller share."
+        )
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    test_ids = tuple(sorted(order[:test_rows]))
+    held = set(test_ids)
+    rest_ids = [i for i in range(n) if i not in held]
+    rest = dataset.subset(rest_ids, "optimization rows") if test_rows else dataset
+    if validation_fraction:
+        if len(rest) < 2:
+            raise ConfigError(
+                f"After the test rows, {len(rest)} row is left: train and validation need at least one each."
+            )
+        train, validation = split_dataset(rest, validation_fraction, seed)
+        position = {id(example): i for i, example in zip(rest_ids, rest.examples, strict=True)}
+        train_ids = tuple(position[id(e)] for e in train.examples)
+        validation_ids = tuple(position[id(e)] for e in validation.examples)
+    else:
+        train = validation = rest
+        train_ids = validation_ids = tuple(rest_ids)
+    test = dataset.subset(test_ids, "test") if test_rows else test_file
+    if test_file is not None:
+        test_ids = tuple(range(n, n + len(test_file)))
+    return Splits(dataset, train, validation, test, train_ids, validation_ids, test_ids, test_file)
+
+
+def choose_splits(
+    dataset: Dataset,
+    *,
+    test_fraction: float | None = None,
+    validation_fraction: float | None = None,
+    seed: int = 0,
+    test_file: Dataset | None = None,
+    declared: DeclaredSplit | None = None,
+) -> Splits:
+    """The splits a run uses: the ``declared`` split of a bundled dataset when no fraction and no test
+    file is given; otherwise a ``test_fraction`` share of the rows for test (or ``test_file``), then a
+    ``validation_fraction`` share of the rest for validation (None or 0: validate on the training rows).
+
+    Raises:
+        ConfigError: a part would be empty (see :func:`split_three_ways`).
+    """
+    if test_file is None and test_fraction is None and validation_fraction is None and declared is not None:
+        test_rows = declared.test
+        validation_fraction = declared.validation / max(1, len(dataset) - test_rows)
+    else:
+        test_rows = round(len(dataset) * test_fraction) if test_fraction else 0
+        if test_fraction and test_rows == 0:
+            raise ConfigError(
+                f"A test fraction of {test_fraction:g} of {len(dataset)} rows is no row at all: choose a larger one."
+            )
+    return split_three_ways(
+        dataset, test_rows=test_rows, validation_fraction=validation_fraction, seed=seed, test_file=test_file
+    )
 
 
 def split_dataset(dataset: Dataset, validation_fraction: float, seed: int) -> tuple[Dataset, Dataset]:

@@ -34,18 +34,6 @@ class _Timed:
     ended_ns: int
 
 
-def evaluate_template(
-    template: str,
-    examples: Sequence[Example],
-    task_model: TaskModel,
-    scorer: ScorerSpec,
-    *,
-    concurrency: int = 8,
-) -> Evaluation:
-    """Score ``template`` on ``examples``: outputs, scores and their mean, in example order."""
-    return _evaluate(template, examples, task_model, scorer, concurrency).evaluation
-
-
 def _evaluate(
     template: str, examples: Sequence[Example], task_model: TaskModel, scorer: ScorerSpec, concurrency: int
 ) -> _Timed:
@@ -69,13 +57,18 @@ def _evaluate(
 
 
 def final_evaluation(
-    view: RunView, examples: Sequence[Example], task_model: TaskModel, *, concurrency: int
+    view: RunView,
+    validation: Sequence[Example],
+    test: Sequence[Example],
+    task_model: TaskModel,
+    *,
+    concurrency: int,
 ) -> FinalEvaluation:
-    """The run's baseline and best candidate scored once more on ``examples`` (the validation set),
-    and recorded as one MLflow trace.
+    """The run's baseline and best candidate scored once more on the validation examples and on the test
+    examples (none: no test set), and recorded as one MLflow trace.
 
-    The trace has a span per example holding its inputs, the expected answer, both responses, both
-    scores and the normalised forms, so the before/after comparison can be audited in MLflow's UI.
+    The trace has a span per example holding its split, inputs, the expected answer, both responses,
+    both scores and the normalised forms, so the before/after comparison can be audited in MLflow's UI.
     One span per example, in one trace: MLflow writes each span to the store on its own (about
     25 ms each against SQLite here), so a trace per model call would cost seconds.
     Tracing must be enabled and an MLflow run active.
@@ -84,23 +77,40 @@ def final_evaluation(
     if best is None:
         raise ValueError("The run has no scored candidate to evaluate.")
     scorer = view.scorer
-    base = _evaluate(view.baseline.template, examples, task_model, scorer, concurrency)
-    top = _evaluate(best.template, examples, task_model, scorer, concurrency)
-    _record_trace(view.baseline.template, best.template, examples, base, top, task_model, scorer)
-    return FinalEvaluation(baseline=base.evaluation, best=top.evaluation, best_candidate=best.index)
+    pairs = {
+        split: (
+            _evaluate(view.baseline.template, examples, task_model, scorer, concurrency),
+            _evaluate(best.template, examples, task_model, scorer, concurrency),
+        )
+        for split, examples in (("validation", validation), ("test", test))
+        if examples
+    }
+    _record_trace(
+        view.baseline.template, best.template, {"validation": validation, "test": test}, pairs, task_model, scorer
+    )
+    base, top = pairs["validation"]
+    test_base, test_top = pairs.get("test", (None, None))
+    return FinalEvaluation(
+        baseline=base.evaluation,
+        best=top.evaluation,
+        best_candidate=best.index,
+        test_baseline=test_base.evaluation if test_base else None,
+        test_best=test_top.evaluation if test_top else None,
+    )
 
 
 def _record_trace(
     baseline_template: str,
     best_template: str,
-    examples: Sequence[Example],
-    base: _Timed,
-    best: _Timed,
+    examples: dict[str, Sequence[Example]],
+    pairs: dict[str, tuple[_Timed, _Timed]],
     task_model: TaskModel,
     scorer: ScorerSpec,
 ) -> None:
     import mlflow
 
+    started = min(base.started_ns for base, _ in pairs.values())
+    ended = max(best.ended_ns for _, best in pairs.values())
     root = mlflow.start_span_no_context(
         name="final evaluation: baseline vs optimized",
         span_type="CHAIN",
@@ -109,33 +119,43 @@ def _record_trace(
             "optimized_template": best_template,
             "task_model": task_model.config.task_model,
             "scorer": scorer.label,
-            "examples": len(examples),
+            **{f"{split}_examples": len(examples[split]) for split in pairs},
         },
         tags={tags.ROLE: "final_evaluation"},
-        start_time_ns=base.started_ns,
+        start_time_ns=started,
     )
-    before, after = base.evaluation, best.evaluation
-    for i, example in enumerate(examples):
-        span = mlflow.start_span_no_context(
-            name=f"row {example.row}",
-            span_type="CHAIN",
-            parent_span=root,
-            inputs=dict(example.inputs),
-            attributes={
-                "expected_response": example.expected,
-                f"baseline_{scorer.kind}": before.scores[i],
-                f"optimized_{scorer.kind}": after.scores[i],
-                "normalized_expected": scorer.normalized(example.expected),
-                "normalized_baseline": scorer.normalized(before.outputs[i]),
-                "normalized_optimized": scorer.normalized(after.outputs[i]),
-            },
-            start_time_ns=base.started_ns,
-        )
-        span.end(
-            outputs={"baseline": before.outputs[i], "optimized": after.outputs[i]},
-            end_time_ns=best.ended_ns,
-        )
+    for split, (base, best) in pairs.items():
+        before, after = base.evaluation, best.evaluation
+        for i, example in enumerate(examples[split]):
+            span = mlflow.start_span_no_context(
+                name=f"{split} row {example.row}",
+                span_type="CHAIN",
+                parent_span=root,
+                inputs=dict(example.inputs),
+                attributes={
+                    "split": split,
+                    "expected_response": example.expected,
+                    f"baseline_{scorer.kind}": before.scores[i],
+                    f"optimized_{scorer.kind}": after.scores[i],
+                    "normalized_expected": scorer.normalized(example.expected),
+                    "normalized_baseline": scorer.normalized(before.outputs[i]),
+                    "normalized_optimized": scorer.normalized(after.outputs[i]),
+                },
+                start_time_ns=base.started_ns,
+            )
+            span.end(outputs={"baseline": before.outputs[i], "optimized": after.outputs[i]}, end_time_ns=best.ended_ns)
     root.end(
-        outputs={f"baseline_{scorer.kind}": before.aggregate, f"optimized_{scorer.kind}": after.aggregate},
-        end_time_ns=best.ended_ns,
+        outputs={
+            f"{split}_{role}_{scorer.kind}": evaluation.evaluation.aggregate
+            for split, (base, best) in pairs.items()
+            for role, evaluation in (("baseline", base), ("optimized", best))
+        },
+        end_time_ns=ended,
     )
+
+
+def score_on_test(
+    template: str, test: Sequence[Example], task_model: TaskModel, scorer: ScorerSpec, *, concurrency: int
+) -> Evaluation:
+    """One candidate scored on the test set (untraced: the final evaluation is the audited one)."""
+    return _evaluate(template, test, task_model, scorer, concurrency).evaluation

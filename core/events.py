@@ -24,6 +24,8 @@ since the epoch) and ``type``. The types, in the order a run emits them:
     One per GEPA iteration, at its end: what was proposed from which parent and what became of it.
 ``stage`` (:class:`Stage`)
     What the run does after its search.
+``test_scores`` (:class:`ScoredOnTest`)
+    After the search, when every candidate is scored on the test set: one per candidate.
 ``run_finished`` (:class:`RunFinished`)
     How it ended, what was registered, and the traced final evaluation.
 
@@ -56,7 +58,7 @@ EVENTS_FILE = "events.jsonl"
 Outcome = Literal["accepted", "rejected", "skipped", "reflection_failed", "invalid_proposal"]
 RunStatus = Literal["finished", "cancelled", "failed"]
 StoppedBy = Literal["budget", "patience", "perfect", "cancelled", "error"]
-StageName = Literal["final_evaluation", "registering"]
+StageName = Literal["final_evaluation", "test_scoring", "registering"]
 
 E = TypeVar("E", bound="Event")
 
@@ -164,11 +166,14 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class FinalEvaluation:
-    """Baseline and best scored once more after the search, traced in MLflow."""
+    """Baseline and best scored once more after the search, traced in MLflow: on the validation set,
+    and on the test set (``test_baseline``/``test_best``; None without a test set)."""
 
     baseline: Evaluation
     best: Evaluation
     best_candidate: int = 0
+    test_baseline: Evaluation | None = None
+    test_best: Evaluation | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -200,9 +205,11 @@ class Event:
 
 @dataclass(frozen=True, kw_only=True)
 class RunStarted(Event):
-    """The run's settings (``config``: the public form of
-    :class:`~core.optimization.OptimizationConfig`, never a key), models, scorer and data. ``examples``
-    are every dataset row; ``train_ids`` and ``val_ids`` are example ids."""
+    """The run's settings (``config``: the public form of :class:`~core.config.OptimizationConfig`,
+    never a key), models, scorer and data. ``examples`` are every row the run may use (the dataset's,
+    then a separate test file's, whose ``row`` numbers count in that file); ``train_ids``, ``val_ids``
+    and ``test_ids`` are example ids (``test_ids`` empty without a test set; ``test_dataset`` names a
+    separate test file)."""
 
     TYPE: ClassVar[str] = "run_started"
     config: Mapping[str, Any] = field(default_factory=dict)
@@ -212,6 +219,8 @@ class RunStarted(Event):
     examples: tuple[ExampleRecord, ...] = ()
     train_ids: tuple[int, ...] = ()
     val_ids: tuple[int, ...] = ()
+    test_ids: tuple[int, ...] = ()
+    test_dataset: DatasetRef | None = None
     baseline: PromptRef = PromptRef()
     budget: BudgetRef = BudgetRef()
     preflight: tuple[PreflightCheck, ...] = ()
@@ -238,6 +247,19 @@ class Candidate(Event):
     outputs: tuple[str, ...] = ()
     aggregate: float = 0.0
     metric_calls: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScoredOnTest(Event):
+    """A candidate scored on the test set after the search (``scores``/``outputs`` aligned with the
+    run's ``test_ids``), so validation and test can be compared candidate by candidate."""
+
+    TYPE: ClassVar[str] = "test_scores"
+    index: int = field(metadata={"key": "candidate"})
+    scores: tuple[float, ...] = ()
+    outputs: tuple[str, ...] = ()
+    aggregate: float = 0.0
     failed: int = 0
 
 
@@ -323,7 +345,8 @@ class RunFinished(Event):
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.TYPE: cls for cls in (RunStarted, Candidate, FrontUpdated, BudgetUsed, Proposal, Stage, RunFinished)
+    cls.TYPE: cls
+    for cls in (RunStarted, Candidate, FrontUpdated, BudgetUsed, Proposal, Stage, ScoredOnTest, RunFinished)
 }
 
 

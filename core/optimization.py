@@ -44,14 +44,15 @@ from core import tags
 from core.analysis import RunView, build_run_view
 from core.budget import BudgetPlan, plan_budget
 from core.config import OptimizationConfig
-from core.datasets import Dataset, default_dataset, load_dataset, split_dataset
+from core.datasets import Dataset, Splits, bundled_dataset_at, choose_splits, default_dataset, load_dataset
 from core.errors import ConfigError
-from core.evaluation import final_evaluation
+from core.evaluation import final_evaluation, score_on_test
 from core.events import (
     BudgetRef,
     DatasetRef,
     EventLog,
     ExampleRecord,
+    FinalEvaluation,
     MlflowRef,
     ModelsRef,
     PreflightCheck,
@@ -59,6 +60,7 @@ from core.events import (
     Registered,
     RunFinished,
     RunStarted,
+    ScoredOnTest,
     ScorerRef,
     Stage,
     StoppedBy,
@@ -67,7 +69,7 @@ from core.models import ModelAccessError, ModelCheck, ReflectionModel, TaskModel
 from core.recorder import FatalFlag, GuardedReflection, Recorder, example_key
 from core.registration import end_of_run_blocker, register_candidate
 from core.rundir import RunDir
-from core.scorers import ScorerSpec
+from core.scorers import ScorerSpec, is_failed_prediction
 from core.store import StoreInfo
 from core.summary import RunSummary
 from core.templates import check_template
@@ -88,11 +90,7 @@ class PreparedRun:
     preflight, the model preflight checks, the store and experiment, and the baseline prompt."""
 
     config: OptimizationConfig
-    dataset: Dataset
-    train: Dataset
-    val: Dataset
-    train_ids: list[int]
-    val_ids: list[int]
+    splits: Splits
     plan: BudgetPlan
     checks: list[ModelCheck]
     store: StoreInfo
@@ -113,6 +111,10 @@ class _Run:
     @property
     def config(self) -> OptimizationConfig:
         return self.prepared.config
+
+    @property
+    def splits(self) -> Splits:
+        return self.prepared.splits
 
     def view(self) -> RunView:
         return build_run_view(self.log.events)
@@ -147,16 +149,18 @@ def _quiet_libraries() -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def prepare_data(config: OptimizationConfig) -> tuple[Dataset, Dataset, Dataset, list[int], list[int]]:
-    """Load and split the dataset: (dataset, train, validation, train ids, validation ids)."""
+def prepare_data(config: OptimizationConfig) -> Splits:
+    """Load the dataset (and the test file, if any) and split it (:func:`core.datasets.choose_splits`)."""
     path = config.dataset_path or str(default_dataset().path)
-    dataset = load_dataset(path)
-    if config.validation_fraction is None:
-        ids = list(range(len(dataset)))
-        return dataset, dataset, dataset, ids, ids
-    train, val = split_dataset(dataset, config.validation_fraction, config.split_seed)
-    index = {id(example): i for i, example in enumerate(dataset.examples)}
-    return dataset, train, val, [index[id(e)] for e in train.examples], [index[id(e)] for e in val.examples]
+    bundled = bundled_dataset_at(path)
+    return choose_splits(
+        load_dataset(path),
+        test_fraction=config.test_fraction,
+        validation_fraction=config.validation_fraction,
+        seed=config.split_seed,
+        test_file=load_dataset(config.test_dataset_path) if config.test_dataset_path else None,
+        declared=bundled.split if bundled else None,
+    )
 
 
 def check_against_dataset(template: str, dataset: Dataset) -> None:
@@ -207,13 +211,19 @@ def prepare_run(config: OptimizationConfig) -> PreparedRun:
     """
     from core.store import configure_mlflow, ensure_experiment
 
-    dataset, train, val, train_ids, val_ids = prepare_data(config)
-    plan = plan_budget(config.budget, len(val), config.minibatch_size)
+    splits = prepare_data(config)
+    plan = plan_budget(
+        config.budget,
+        len(splits.validation),
+        config.minibatch_size,
+        test_size=len(splits.test_ids),
+        every_candidate_on_test=config.scores_candidates_on_test,
+    )
     if plan.level == "refuse":
         raise ConfigError(plan.message)
     if config.template is not None:
         # Checked before resolve_baseline registers it: bad input must register nothing.
-        check_against_dataset(config.template, dataset)
+        check_against_dataset(config.template, splits.dataset)
     checks = [check_model(config.models, role="task"), check_model(config.models, role="reflection")]
     for check in checks:
         if not check.ok:
@@ -222,8 +232,10 @@ def prepare_run(config: OptimizationConfig) -> PreparedRun:
     experiment_id = ensure_experiment(config.experiment)
     with store_errors(store.tracking_uri):
         baseline = resolve_baseline(config)
-    check_against_dataset(baseline.template, dataset)
-    return PreparedRun(config, dataset, train, val, train_ids, val_ids, plan, checks, store, experiment_id, baseline)
+    check_against_dataset(baseline.template, splits.dataset)
+    if splits.test_file is not None:
+        check_against_dataset(baseline.template, splits.test_file)
+    return PreparedRun(config, splits, plan, checks, store, experiment_id, baseline)
 
 
 @contextlib.contextmanager
@@ -330,7 +342,7 @@ def _run_tags(run: _Run) -> dict[str, str]:
         tags.PID: str(os.getpid()),
         tags.BASELINE_URI: prepared.baseline.uri,
         tags.PROMPT_NAME: prepared.baseline.name,
-        tags.DATASET: prepared.dataset.name,
+        tags.DATASET: prepared.splits.dataset.name,
         tags.SCORER: config.scorer.label,
         tags.MODEL: config.models.label,
     }
@@ -341,10 +353,12 @@ def _flat_params(run: _Run) -> dict[str, str]:
     models = config.models.public_dict()
     return {
         "baseline_uri": prepared.baseline.uri,
-        "dataset": prepared.dataset.source,
-        "dataset_rows": str(len(prepared.dataset)),
-        "train_rows": str(len(prepared.train)),
-        "validation_rows": str(len(prepared.val)),
+        "dataset": prepared.splits.dataset.source,
+        "dataset_rows": str(len(prepared.splits.dataset)),
+        "train_rows": str(len(prepared.splits.train)),
+        "validation_rows": str(len(prepared.splits.validation)),
+        "test_rows": str(len(prepared.splits.test_ids)),
+        "test_dataset": prepared.splits.test_file.source if prepared.splits.test_file else "none",
         "scorer": config.scorer.kind,
         "normalization": ",".join(config.scorer.normalization) or "none",
         "budget": str(config.budget),
@@ -363,21 +377,27 @@ def _flat_params(run: _Run) -> dict[str, str]:
 
 
 def _run_started(run: _Run, run_id: str) -> RunStarted:
-    prepared, config = run.prepared, run.config
+    prepared, config, splits = run.prepared, run.config, run.splits
     plan, baseline = prepared.plan, prepared.baseline
     return RunStarted(
         config=config.to_dict(),
         models=ModelsRef(**config.models.public_dict()),
         scorer=ScorerRef(config.scorer.kind, config.scorer.normalization),
-        dataset=DatasetRef(prepared.dataset.name, prepared.dataset.source, prepared.dataset.fields),
-        examples=tuple(ExampleRecord(i, e.row, e.inputs, e.expected) for i, e in enumerate(prepared.dataset.examples)),
-        train_ids=tuple(prepared.train_ids),
-        val_ids=tuple(prepared.val_ids),
+        dataset=_dataset_ref(splits.dataset),
+        examples=tuple(ExampleRecord(i, e.row, e.inputs, e.expected) for i, e in enumerate(splits.examples)),
+        train_ids=splits.train_ids,
+        val_ids=splits.validation_ids,
+        test_ids=splits.test_ids,
+        test_dataset=_dataset_ref(splits.test_file) if splits.test_file else None,
         baseline=PromptRef(baseline.uri, baseline.name, baseline.version, baseline.template),
         budget=BudgetRef(plan.budget, plan.min_proposals, plan.max_proposals, plan.level, plan.message),
         preflight=tuple(PreflightCheck(c.role, c.model, c.ok, round(c.seconds, 3)) for c in prepared.checks),
         mlflow=MlflowRef(run_id, prepared.experiment_id, prepared.store.tracking_uri),
     )
+
+
+def _dataset_ref(dataset: Dataset) -> DatasetRef:
+    return DatasetRef(dataset.name, dataset.source, dataset.fields)
 
 
 def _search_and_finish(run: _Run) -> RunFinished:
@@ -402,8 +422,8 @@ def _search(run: _Run, models: _Models) -> StoppedBy:
     recorder = Recorder(
         run.log,
         prompt_name=prepared.baseline.name,
-        train_ids=prepared.train_ids,
-        val=prepared.val.examples,
+        train_ids=prepared.splits.train_ids,
+        val=prepared.splits.validation.examples,
         outputs_cache=outputs_cache,
     )
     fired: list[StoppedBy] = []
@@ -419,9 +439,9 @@ def _search(run: _Run, models: _Models) -> StoppedBy:
         "callbacks": [recorder],
         "logger": gepa_log,
     }
-    if prepared.val is not prepared.train:
+    if prepared.splits.validation is not prepared.splits.train:
         # Safe here: MLflow's per-iteration logging, which a separate valset breaks, is off.
-        gepa_kwargs["valset"] = prepared.val.to_mlflow_records()
+        gepa_kwargs["valset"] = prepared.splits.validation.to_mlflow_records()
     optimizer = _explorer_optimizer(
         reflection_model=f"openai:/{config.models.reflection_model_name}",
         max_metric_calls=config.budget,
@@ -433,7 +453,7 @@ def _search(run: _Run, models: _Models) -> StoppedBy:
         with _no_trace_lookups():
             mlflow.genai.optimize_prompts(
                 predict_fn=_predict_fn(prepared.baseline.uri, models.task, run.fatal, outputs_cache),
-                train_data=prepared.train.to_mlflow_records(),
+                train_data=prepared.splits.train.to_mlflow_records(),
                 prompt_uris=[prepared.baseline.uri],
                 optimizer=optimizer,
                 scorers=[_mlflow_scorer(config.scorer)],
@@ -610,13 +630,7 @@ def _finish(run: _Run, models: _Models, stopped_by: StoppedBy) -> RunFinished:
     )
     evaluation = None
     if not cancelled:
-        run.log.emit(
-            Stage(
-                name="final_evaluation",
-                message="Search done: scoring the baseline and the best candidate once more, with tracing on.",
-            )
-        )
-        evaluation = final_evaluation(view, run.prepared.val.examples, models.task, concurrency=run.config.concurrency)
+        evaluation = _evaluate_after_search(run, models, view)
     registered = None
     if reason is None:
         run.log.emit(Stage(name="registering", message="Registering the best candidate as a new prompt version."))
@@ -638,6 +652,43 @@ def _finish(run: _Run, models: _Models, stopped_by: StoppedBy) -> RunFinished:
     )
     _log_final_metrics(run.view())
     return finished
+
+
+def _evaluate_after_search(run: _Run, models: _Models, view: RunView) -> FinalEvaluation:
+    """Baseline and best once more on validation and test, traced; then, if asked, every candidate on
+    the test set (``ScoredOnTest`` events), which the search never saw."""
+    splits, concurrency = run.splits, run.config.concurrency
+    test = splits.test.examples if splits.test else ()
+    on_test = f" and the {len(test)} test" if test else ""
+    run.log.emit(
+        Stage(
+            name="final_evaluation",
+            message=f"Search done: scoring the baseline and the best candidate once more on the "
+            f"{len(splits.validation)} validation{on_test} examples, with tracing on.",
+        )
+    )
+    evaluation = final_evaluation(view, splits.validation.examples, test, models.task, concurrency=concurrency)
+    if test and run.config.scores_candidates_on_test:
+        run.log.emit(
+            Stage(
+                name="test_scoring",
+                message=f"Scoring each of the {len(view.candidates)} candidates on the {len(test)} test examples "
+                "the search never saw, to compare validation with test.",
+            )
+        )
+        for candidate in view.candidates:
+            scored = score_on_test(candidate.template, test, models.task, view.scorer, concurrency=concurrency)
+            failed = sum(1 for output in scored.outputs if is_failed_prediction(output))
+            run.log.emit(
+                ScoredOnTest(
+                    index=candidate.index,
+                    scores=scored.scores,
+                    outputs=scored.outputs,
+                    aggregate=scored.aggregate,
+                    failed=failed,
+                )
+            )
+    return evaluation
 
 
 def _fail(run: _Run, error: str, task_model: TaskModel | None = None) -> RunFinished:
@@ -671,9 +722,13 @@ def _log_final_metrics(view: RunView) -> None:
         "failed_predictions": view.failed_predictions,
         "failed_reflections": view.failed_reflections,
     }
-    if view.final_evaluation:
-        values[f"baseline_{view.scorer.kind}"] = view.final_evaluation.baseline.aggregate
-        values[f"optimized_{view.scorer.kind}"] = view.final_evaluation.best.aggregate
+    evaluation = view.final_evaluation
+    if evaluation:
+        values[f"baseline_{view.scorer.kind}"] = evaluation.baseline.aggregate
+        values[f"optimized_{view.scorer.kind}"] = evaluation.best.aggregate
+        if evaluation.test_baseline and evaluation.test_best:
+            values["test_baseline_score"] = evaluation.test_baseline.aggregate
+            values["test_best_score"] = evaluation.test_best.aggregate
     metrics += [Metric(k, float(v), now, 0) for k, v in values.items() if v is not None]
     run_id = view.run_id
     retry_store(lambda: mlflow.MlflowClient().log_batch(run_id, metrics=metrics))

@@ -23,6 +23,13 @@ CLI_KEYS = (
     "failed_predictions",
     "failed_reflections",
     "status",
+    "train_size",
+    "validation_size",
+    "test_size",
+    "test_initial_score",
+    "test_final_score",
+    "test_p_value",
+    "test_delta_ci",
 )
 
 
@@ -32,7 +39,9 @@ class RunSummary:
 
     ``registered`` is "new" when the run added a prompt version, "existing" when its best candidate's
     text was already a version (``optimized_uri`` then names that one), None when nothing was
-    registered (``not_registered_reason`` says why).
+    registered (``not_registered_reason`` says why). The ``test_*`` fields are None without a test set
+    (or when the run ended before its final evaluation); ``test_delta_ci`` is the paired bootstrap 95%
+    interval of the best candidate's gain over the baseline on the test set.
     """
 
     run_id: str | None
@@ -49,6 +58,13 @@ class RunSummary:
     failed_predictions: int
     failed_reflections: int
     status: Literal["finished", "cancelled", "failed"]
+    train_size: int = 0
+    validation_size: int = 0
+    test_size: int = 0
+    test_initial_score: float | None = None
+    test_final_score: float | None = None
+    test_p_value: float | None = None
+    test_delta_ci: tuple[float, float] | None = None
     not_registered_reason: str | None = None
     error: str | None = None
     experiment_id: str | None = None
@@ -59,7 +75,10 @@ class RunSummary:
         """The summary of a run whose log ends with its ``run_finished`` event."""
         if view.finished is None:
             raise ValueError("The run has not finished: there is no summary yet.")
+        from core.analysis import before_after
+
         registered = view.registered
+        test = before_after(view).get("test")
         return cls(
             run_id=view.run_id,
             baseline_uri=view.baseline.uri or None,
@@ -75,6 +94,13 @@ class RunSummary:
             failed_predictions=view.failed_predictions,
             failed_reflections=view.failed_reflections,
             status=view.finished.status,
+            train_size=len(view.started.train_ids),
+            validation_size=len(view.val_examples),
+            test_size=len(view.test_examples),
+            test_initial_score=test.before_mean if test else None,
+            test_final_score=test.after_mean if test else None,
+            test_p_value=test.p_value if test else None,
+            test_delta_ci=(test.interval.low, test.interval.high) if test else None,
             not_registered_reason=view.not_registered_reason,
             error=view.error,
             experiment_id=view.started.mlflow.experiment_id,
@@ -83,6 +109,7 @@ class RunSummary:
 
     def cli_dict(self) -> dict[str, Any]:
         data = {key: getattr(self, key) for key in CLI_KEYS}
+        data["test_delta_ci"] = list(self.test_delta_ci) if self.test_delta_ci else None
         if self.not_registered_reason:
             data["not_registered_reason"] = self.not_registered_reason
         if self.error:

@@ -138,7 +138,7 @@ def test_optimize_page_shows_rows_preview_and_budget_preflight(explorer_home):
     at = optimize_page()
     no_exception(at)
     assert at.selectbox(key="optimize.prompt").value == "prompts:/short-answer-qa/1"
-    assert "150 metric calls allow 3 to 19 proposals" in texts(at)
+    assert "300 metric calls allow 8 to 45 proposals" in texts(at)
     at.number_input(key="optimize.budget").set_value(20).run()
     assert "does not even cover" in shown(at.error)[0]
     assert at.button(key="optimize.run").disabled

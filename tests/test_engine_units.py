@@ -57,7 +57,9 @@ def test_the_validation_split_follows_the_split_seed_not_the_search_seed(short_q
     from core.optimization import prepare_data
 
     def val_ids(**fields) -> list[int]:
-        return prepare_data(OptimizationConfig(dataset_path=str(short_qa), validation_fraction=0.5, **fields))[4]
+        return prepare_data(
+            OptimizationConfig(dataset_path=str(short_qa), validation_fraction=0.5, **fields)
+        ).validation_ids
 
     assert val_ids(seed=0) == val_ids(seed=7)
     assert val_ids(split_seed=0) != val_ids(split_seed=1)
