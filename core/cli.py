@@ -102,7 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument("--minibatch", type=int, default=3, metavar="K", help="reflection minibatch size (default 3)")
     search.add_argument("--selection", default="pareto", choices=["pareto", "current_best"])
-    search.add_argument("--seed", type=int, default=0, metavar="S")
+    search.add_argument("--seed", type=int, default=0, metavar="S", help="GEPA's own randomness (default 0)")
+    search.add_argument(
+        "--seeds",
+        metavar="LIST",
+        help="repeat the run with each of these seeds at once, each in its own process (e.g. 0,1,2 or 0-4); "
+        "the last line is then one JSON object with 'runs' and 'aggregate'",
+    )
     search.add_argument("--concurrency", type=int, default=8, metavar="N", help="model calls at once (default 8)")
     models = opt.add_argument_group("models")
     models.add_argument(
@@ -228,6 +234,8 @@ def _optimize(args: argparse.Namespace) -> int:
         config = _config_from_args(args)
     except InputError as error:
         _fail(str(error))
+    if args.seeds is not None:
+        return _optimize_seeds(args, config)
     run_dir = _fresh_run_dir(args.run_dir) if args.run_dir else new_run_dir()
     from core.optimization import run_optimization
 
@@ -252,6 +260,65 @@ def _optimize(args: argparse.Namespace) -> int:
     return EXIT_FAILED if summary.status == "failed" else EXIT_OK
 
 
+def _optimize_seeds(args: argparse.Namespace, config: OptimizationConfig) -> int:
+    """``--seeds``: check the inputs once here (bad input exits 2, nothing started), then run every seed
+    at once in its own worker process, print each one's progress prefixed by its seed, and end with
+    one JSON line: ``runs`` (each a normal summary) and ``aggregate`` (mean and spread of the scores)."""
+    from core import groups
+    from core.errors import InputError
+    from core.optimization import prepare_run
+
+    try:
+        seeds = groups.parse_seeds(args.seeds)
+        prepare_run(config)
+    except InputError as error:
+        _fail(str(error))
+    handles = groups.start_group(config, seeds)
+    if args.run_dir:
+        sys.stderr.write("note: with --seeds each run has its own folder under GEPA_EXPLORER_HOME/runs\n")
+
+    def on_sigint(_signum: int, _frame: Any) -> None:
+        sys.stderr.write("\nStopping every run at its next iteration boundary...\n")
+        for handle in handles:
+            handle.cancel()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, on_sigint)
+    printers = [None if args.quiet else _ProgressPrinter(prefix=f"seed {seed}: ") for seed in seeds]
+    summaries = _follow_all(handles, printers, seeds)
+    print(json.dumps({"runs": summaries, "aggregate": groups.aggregate(summaries)}), flush=True)
+    return EXIT_FAILED if any(s.get("status") == "failed" for s in summaries) else EXIT_OK
+
+
+def _follow_all(handles: list[Any], printers: list[_ProgressPrinter | None], seeds: list[int]) -> list[dict[str, Any]]:
+    """Tail every run's events as they come until all their workers end; each one's summary (or why
+    there is none), in seed order."""
+    done: dict[int, Any] = {}
+    while len(done) < len(handles):
+        for index, (handle, printer) in enumerate(zip(handles, printers, strict=True)):
+            if index in done:
+                continue
+            ended = handle.outcome() is not None or not handle.is_alive()
+            for event in handle.new_events():
+                if printer is not None:
+                    printer(event)
+            if ended:
+                done[index] = handle.outcome()
+        time.sleep(0.2)
+    summaries = []
+    for index, seed in enumerate(seeds):
+        outcome = done[index]
+        if outcome is None:
+            summaries.append(
+                {"seed": seed, "status": "failed", "error": "The optimization process ended unexpectedly."}
+            )
+        elif not outcome.summary:
+            summaries.append({"seed": seed, "status": outcome.status, "error": outcome.error})
+        else:
+            summaries.append({"seed": seed, **outcome.summary})
+    return summaries
+
+
 def _fresh_run_dir(path: str) -> Path:
     """``--run-dir``: a new or empty folder (a run's event log is append-only; two runs must not share one)."""
     run_dir = Path(path)
@@ -270,15 +337,16 @@ def _fresh_run_dir(path: str) -> Path:
 class _ProgressPrinter:
     """Human-readable progress on stderr, one line per notable event."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "") -> None:
         self.events: list[Event] = []
         self.started = time.monotonic()
+        self.prefix = prefix
 
     def __call__(self, event: Event) -> None:
         self.events.append(event)
         line = self.describe(event)
         if line:
-            sys.stderr.write(f"[{time.monotonic() - self.started:6.1f}s] {line}\n")
+            sys.stderr.write(f"[{time.monotonic() - self.started:6.1f}s] {self.prefix}{line}\n")
             sys.stderr.flush()
 
     def describe(self, event: Event) -> str | None:

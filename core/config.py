@@ -47,6 +47,7 @@ class OptimizationConfig:
             candidate and test row, outside the budget); None: on for the offline demo model, off for
             real models, whose calls cost money. Baseline and best are scored on it either way.
         concurrency: model calls in flight at once while scoring a batch.
+        group: the id shared by the runs of one repeat over seeds (:mod:`core.groups`).
     """
 
     dataset_path: str | None = None
@@ -71,6 +72,7 @@ class OptimizationConfig:
     tracking_uri: str | None = None
     experiment: str = DEFAULT_EXPERIMENT
     run_name: str | None = None
+    group: str | None = None
 
     def __post_init__(self) -> None:
         if self.budget < 1:

@@ -334,7 +334,8 @@ def _open_mlflow_run(run: _Run) -> str:
 
 def _run_tags(run: _Run) -> dict[str, str]:
     prepared, config = run.prepared, run.config
-    return {
+    group = {tags.GROUP: config.group} if config.group else {}
+    return group | {
         tags.KIND: tags.KIND_OPTIMIZATION,
         tags.STATUS: "running",
         tags.LIVE_DIR: str(run.folder.path),

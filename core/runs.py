@@ -212,6 +212,11 @@ class RunInfo:
     def stopped_by(self) -> str:
         return self.tags.get(tags.STOPPED_BY, "")
 
+    @property
+    def group(self) -> str | None:
+        """The id shared by the runs of one repeat over seeds, if this run is one of them."""
+        return self.tags.get(tags.GROUP) or None
+
 
 def _run_info(run: Any) -> RunInfo:
     return RunInfo(

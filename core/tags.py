@@ -23,6 +23,7 @@ DATASET = PREFIX + "dataset"
 SCORER = PREFIX + "scorer"
 MODEL = PREFIX + "model"
 OPTIMIZED_URI = PREFIX + "optimized_uri"
+GROUP = PREFIX + "group"  # the runs of one "repeat over seeds"
 
 # On a prompt version this app registered
 SOURCE_RUN = PREFIX + "run_id"

@@ -385,3 +385,18 @@ def test_optimize_page_keeps_the_run_in_the_address_when_it_comes_from_the_sessi
     no_exception(at)
     assert at.query_params["run"] == recorded_run  # a reload now finds it again
     assert "Optimization finished" in texts(at)
+
+
+def test_optimize_page_offers_the_split_choices_and_says_the_sizes(explorer_home):
+    at = optimize_page()
+    no_exception(at)
+    assert at.radio(key="optimize.test_mode").value == "declared"
+    assert "Train 30 · validation 30 · test 30 rows" in texts(at)
+    assert "on the 30 test examples" in texts(at)  # the budget preflight states the extra calls
+    at.radio(key="optimize.test_mode").set_value("share").run()
+    at.slider(key="optimize.test_share").set_value(0.2).run()
+    assert "Train 36 · validation 36 · test 18 rows" in texts(at)
+    at.radio(key="optimize.test_mode").set_value("none").run()
+    at.checkbox(key="optimize.split").uncheck().run()
+    no_exception(at)
+    assert "Train 90 · validation 90 (the training rows) · test 0 rows" in texts(at)

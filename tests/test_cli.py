@@ -264,3 +264,51 @@ def test_serve_offline_refuses_a_port_in_use(run_cli):
         result = run_cli("serve-offline", "--port", str(taken.getsockname()[1]), timeout=60)
     assert result.returncode == 2 and "already in use" in result.stderr
     assert "Offline demo model" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_separate_test_file_is_never_seen_by_the_search(run_cli, tracking, short_qa, write_file):
+    rows = [json.loads(line) for line in short_qa.read_text().splitlines()]
+    data = write_file("train.jsonl", "".join(json.dumps(r) + "\n" for r in rows[:60]))
+    test = write_file("test.jsonl", "".join(json.dumps(r) + "\n" for r in rows[60:]))
+    result = run_cli(
+        "optimize",
+        "--dataset",
+        str(data),
+        "--test-dataset",
+        str(test),
+        "--validation-fraction",
+        "0.5",
+        "--prompt-name",
+        "short-qa-test",
+        "--template",
+        "Answer this question: {{question}}",
+        "--no-register",
+    )
+    assert result.returncode == 0, result.stderr
+    summary = result.summary
+    assert (summary["train_size"], summary["validation_size"], summary["test_size"]) == (30, 30, 30)
+    assert summary["test_final_score"] is not None and len(summary["test_delta_ci"]) == 2
+    events = events_of(summary)
+    started = events[0]
+    test_ids = set(started["test_ids"])
+    assert test_ids == set(range(60, 90)) and not test_ids & set(started["val_ids"])
+    assert all(not test_ids & set(e["minibatch"]) for e in events if e["type"] == "iteration")
+    assert all(len(e["scores"]) == 30 for e in events if e["type"] == "validation")  # validation rows only
+    assert [e["candidate"] for e in events if e["type"] == "test_scores"] == list(range(summary["candidates"]))
+
+
+def test_seeds_run_at_once_and_end_with_runs_and_their_aggregate(run_cli, tracking):
+    result = run_cli("optimize", "--seeds", "0,1", "--budget", "120", "--no-register", "--quiet")
+    assert result.returncode == 0, result.stderr
+    summary = result.summary
+    assert [run["seed"] for run in summary["runs"]] == [0, 1]
+    assert all(run["status"] == "finished" for run in summary["runs"])
+    final = summary["aggregate"]["final_score"]
+    scores = [run["final_score"] for run in summary["runs"]]
+    assert final["n"] == 2 and final["mean"] == pytest.approx(sum(scores) / 2)
+    assert summary["aggregate"]["test_final_score"]["n"] == 2
+
+
+def test_bad_seeds_exit_2_before_anything_starts(run_cli, explorer_home):
+    result = run_cli("optimize", "--seeds", "0,zero")
+    assert result.returncode == 2 and "is not a list of seeds" in result.stderr and run_count(explorer_home) == 0

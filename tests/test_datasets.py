@@ -160,3 +160,42 @@ def test_short_csv_row_names_the_missing_cells(write_file):
         load_dataset(path)
     problems = [(p.row, p.field, p.message) for p in error.value.problems]
     assert problems[0] == (3, "context", "no value (a null, or a CSV row shorter than the header)")
+
+
+def test_the_default_set_declares_30_test_30_validation_30_train_disjoint_and_seeded(short_qa):
+    from core.datasets import bundled_dataset_at, choose_splits
+
+    dataset, declared = load_dataset(short_qa), bundled_dataset_at(short_qa).split
+    splits = choose_splits(dataset, declared=declared)
+    parts = [set(splits.train_ids), set(splits.validation_ids), set(splits.test_ids)]
+    assert [len(p) for p in parts] == [30, 30, 30] and set().union(*parts) == set(range(90))
+    assert choose_splits(dataset, declared=declared) == splits
+    assert set(choose_splits(dataset, declared=declared, seed=1).test_ids) != parts[2]
+
+
+def test_a_test_share_is_taken_before_the_validation_share(short_qa):
+    from core.datasets import choose_splits
+
+    splits = choose_splits(load_dataset(short_qa), test_fraction=0.2, validation_fraction=0.25)
+    assert (len(splits.test_ids), len(splits.validation_ids), len(splits.train_ids)) == (18, 18, 54)
+    assert not set(splits.test_ids) & (set(splits.train_ids) | set(splits.validation_ids))
+
+
+def test_a_split_that_leaves_a_part_empty_is_one_clear_error(write_file):
+    from core.datasets import choose_splits
+    from core.errors import ConfigError
+
+    tiny = load_dataset(
+        write_file("tiny.jsonl", rows_jsonl([{"question": "q1", "answer": "a"}, {"question": "q2", "answer": "b"}]))
+    )
+    with pytest.raises(ConfigError, match="train and validation need at least one each"):
+        choose_splits(tiny, test_fraction=0.5, validation_fraction=0.5)
+
+
+def test_a_test_file_must_have_the_dataset_fields(short_qa, write_file):
+    from core.datasets import choose_splits
+    from core.errors import ConfigError
+
+    other = load_dataset(write_file("test.jsonl", rows_jsonl([{"query": "q", "answer": "a"}])))
+    with pytest.raises(ConfigError, match="has the fields query, but the dataset has question"):
+        choose_splits(load_dataset(short_qa), test_file=other)
