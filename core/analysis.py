@@ -26,6 +26,7 @@ import numpy as np
 
 from core.events import (
     Candidate,
+    Evaluation,
     Event,
     EventLogError,
     ExampleRecord,
@@ -54,6 +55,7 @@ CATEGORIES: tuple[Category, ...] = ("fixed", "regressed", "still failing", "alwa
 StopReason = Literal["budget", "patience", "run end"]
 
 COMPARE_COLUMNS = (
+    "split",
     "position",
     "example_id",
     "row",
@@ -419,13 +421,36 @@ def _candidate_or_error(view: RunView, index: int) -> Candidate:
     return view.candidates[index]
 
 
-def compare_examples(view: RunView, candidate: int | None = None, against: int = 0) -> pd.DataFrame:
-    """One row per validation example comparing ``candidate`` (the best one when None) with ``against``.
+Split = Literal["validation", "test"]
 
-    Columns: see :data:`COMPARE_COLUMNS`. A score of exactly 1.0 counts as correct; ``category`` is
-    "fixed" (against wrong, candidate right), "regressed" (the reverse), "still failing" or
-    "always right". ``failed`` is True when either output is a failed model call. Outputs are those of
-    the candidates' validation. Empty (with the columns) before the baseline is scored.
+
+def test_scores_of(view: RunView, index: int) -> Evaluation | None:
+    """Candidate ``index``'s scores and outputs on the test set: from scoring every candidate on it, or
+    for the baseline and the best from the final evaluation; None when it was not scored there."""
+    if index in view.on_test:
+        scored = view.on_test[index]
+        return Evaluation(outputs=scored.outputs, scores=scored.scores, aggregate=scored.aggregate)
+    evaluation = view.final_evaluation
+    if evaluation is None:
+        return None
+    if index == 0 and evaluation.test_baseline is not None:
+        return evaluation.test_baseline
+    if index == evaluation.best_candidate and evaluation.test_best is not None:
+        return evaluation.test_best
+    return None
+
+
+def compare_examples(
+    view: RunView, candidate: int | None = None, against: int = 0, *, splits: Collection[Split] = ("validation",)
+) -> pd.DataFrame:
+    """One row per example of the chosen ``splits`` comparing ``candidate`` (the best one when None) with
+    ``against``; test rows only where both were scored on the test set (:func:`test_scores_of`).
+
+    Columns: see :data:`COMPARE_COLUMNS`; ``position`` indexes the split's examples. A score of exactly
+    1.0 counts as correct; ``category`` is "fixed" (against wrong, candidate right), "regressed" (the
+    reverse), "still failing" or "always right". ``failed`` is True when either output is a failed
+    model call. Validation outputs are those of the candidates' validation. Empty (with the columns)
+    before the baseline is scored.
 
     Raises:
         ValueError: either candidate has not been validated.
@@ -436,13 +461,30 @@ def compare_examples(view: RunView, candidate: int | None = None, against: int =
         return pd.DataFrame({name: [] for name in COMPARE_COLUMNS})
     chosen = _candidate_or_error(view, view.best_candidate if candidate is None else candidate)
     base = _candidate_or_error(view, against)
-    normalized = view.scorer.normalized
+    parts = []
+    if "validation" in splits:
+        parts.append(_compare_rows("validation", view.val_examples, base, chosen, view.scorer))
+    if "test" in splits and view.test_examples:
+        base_test, chosen_test = test_scores_of(view, base.index), test_scores_of(view, chosen.index)
+        if base_test is not None and chosen_test is not None:
+            parts.append(_compare_rows("test", view.test_examples, base_test, chosen_test, view.scorer))
+    if not parts:
+        return pd.DataFrame({name: [] for name in COMPARE_COLUMNS})
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def _compare_rows(
+    split: str, examples: Sequence[ExampleRecord], base: Any, chosen: Any, scorer: ScorerSpec
+) -> pd.DataFrame:
+    """The comparison rows of one split (``base``/``chosen`` carry scores and outputs aligned with it)."""
+    import pandas as pd
+
+    normalized = scorer.normalized
     against_correct = [s == 1.0 for s in base.scores]
     candidate_correct = [s == 1.0 for s in chosen.scores]
-    categories = [_category(a, c) for a, c in zip(against_correct, candidate_correct, strict=True)]
-    examples = view.val_examples
     return pd.DataFrame(
         {
+            "split": [split] * len(examples),
             "position": range(len(examples)),
             "example_id": [e.id for e in examples],
             "row": [e.row for e in examples],
@@ -454,7 +496,7 @@ def compare_examples(view: RunView, candidate: int | None = None, against: int =
             "candidate_score": list(chosen.scores),
             "against_correct": against_correct,
             "candidate_correct": candidate_correct,
-            "category": categories,
+            "category": [_category(a, c) for a, c in zip(against_correct, candidate_correct, strict=True)],
             "expected_normalized": [normalized(e.expected) for e in examples],
             "against_normalized": [normalized(o) for o in base.outputs],
             "candidate_normalized": [normalized(o) for o in chosen.outputs],

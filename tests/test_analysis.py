@@ -415,3 +415,26 @@ def test_example_table_adds_scores_for_graded_scorers_and_says_what_a_mark_means
     ]
     assert mark_meaning(view.scorer) == "✓ = exact match after normalising (case, whitespace)"
     assert mark_meaning(ScorerSpec("f1", ())).startswith("✓ = full score (1.0) on Token F1 (no normalisation)")
+
+
+def test_compare_examples_adds_test_rows_where_both_candidates_were_scored_on_test():
+    from dataclasses import replace
+
+    from core.events import ExampleRecord, ScoredOnTest
+
+    events = scored_run([[0, 1], [1, 1]])
+    held_out = tuple(
+        ExampleRecord(id=20 + i, row=i + 1, inputs={"question": f"T{i}?"}, expected=f"T{i}") for i in range(2)
+    )
+    started = replace(events[0], examples=events[0].examples + held_out, test_ids=(20, 21))
+    on_test = [
+        ScoredOnTest(index=0, scores=(0.0, 1.0), outputs=("x", "T1"), aggregate=0.5),
+        ScoredOnTest(index=1, scores=(1.0, 1.0), outputs=("T0", "T1"), aggregate=1.0),
+    ]
+    view = build_run_view([started, *events[1:-1], *on_test, events[-1]])
+    frame = compare_examples(view, 1, 0, splits=("validation", "test"))
+    assert frame["split"].tolist() == ["validation", "validation", "test", "test"]
+    assert frame[frame["split"] == "test"]["category"].tolist() == ["fixed", "always right"]
+    assert compare_examples(view, 1, 0)["split"].tolist() == ["validation", "validation"]
+    partial = build_run_view([started, *events[1:-1], on_test[0], events[-1]])
+    assert compare_examples(partial, 1, 0, splits=("test",)).empty  # candidate 1 was not scored on test
