@@ -7,8 +7,9 @@ faults for tests: ``429``, ``500``, ``400``, ``timeout``, ``garbage``).
 
 Every reply carries a plausible ``usage``: tokens estimated from words by :mod:`core.tokens` (about
 4 tokens per 3 words, plus OpenAI's chat framing), not zero and not a real tokenizer's count. The
-endpoint keeps what it served (:class:`ServedTotals`, per kind of request: task answers, reflections),
-so tests can check that a client meters exactly what it was sent.
+endpoint keeps what it served (:class:`ServedTotals`, per kind of request: task, reflection, judge),
+so tests can check that a client meters exactly what it was sent. A request carrying MLflow's judge
+prompt gets the simulated judge's verdict (see :mod:`core.offline_model.behaviour`).
 """
 
 import asyncio
@@ -23,7 +24,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from core.offline_model.behaviour import MODEL_NAME, answer_prompt, is_reflection_request, reflect
+from core.offline_model.behaviour import (
+    MODEL_NAME,
+    answer_prompt,
+    is_judge_request,
+    is_reflection_request,
+    judge_reply,
+    reflect,
+)
 from core.tokens import chat_prompt_tokens, message_text, text_tokens
 
 FAULT_KINDS = ("429", "500", "400", "timeout", "garbage")
@@ -59,19 +67,26 @@ def _prompt_text(messages: list[dict[str, Any]]) -> str:
     return "\n\n".join(text for text in (message_text(m.get("content")) for m in messages) if text)
 
 
-RequestKind = Literal["task", "reflection"]
-REQUEST_KINDS: tuple[RequestKind, ...] = ("task", "reflection")
+RequestKind = Literal["task", "reflection", "judge"]
+REQUEST_KINDS: tuple[RequestKind, ...] = ("task", "reflection", "judge")
 
 
 def request_kind(messages: list[dict[str, Any]]) -> RequestKind:
-    """Which of the offline model's jobs a chat request asks for, recognised by its prompt."""
-    return "reflection" if is_reflection_request(_prompt_text(messages)) else "task"
+    """Which of the offline model's jobs a chat request asks for, recognised by its prompt: MLflow's
+    judge system prompt, GEPA's reflection prompt, or anything else (a task)."""
+    prompt = _prompt_text(messages)
+    if is_judge_request(prompt):
+        return "judge"
+    return "reflection" if is_reflection_request(prompt) else "task"
 
 
 def reply_to(messages: list[dict[str, Any]]) -> str:
-    """What the offline model answers to a chat request (task answer or reflection)."""
+    """What the offline model answers to a chat request: a task answer, a reflection or a verdict."""
     prompt = _prompt_text(messages)
-    return reflect(prompt) if request_kind(messages) == "reflection" else answer_prompt(prompt)
+    kind = request_kind(messages)
+    if kind == "judge":
+        return judge_reply(prompt)
+    return reflect(prompt) if kind == "reflection" else answer_prompt(prompt)
 
 
 @dataclass(frozen=True)
