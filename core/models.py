@@ -387,6 +387,9 @@ def classify_error(error: BaseException, *, who: str, model: str, base_url: str)
         return _Failure(False, f"rate limited (429) by {where}", _retry_after(response))
     if status is not None and status >= 500:
         return _Failure(False, f"server error ({status}) from {where}")
+    if status is not None and status < 400:
+        # A success status on an error: the body could not be used (litellm reports 200 for unreadable JSON).
+        return _Failure(False, f"the response from {where} could not be read ({_short(error)[:80]})")
     if status in (408, 409, 425):
         return _Failure(False, f"the request could not be served yet ({status}) by {where}")
     if status is not None:
