@@ -129,9 +129,8 @@ def measure(name: str, args: list[str]) -> bool:
         # The reflection model's preflight probe is a task-style prompt to the endpoint: count it as reflection.
         run_served["task"] = run_served["task"] + Usage(-1, -14, -2)
         run_served["reflection"] = run_served["reflection"] + Usage(1, 14, 2)
-        meter = UsageMeter()
-        judge = LLMJudge(JudgeConfig(ModelConfig("openai", model=MODEL_NAME, base_url=server.base_url, api_key="x")))
-        judge.meter = meter
+        models = ModelConfig("openai", model=MODEL_NAME, base_url=server.base_url, api_key="x")
+        judge = LLMJudge(JudgeConfig(models), meter=UsageMeter())
         rows = scorings(events)
         verdicts = [judge.judge(inputs, output, expected).score for inputs, output, expected in rows]
         served = served_usage(server)
