@@ -8,6 +8,11 @@ Failures are classified once, here: transient ones (429 honouring Retry-After, 5
 connection resets, unparseable bodies) are retried with exponential backoff; permanent ones (401,
 403, unknown model) raise :class:`ModelAccessError` with one line saying what to fix.
 API keys are never part of a config's public form and are scrubbed from every error message.
+
+Every successful response is metered: its prompt and completion tokens (as the endpoint reported
+them in ``usage``) and its latency go to a :class:`UsageMeter` under the role that made the call
+(task, reflection or judge), preflight checks included. Share one meter between the models of a run
+to get the run's tally; prices turn it into money (:mod:`core.pricing`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ DEFAULT_OPENAI_REFLECTION_MODEL = "gpt-4o"
 NO_KEY_PLACEHOLDER = "not-needed"  # the openai client insists on a key; local servers ignore it
 
 T = TypeVar("T")
+
+Role = Literal["task", "reflection", "judge"]
+ROLES: tuple[Role, ...] = ("task", "reflection", "judge")
 
 
 ProviderChoice = Literal["offline", "openai", "compatible"]
@@ -244,6 +252,115 @@ class CallStats:
 
 
 @dataclass(frozen=True)
+class Usage:
+    """What the successful responses of one role cost: tokens as the endpoint reported them, and
+    seconds from request to parsed reply (of the attempt that succeeded; retries are in
+    :class:`CallStats`). ``unreported`` counts responses without ``usage``: their tokens are
+    unknown, not zero."""
+
+    responses: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    unreported: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def seconds_per_response(self) -> float | None:
+        return self.seconds / self.responses if self.responses else None
+
+    @property
+    def completion_tokens_per_response(self) -> float | None:
+        reported = self.responses - self.unreported
+        return self.completion_tokens / reported if reported > 0 else None
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.responses + other.responses,
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.seconds + other.seconds,
+            self.unreported + other.unreported,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "responses": self.responses,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "seconds": round(self.seconds, 6),
+            "unreported": self.unreported,
+        }
+
+
+class UsageMeter:
+    """Thread-safe tally of :class:`Usage` per role (task, reflection, judge)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._usage: dict[Role, Usage] = {role: Usage() for role in ROLES}
+
+    def record(self, role: Role, *, prompt_tokens: int | None, completion_tokens: int | None, seconds: float) -> None:
+        """One successful response. Token counts of None (the response had no usage) are counted
+        as unreported."""
+        if role not in ROLES:
+            raise ValueError(f"Unknown role '{role}': choose one of {', '.join(ROLES)}.")
+        reported = prompt_tokens is not None and completion_tokens is not None
+        one = Usage(
+            1,
+            int(prompt_tokens or 0) if reported else 0,
+            int(completion_tokens or 0) if reported else 0,
+            max(seconds, 0.0),
+            0 if reported else 1,
+        )
+        with self._lock:
+            self._usage[role] = self._usage[role] + one
+
+    def add(self, other: UsageMeter) -> None:
+        """Add everything ``other`` recorded to this meter."""
+        for role, usage in other.snapshot().items():
+            with self._lock:
+                self._usage[role] = self._usage[role] + usage
+
+    def usage(self, role: Role) -> Usage:
+        with self._lock:
+            return self._usage[role]
+
+    def snapshot(self) -> dict[Role, Usage]:
+        with self._lock:
+            return dict(self._usage)
+
+    def total(self) -> Usage:
+        total = Usage()
+        for usage in self.snapshot().values():
+            total = total + usage
+        return total
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {role: usage.to_dict() for role, usage in self.snapshot().items()}
+
+
+def reported_usage(response: Any) -> tuple[int | None, int | None]:
+    """(prompt tokens, completion tokens) of a chat completion from the ``openai`` client or
+    litellm; (None, None) when the response carries no usage."""
+    usage = getattr(response, "usage", None)
+    if usage is None and isinstance(response, dict):
+        usage = response.get("usage")
+    if usage is None:
+        return None, None
+    if isinstance(usage, dict):
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    else:
+        prompt, completion = getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None)
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return None, None
+    return prompt, completion
+
+
+@dataclass(frozen=True)
 class _Failure:
     permanent: bool  # stops the run: every later call would fail the same way
     message: str
@@ -271,6 +388,9 @@ def classify_error(error: BaseException, *, who: str, model: str, base_url: str)
         return _Failure(False, f"rate limited (429) by {where}", _retry_after(response))
     if status is not None and status >= 500:
         return _Failure(False, f"server error ({status}) from {where}")
+    if status is not None and status < 400:
+        # A success status on an error: the body could not be used (litellm reports 200 for unreadable JSON).
+        return _Failure(False, f"the response from {where} could not be read ({_short(error)[:80]})")
     if status in (408, 409, 425):
         return _Failure(False, f"the request could not be served yet ({status}) by {where}")
     if status is not None:
@@ -351,15 +471,28 @@ def _content(completion: Any) -> str:
 
 
 class TaskModel:
-    """The model that answers dataset examples, through the ``openai`` client. Thread-safe."""
+    """The model that answers dataset examples, through the ``openai`` client. Thread-safe.
 
-    def __init__(self, config: ModelConfig, endpoint: Endpoint, policy: RetryPolicy | None = None):
+    Each successful response is recorded in ``meter`` under ``role`` (``"task"``; the preflight
+    check uses this client for the other roles too)."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        endpoint: Endpoint,
+        policy: RetryPolicy | None = None,
+        *,
+        meter: UsageMeter | None = None,
+        role: Role = "task",
+    ):
         import openai
 
         self.config = config
         self.endpoint = endpoint
         self.policy = policy or RetryPolicy(max_retries=config.max_retries)
         self.stats = CallStats()
+        self.meter = meter if meter is not None else UsageMeter()
+        self.role = role
         self._client = openai.OpenAI(
             base_url=endpoint.base_url,
             api_key=endpoint.api_key,
@@ -369,10 +502,19 @@ class TaskModel:
 
     def complete(self, prompt: str) -> str:
         def call() -> str:
+            started = time.perf_counter()
             completion = self._client.chat.completions.create(
                 model=self.config.task_model, messages=[{"role": "user", "content": prompt}]
             )
-            return _content(completion)
+            text = _content(completion)
+            prompt_tokens, completion_tokens = reported_usage(completion)
+            self.meter.record(
+                self.role,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                seconds=time.perf_counter() - started,
+            )
+            return text
 
         return call_with_retries(
             call,
@@ -391,11 +533,19 @@ class ReflectionModel:
     Conforms to GEPA's ``LanguageModel`` protocol: ``(prompt or messages) -> str``.
     """
 
-    def __init__(self, config: ModelConfig, endpoint: Endpoint, policy: RetryPolicy | None = None):
+    def __init__(
+        self,
+        config: ModelConfig,
+        endpoint: Endpoint,
+        policy: RetryPolicy | None = None,
+        *,
+        meter: UsageMeter | None = None,
+    ):
         self.config = config
         self.endpoint = endpoint
         self.policy = policy or RetryPolicy(max_retries=config.max_retries)
         self.stats = CallStats()
+        self.meter = meter if meter is not None else UsageMeter()
 
     @property
     def litellm_model(self) -> str:
@@ -409,6 +559,7 @@ class ReflectionModel:
         messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
 
         def call() -> str:
+            started = time.perf_counter()
             completion = litellm.completion(
                 model=self.litellm_model,
                 messages=messages,
@@ -418,7 +569,15 @@ class ReflectionModel:
                 num_retries=0,
                 drop_params=True,
             )
-            return _content(completion)
+            text = _content(completion)
+            prompt_tokens, completion_tokens = reported_usage(completion)
+            self.meter.record(
+                "reflection",
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                seconds=time.perf_counter() - started,
+            )
+            return text
 
         return call_with_retries(
             call,
@@ -433,43 +592,60 @@ class ReflectionModel:
 
 @dataclass(frozen=True)
 class ModelCheck:
-    """The outcome of one cheap call to a model."""
+    """The outcome of one cheap call to a model; ``usage`` is what that call cost (None if it failed)."""
 
     role: str
     model: str
     ok: bool
     message: str
     seconds: float
+    usage: Usage | None = None
+
+
+PROBE_PROMPT = "Reply with the single word OK."
 
 
 def check_model(
     config: ModelConfig,
     *,
-    role: Literal["task", "reflection"],
+    role: Role,
     policy: RetryPolicy | None = None,
     through_litellm: bool = True,
+    meter: UsageMeter | None = None,
+    model: str | None = None,
+    prompt: str = PROBE_PROMPT,
 ) -> ModelCheck:
     """One short chat call that proves the endpoint answers, the key is accepted and the model exists.
 
     The reflection model is checked through litellm, the path GEPA will use (``through_litellm``
     False uses the ``openai`` client instead: the app's status line, which should not pay litellm's
-    five-second import); the task model through the ``openai`` client.
+    five-second import); the task and judge models through the ``openai`` client (the judge's full
+    path, through MLflow, is :func:`core.judges.check_judge`). ``model`` names the model to probe
+    (default: the role's model; for the judge, the task model). The call's usage is returned and,
+    with ``meter``, recorded there under ``role``. Pass a real rendered example as ``prompt`` to see
+    how long the model's replies are (:func:`core.estimate.estimate_run` wants that).
     """
     started = time.perf_counter()
     endpoint = resolve_endpoint(config)
     # A few quick retries whatever the run's own setting: one unlucky 429 must not fail a check.
     policy = policy or RetryPolicy(max_retries=2, base_delay=0.2, max_delay=1.0, max_wait=5.0)
-    name = config.task_model if role == "task" else config.reflection_model_name
-    probe = "Reply with the single word OK."
+    name = model or (config.reflection_model_name if role == "reflection" else config.task_model)
+    probe_meter = UsageMeter()
     try:
         if role == "reflection" and through_litellm:
-            ReflectionModel(config, endpoint, policy)(probe)
+            probe_config = (
+                config if name == config.reflection_model_name else dataclasses.replace(config, reflection_model=name)
+            )
+            ReflectionModel(probe_config, endpoint, policy, meter=probe_meter)(prompt)
         else:
-            probe_config = config if role == "task" else dataclasses.replace(config, model=name)
-            TaskModel(probe_config, endpoint, policy).complete(probe)
+            probe_config = config if name == config.task_model else dataclasses.replace(config, model=name)
+            TaskModel(probe_config, endpoint, policy, meter=probe_meter, role=role).complete(prompt)
     except ModelError as error:
         return ModelCheck(role, name, False, str(error), time.perf_counter() - started)
-    return ModelCheck(role, name, True, f"{name} answers", time.perf_counter() - started)
+    if meter is not None:
+        meter.add(probe_meter)
+    usage = probe_meter.usage(role)
+    return ModelCheck(role, name, True, f"{name} answers", time.perf_counter() - started, usage)
 
 
 def model_config_for(

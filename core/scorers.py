@@ -1,6 +1,8 @@
-"""Scorers: exact match with normalisation switches, token F1, contains-answer. Pure Python.
+"""Scorers: exact match with normalisation switches, token F1, contains-answer, and the LLM judge.
 
-Each scorer compares a model output with the expected answer and returns a score in [0, 1].
+Each scorer compares a model output with the expected answer and returns a score in [0, 1]. The first
+three are pure Python (:data:`SCORER_KINDS`); the LLM judge (``llm_judge``) asks a judge model and is
+run by :class:`core.judges.LLMJudge`, which a run owns: :meth:`ScorerSpec.score` cannot judge.
 Normalisation follows the SQuAD evaluation script, with every step switchable on its own:
 
 * ``case``: lower-case both texts;
@@ -26,16 +28,21 @@ from core.errors import ConfigError
 if TYPE_CHECKING:
     from mlflow.genai.scorers import Scorer
 
-ScorerKind = Literal["exact_match", "f1", "contains"]
+    from core.judges import LLMJudge
+
+ScorerKind = Literal["exact_match", "f1", "contains", "llm_judge"]
 Normalization = Literal["case", "whitespace", "punctuation", "articles"]
 
-SCORER_KINDS: tuple[ScorerKind, ...] = get_args(ScorerKind)
+ALL_SCORER_KINDS: tuple[ScorerKind, ...] = get_args(ScorerKind)
+# Computed from the two texts alone, no model call: what compare_scorers and previews can run anywhere.
+SCORER_KINDS: tuple[ScorerKind, ...] = ("exact_match", "f1", "contains")
 ALL_NORMALIZATIONS: tuple[Normalization, ...] = ("case", "whitespace", "punctuation", "articles")
 DEFAULT_NORMALIZATION: tuple[Normalization, ...] = ("case", "whitespace")
 SCORER_LABELS: dict[ScorerKind, str] = {
     "exact_match": "Exact match",
     "f1": "Token F1",
     "contains": "Contains answer",
+    "llm_judge": "LLM judge",
 }
 # MLflow turns an exception raised by predict_fn into an output string starting with this.
 FAILED_PREDICTION_PREFIX = "Failed to invoke the predict_fn"
@@ -101,41 +108,59 @@ _SCORE_FUNCTIONS = {"exact_match": exact_match, "f1": token_f1, "contains": cont
 
 @dataclass(frozen=True)
 class ScorerSpec:
-    """Which scorer, with which normalisation. Validates itself on creation."""
+    """Which scorer, with which normalisation. Validates itself on creation.
+
+    For the LLM judge, ``judge_model`` names the judge (None: the task model) and ``normalization`` is
+    the exact match it is compared with (:func:`core.judges.agreement`).
+    """
 
     kind: ScorerKind = "exact_match"
     normalization: tuple[Normalization, ...] = DEFAULT_NORMALIZATION
+    judge_model: str | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in SCORER_KINDS:
-            raise ConfigError(f"Unknown scorer '{self.kind}': choose one of {', '.join(SCORER_KINDS)}.")
+        if self.kind not in ALL_SCORER_KINDS:
+            raise ConfigError(f"Unknown scorer '{self.kind}': choose one of {', '.join(ALL_SCORER_KINDS)}.")
         unknown = [s for s in self.normalization if s not in ALL_NORMALIZATIONS]
         if unknown:
             raise ConfigError(
                 f"Unknown normalisation '{unknown[0]}': choose from {', '.join(ALL_NORMALIZATIONS)} or none."
             )
+        if self.judge_model is not None and self.kind != "llm_judge":
+            raise ConfigError("A judge model only applies to the LLM judge scorer (llm_judge).")
+        if self.judge_model is not None and not self.judge_model.strip():
+            raise ConfigError("The judge model name is empty: give a name, or leave it out to use the task model.")
         ordered = tuple(s for s in ALL_NORMALIZATIONS if s in self.normalization)
         object.__setattr__(self, "normalization", ordered)
 
     @classmethod
-    def parse(cls, kind: str, normalization: str) -> ScorerSpec:
+    def parse(cls, kind: str, normalization: str, judge_model: str | None = None) -> ScorerSpec:
         """Build from CLI-style text: ``normalization`` is comma-separated steps, or ``none``."""
         text = normalization.strip().lower()
         steps = () if text in ("", "none") else tuple(s.strip() for s in text.split(",") if s.strip())
-        return cls(kind=kind, normalization=steps)  # type: ignore[arg-type]
+        judge = judge_model.strip() if judge_model is not None else None
+        return cls(kind=kind, normalization=steps, judge_model=judge)  # type: ignore[arg-type]
 
     @property
     def name(self) -> str:
         return self.kind
 
     @property
+    def needs_model(self) -> bool:
+        """True for the LLM judge: scoring calls a model, costs money and can fail."""
+        return self.kind == "llm_judge"
+
+    @property
     def label(self) -> str:
+        if self.needs_model:
+            return f"{SCORER_LABELS[self.kind]} ({self.judge_model or 'the task model'})"
         steps = ", ".join(self.normalization) if self.normalization else "no normalisation"
         return f"{SCORER_LABELS[self.kind]} ({steps})"
 
     def score(self, output: str, expected: str) -> float:
         if is_failed_prediction(output):
             return 0.0
+        self._refuse_judge()
         return _SCORE_FUNCTIONS[self.kind](output, expected, steps=self.normalization)
 
     def normalized(self, text: str) -> str:
@@ -158,6 +183,13 @@ class ScorerSpec:
             verdict = "contains" if value == 1.0 else "does not contain"
             return f"The response {verdict} the expected answer '{want}' (after normalising {steps})."
         return f"Token F1 {value:.2f} between the response '{got}' and the expected answer '{want}'."
+
+    def _refuse_judge(self) -> None:
+        if self.needs_model:
+            raise ValueError(
+                "The LLM judge calls a model, so it cannot score from the texts alone: "
+                "judge with core.judges.LLMJudge (or wrap one with to_mlflow_scorer(spec, judge=...))."
+            )
 
 
 def sample_outputs(expected: str) -> list[str]:
@@ -200,10 +232,22 @@ def is_failed_prediction(output: object) -> bool:
     return isinstance(output, str) and output.startswith(FAILED_PREDICTION_PREFIX)
 
 
-def to_mlflow_scorer(spec: ScorerSpec) -> Scorer:
-    """Wrap ``spec`` as an MLflow scorer returning ``Feedback`` with a rationale."""
+def to_mlflow_scorer(spec: ScorerSpec, *, judge: LLMJudge | None = None) -> Scorer:
+    """Wrap ``spec`` as an MLflow scorer returning ``Feedback`` with a rationale.
+
+    The LLM judge needs the run's ``judge``. A prediction that already failed is scored 0 without a
+    judge call. A judge that fails after its retries gives ``Feedback`` with value 0.0 (GEPA needs a
+    number), a rationale starting with :data:`core.judges.JUDGE_FAILED_PREFIX`, the error, and metadata
+    ``{"judge_failed": True}``; it is counted in ``judge.stats``. A refused key or unknown judge model
+    (:class:`~core.models.ModelAccessError`) is raised: every later call would fail the same way.
+    """
     from mlflow.entities import Feedback
     from mlflow.genai.scorers import scorer
+
+    if spec.needs_model:
+        if judge is None:
+            raise ValueError("The LLM judge scorer needs the run's judge: to_mlflow_scorer(spec, judge=LLMJudge(...)).")
+        return _judge_scorer(spec, judge)
 
     def score(outputs: object, expectations: dict[str, object]) -> Feedback:
         output = "" if outputs is None else str(outputs)
@@ -211,4 +255,31 @@ def to_mlflow_scorer(spec: ScorerSpec) -> Scorer:
         return Feedback(value=spec.score(output, expected), rationale=spec.explain(output, expected))
 
     # timeout=0: these scorers are pure and instant; a timeout would cost a thread per metric call.
+    return scorer(name=spec.name, timeout=0)(score)
+
+
+def _judge_scorer(spec: ScorerSpec, judge: LLMJudge) -> Scorer:
+    from mlflow.entities import Feedback
+    from mlflow.genai.scorers import scorer
+
+    from core.judges import JUDGE_FAILED_PREFIX, JudgeError
+
+    def score(inputs: object, outputs: object, expectations: dict[str, object]) -> Feedback:
+        output = "" if outputs is None else str(outputs)
+        expected = str(expectations.get("expected_response", ""))
+        if is_failed_prediction(output):
+            return Feedback(value=0.0, rationale="The model call failed, so there is no answer to judge.")
+        question = inputs if isinstance(inputs, dict) else {"question": str(inputs)}
+        try:
+            verdict = judge.judge(question, output, expected)
+        except JudgeError as error:
+            return Feedback(
+                value=0.0,
+                rationale=f"{JUDGE_FAILED_PREFIX}: {error}",
+                error=error,
+                metadata={"judge_failed": True},
+            )
+        return Feedback(value=verdict.score, rationale=verdict.rationale, metadata={"judge_cached": verdict.cached})
+
+    # timeout=0: the judge's own calls time out (the model timeout) and are retried; no scorer thread.
     return scorer(name=spec.name, timeout=0)(score)

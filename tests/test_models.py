@@ -157,3 +157,15 @@ def test_offline_options_do_not_mix_with_other_providers():
     with pytest.raises(ValueError, match="only apply to the offline demo model"):
         ModelConfig("openai", base_url="http://127.0.0.1:11434/v1", simulated_error_rate=0.1)
     assert ModelConfig("offline", model=MODEL_NAME).task_model == MODEL_NAME
+
+
+def test_an_error_with_a_success_status_is_an_unreadable_response_and_retried():
+    from core.models import classify_error
+
+    class UnreadableBody(Exception):
+        status_code = 200
+
+    failure = classify_error(
+        UnreadableBody("Unable to get json response"), who="judge", model="m", base_url="http://h/v1"
+    )
+    assert not failure.permanent and failure.retry and "could not be read" in failure.message

@@ -74,6 +74,33 @@ left as it is. It cannot foresee side effects: a fix it writes may break another
 minibatch, and GEPA then rejects the proposal. Rule wording varies with the minibatch (a hash of its
 inputs), so different minibatches give different candidates. Its reply names what it saw before the new
 instruction, which comes in a ``` block.
+
+Judge (simulated)
+-----------------
+A request that carries MLflow's judge system prompt ("You are an expert judge tasked with evaluating ...",
+what ``mlflow.genai.judges.make_judge`` sends) is judged as a correctness question: does the answer in
+``outputs`` give the expected answer in ``expectations``? The reply is MLflow's JSON, ``{"result": "yes" or
+"no", "rationale": ...}``. It is a *simulated* judge: deterministic rules on the two texts, no reading of
+meaning, and it does not use the question. In order:
+
+1. Reasoning shown ("... So my answer is: X"): only the final answer X is judged.
+2. A hedge ("not sure", "unsure", "not certain", "maybe", "might be", "perhaps", "possibly", "probably",
+   "I think", "I believe", "I don't know") is **no**, even when the hedged guess is right: "I'm not sure,
+   but it might be Lima." commits to nothing. "My best guess is Lima" commits, so it is judged.
+3. Several candidates ("either", a word "or", "Lima/Cusco") are **no**.
+4. Expected yes or no: the answer's first word decides ("Yes, it is larger." is yes); without a leading
+   yes or no, the one of the two that appears alone decides; otherwise **no**.
+5. Otherwise both texts are compared as words: lower case, punctuation and hyphens dropped, the articles
+   a, an, the dropped, and number words read as numbers ("twelve" = 12, "twenty one" = 21, "Three Gorges
+   Dam" = "3 Gorges Dam"). **Yes** when the expected words appear in the answer in order: "12", "Twelve.",
+   "twelve", "The answer is 12.", "A spider has eight legs." for 8, "Sir Isaac Newton" for "Isaac Newton",
+   "Washington, D.C" for "Washington, D.C.", "Hague" for "The Hague". **No** when a "not" or "never"
+   comes just before them, when only part of them is there ("Austen" for "Jane Austen"), or when none
+   is (a wrong fact: "1990" for "1989").
+
+So it accepts what exact match rejects for form alone (sentences, periods, case, number words, "Yes, ..."
+forms, articles, reasoning before a right answer) and rejects hedges and lists of candidates that a loose
+"contains" scorer would accept.
 """
 
 from __future__ import annotations
@@ -720,3 +747,148 @@ def revise_instruction(
     if variable_lines:
         parts.append("\n".join(variable_lines))
     return "\n\n".join(parts), added, removed
+
+
+# --------------------------------------------------------------------------------------------------
+# Judge (simulated)
+# --------------------------------------------------------------------------------------------------
+
+# The first words of MLflow's judge system prompt (mlflow/genai/judges/instructions_judge/constants.py).
+JUDGE_MARKER = "You are an expert judge tasked with evaluating"
+_JUDGE_FIELDS = re.compile(r"(?m)^(inputs|outputs|expectations): ")
+_FINAL_ANSWER = re.compile(
+    r"\b(?:so my answer is|my final answer is|final answer)\s*:?\s*(.+)$", re.IGNORECASE | re.DOTALL
+)
+_JUDGE_HEDGES = re.compile(
+    r"\bnot (?:entirely |completely |quite |totally )?(?:sure|certain)\b|\bunsure\b|\bmight be\b|\bmaybe\b"
+    r"|\bperhaps\b|\bpossibly\b|\bprobably\b|\bi think\b|\bi believe\b|\bi (?:don't|do not) know\b",
+    re.IGNORECASE,
+)
+_CANDIDATES = re.compile(r"\beither\b|\bor\b|\w\s*/\s*\w", re.IGNORECASE)
+_NEGATIONS = {"not", "never", "isn't", "wasn't", "aren't"}
+
+
+@dataclass(frozen=True)
+class JudgeDecision:
+    """The simulated judge's verdict on one answer, with the reason it gives."""
+
+    correct: bool
+    rationale: str
+
+
+def _judge_words(text: str) -> list[str]:
+    """Words for the judge: lower case, no punctuation or hyphens, no articles, number words as numbers
+    ("two hundred and six" -> "206")."""
+    raw = [w.strip("'") for w in re.findall(r"[\w']+", text.lower().replace("\u2019", "'"))]
+    raw = [w for w in raw if w and w not in _ARTICLES]
+    words: list[str] = []
+    total, current, in_number = 0, 0, False
+    for index, word in enumerate(raw):
+        value = _NUMBER_VALUES.get(word)
+        joins = word == "and" and in_number and index + 1 < len(raw) and raw[index + 1] in _NUMBER_VALUES
+        if value is None and not joins:
+            if in_number:
+                words.append(str(total + current))
+                total, current, in_number = 0, 0, False
+            words.append(word)
+        elif value is None:
+            continue
+        elif value == 1000:
+            total, current, in_number = total + max(current, 1) * 1000, 0, True
+        elif value == 100:
+            current, in_number = max(current, 1) * 100, True
+        else:
+            tens_then_unit = current % 100 >= 20 and current % 10 == 0 and value < 10
+            if in_number and current % 100 and not tens_then_unit:  # "one two": two numbers, not 3
+                words.append(str(total + current))
+                total, current = 0, 0
+            current, in_number = current + value, True
+    if in_number:
+        words.append(str(total + current))
+    return words
+
+
+def _find_in_order(needle: Sequence[str], haystack: Sequence[str]) -> int | None:
+    """Where the first word of ``needle`` sits in ``haystack`` when all of ``needle`` appears there in
+    order (gaps allowed), else None."""
+    first, position = None, 0
+    for word in needle:
+        try:
+            position = haystack.index(word, position)
+        except ValueError:
+            return None
+        first = position if first is None else first
+        position += 1
+    return first
+
+
+def judge_answer(output: str, expected: str) -> JudgeDecision:
+    """The simulated judge's rules (see the module docstring), applied to one answer."""
+    answer = " ".join(output.split())
+    if not answer:
+        return JudgeDecision(False, "The answer is empty.")
+    shown = _quote(answer)
+    final = _FINAL_ANSWER.search(answer)
+    after = ""
+    if final:
+        answer, after = final.group(1).strip(), " after its reasoning"
+    if hedge := _JUDGE_HEDGES.search(answer):
+        return JudgeDecision(False, f"The answer {shown} hedges ('{hedge.group(0)}') instead of committing to one.")
+    want = _judge_words(expected)
+    if _CANDIDATES.search(answer) and not _CANDIDATES.search(expected):
+        return JudgeDecision(False, f"The answer {shown} names several candidates, not one answer.")
+    got = _judge_words(answer)
+    if want in (["yes"], ["no"]):
+        said = got[0] if got and got[0] in ("yes", "no") else None
+        if said is None and len({"yes", "no"} & set(got)) == 1:
+            said = next(w for w in got if w in ("yes", "no"))
+        if said is None:
+            return JudgeDecision(False, f"The answer {shown} does not say yes or no; the expected answer is {want[0]}.")
+        if said != want[0]:
+            return JudgeDecision(False, f"The answer {shown} says {said}{after}; the expected answer is {want[0]}.")
+        return JudgeDecision(True, f"The answer {shown} says {said}{after}, the expected answer.")
+    start = _find_in_order(want, got) if want else None
+    if start is not None and start > 0 and got[start - 1] in _NEGATIONS:
+        return JudgeDecision(False, f"The answer {shown} denies the expected answer {_quote(expected)}.")
+    if start is not None:
+        if got == want:
+            how = "" if answer == expected.strip() else ", written differently"
+            return JudgeDecision(True, f"The answer {shown} gives the expected answer {_quote(expected)}{how}{after}.")
+        how = "in a sentence" if len(got) > len(want) + 2 else "with a few more words"
+        return JudgeDecision(True, f"The answer {shown} states the expected answer {_quote(expected)} {how}{after}.")
+    if got and set(got) <= set(want):
+        return JudgeDecision(False, f"The answer {shown} gives only part of the expected answer {_quote(expected)}.")
+    return JudgeDecision(False, f"The answer {shown} gives a different answer than the expected {_quote(expected)}.")
+
+
+def is_judge_request(prompt: str) -> bool:
+    return JUDGE_MARKER in prompt
+
+
+def parse_judge_request(prompt: str) -> tuple[str | None, str | None]:
+    """(answer, expected answer) from an MLflow judge request's ``outputs:`` and ``expectations:`` lines;
+    None for a field that is missing. Values are JSON, as MLflow writes them."""
+    matches = list(_JUDGE_FIELDS.finditer(prompt))
+    fields: dict[str, object] = {}
+    ends = [m.start() for m in matches[1:]] + [len(prompt)] * bool(matches)
+    for match, end in zip(matches, ends, strict=True):
+        raw = prompt[match.end() : end].strip()
+        try:
+            fields[match.group(1)] = json.loads(raw)
+        except json.JSONDecodeError:
+            fields[match.group(1)] = raw
+    output, expectations = fields.get("outputs"), fields.get("expectations")
+    if isinstance(expectations, dict):
+        expectations = expectations.get("expected_response", next(iter(expectations.values()), None))
+    as_text = [None if v is None else v if isinstance(v, str) else json.dumps(v) for v in (output, expectations)]
+    return as_text[0], as_text[1]
+
+
+def judge_reply(prompt: str) -> str:
+    """The simulated judge's reply to an MLflow judge request: ``{"result": "yes"|"no", "rationale": ...}``."""
+    output, expected = parse_judge_request(prompt)
+    if output is None or expected is None:
+        decision = JudgeDecision(False, "I was not shown both an answer (outputs) and an expected answer.")
+    else:
+        decision = judge_answer(output, expected)
+    return json.dumps({"result": "yes" if decision.correct else "no", "rationale": decision.rationale})

@@ -4,6 +4,12 @@
 litellm expect, so the app exercises exactly the client path it uses with a real provider.
 Latency and failures can be injected (a fixed delay, a seeded error rate, or a scripted list of
 faults for tests: ``429``, ``500``, ``400``, ``timeout``, ``garbage``).
+
+Every reply carries a plausible ``usage``: tokens estimated from words by :mod:`core.tokens` (about
+4 tokens per 3 words, plus OpenAI's chat framing), not zero and not a real tokenizer's count. The
+endpoint keeps what it served (:class:`ServedTotals`, per kind of request: task, reflection, judge),
+so tests can check that a client meters exactly what it was sent. A request carrying MLflow's judge
+prompt gets the simulated judge's verdict (see :mod:`core.offline_model.behaviour`).
 """
 
 import asyncio
@@ -16,9 +22,17 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from core.offline_model.behaviour import MODEL_NAME, answer_prompt, is_reflection_request, reflect
+from core.offline_model.behaviour import (
+    MODEL_NAME,
+    answer_prompt,
+    is_judge_request,
+    is_reflection_request,
+    judge_reply,
+    reflect,
+)
+from core.tokens import chat_prompt_tokens, message_text, text_tokens
 
 FAULT_KINDS = ("429", "500", "400", "timeout", "garbage")
 
@@ -50,29 +64,69 @@ def _error_body(message: str, kind: str, code: str | None = None) -> dict[str, A
 
 
 def _prompt_text(messages: list[dict[str, Any]]) -> str:
-    parts = []
-    for message in messages:
-        content = message.get("content")
-        if isinstance(content, list):
-            content = "\n".join(p.get("text", "") for p in content if isinstance(p, dict))
-        if isinstance(content, str):
-            parts.append(content)
-    return "\n\n".join(parts)
+    return "\n\n".join(text for text in (message_text(m.get("content")) for m in messages) if text)
+
+
+RequestKind = Literal["task", "reflection", "judge"]
+REQUEST_KINDS: tuple[RequestKind, ...] = ("task", "reflection", "judge")
+
+
+def request_kind(messages: list[dict[str, Any]]) -> RequestKind:
+    """Which of the offline model's jobs a chat request asks for, recognised by its prompt: MLflow's
+    judge system prompt, GEPA's reflection prompt, or anything else (a task)."""
+    prompt = _prompt_text(messages)
+    if is_judge_request(prompt):
+        return "judge"
+    return "reflection" if is_reflection_request(prompt) else "task"
 
 
 def reply_to(messages: list[dict[str, Any]]) -> str:
-    """What the offline model answers to a chat request (task answer or reflection)."""
+    """What the offline model answers to a chat request: a task answer, a reflection or a verdict."""
     prompt = _prompt_text(messages)
-    return reflect(prompt) if is_reflection_request(prompt) else answer_prompt(prompt)
+    kind = request_kind(messages)
+    if kind == "judge":
+        return judge_reply(prompt)
+    return reflect(prompt) if kind == "reflection" else answer_prompt(prompt)
 
 
-def create_app(config: OfflineConfig | None = None):  # -> fastapi.FastAPI
-    """Build the ASGI app. Imported lazily: FastAPI is only needed when the endpoint runs."""
+@dataclass(frozen=True)
+class Served:
+    """What the endpoint answered for one kind of request: replies and the usage it reported."""
+
+    responses: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class ServedTotals:
+    """Thread-safe totals of the successful replies an endpoint served, per kind of request."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._served: dict[str, Served] = {kind: Served() for kind in REQUEST_KINDS}
+
+    def add(self, kind: str, prompt_tokens: int, completion_tokens: int) -> None:
+        with self._lock:
+            old = self._served.get(kind, Served())
+            self._served[kind] = Served(
+                old.responses + 1, old.prompt_tokens + prompt_tokens, old.completion_tokens + completion_tokens
+            )
+
+    def snapshot(self) -> dict[str, Served]:
+        with self._lock:
+            return dict(self._served)
+
+
+def create_app(config: OfflineConfig | None = None, served: ServedTotals | None = None):  # -> fastapi.FastAPI
+    """Build the ASGI app. Imported lazily: FastAPI is only needed when the endpoint runs. What it
+    serves is added to ``served`` (also ``app.state.served``)."""
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, Response
 
     config = config or OfflineConfig()
+    served = served if served is not None else ServedTotals()
     app = FastAPI(title="GEPA Explorer offline demo model (simulated, not a language model)")
+    app.state.served = served
     lock = threading.Lock()
     plan = iter(config.fault_plan)
     counter = itertools.count(1)
@@ -158,7 +212,9 @@ def create_app(config: OfflineConfig | None = None):  # -> fastapi.FastAPI
         if fault == "garbage":
             return Response("<html>upstream proxy error</html>", 200, media_type="application/json")
         text = reply_to(messages)
-        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
+        prompt_tokens = chat_prompt_tokens(messages)
+        completion_tokens = max(1, text_tokens(text))
+        served.add(request_kind(messages), prompt_tokens, completion_tokens)
         return {
             "id": f"chatcmpl-offline-{next(counter)}",
             "object": "chat.completion",
@@ -175,8 +231,8 @@ def create_app(config: OfflineConfig | None = None):  # -> fastapi.FastAPI
             ],
             "usage": {
                 "prompt_tokens": prompt_tokens,
-                "completion_tokens": len(text.split()),
-                "total_tokens": prompt_tokens + len(text.split()),
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
             },
         }
 
@@ -200,6 +256,7 @@ class OfflineServer:
 
     def __init__(self, config: OfflineConfig | None = None, port: int = 0):
         self.config = config or OfflineConfig()
+        self.served = ServedTotals()
         self._requested_port = port
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -219,7 +276,11 @@ class OfflineServer:
         sock.bind(("127.0.0.1", self._requested_port))
         self.port = sock.getsockname()[1]
         uv_config = uvicorn.Config(
-            create_app(self.config), log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30
+            create_app(self.config, self.served),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_keep_alive=30,
         )
         self._server = uvicorn.Server(uv_config)
         self._thread = threading.Thread(
