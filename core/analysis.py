@@ -26,11 +26,13 @@ import numpy as np
 
 from core.events import (
     Candidate,
+    EstimateRecord,
     Evaluation,
     Event,
     EventLogError,
     ExampleRecord,
     FinalEvaluation,
+    JudgeRef,
     ModelsRef,
     PromptRef,
     Proposal,
@@ -39,6 +41,7 @@ from core.events import (
     RunStarted,
     ScoredOnTest,
     Stage,
+    UsageUpdate,
 )
 from core.pareto import update_front
 from core.scorers import ScorerSpec, is_failed_prediction
@@ -46,6 +49,7 @@ from core.scorers import ScorerSpec, is_failed_prediction
 if TYPE_CHECKING:
     import pandas as pd
 
+    from core.pricing import Cost
     from core.statistics import PairedComparison
 
 XAxis = Literal["iteration", "metric_calls"]
@@ -126,6 +130,7 @@ class RunView:
     iterations: int = 0
     baseline_metric_calls: int = 0
     on_test: Mapping[int, ScoredOnTest] = field(default_factory=dict)
+    usage_updates: tuple[UsageUpdate, ...] = ()
     val_scores: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False, compare=False)
 
     # -- how the run went -----------------------------------------------------------------------
@@ -173,6 +178,37 @@ class RunView:
     @property
     def seconds(self) -> float | None:
         return self.finished.seconds if self.finished else None
+
+    # -- what it spent --------------------------------------------------------------------------
+    @property
+    def usage(self) -> UsageUpdate | None:
+        """Tokens, seconds and calls per model role so far (None for runs recorded before metering)."""
+        return self.usage_updates[-1] if self.usage_updates else None
+
+    @property
+    def cost(self) -> Cost | None:
+        """What the usage so far cost at the run's prices (``total`` None: a price is unknown)."""
+        from core.accounting import cost_from
+
+        return cost_from(self.usage, self.started.prices)
+
+    def cost_series(self) -> list[tuple[int, float | None]]:
+        """(metric calls, dollars spent by then) at each usage update: the cost-over-budget line."""
+        from core.accounting import cost_from
+
+        points = []
+        for update in self.usage_updates:
+            cost = cost_from(update, self.started.prices)
+            points.append((update.metric_calls, cost.total if cost else None))
+        return points
+
+    @property
+    def estimate(self) -> EstimateRecord | None:
+        return self.started.estimate
+
+    @property
+    def judge(self) -> JudgeRef | None:
+        return self.started.judge
 
     # -- settings -------------------------------------------------------------------------------
     @property
@@ -247,6 +283,7 @@ def build_run_view(events: Sequence[Event]) -> RunView:
     started: RunStarted | None = None
     validations: dict[int, Candidate] = {}
     on_test: dict[int, ScoredOnTest] = {}
+    usage: list[UsageUpdate] = []
     iterations: dict[int, Proposal] = {}
     finished: RunFinished | None = None
     stage: Stage | None = None
@@ -263,6 +300,8 @@ def build_run_view(events: Sequence[Event]) -> RunView:
             stage = event
         elif isinstance(event, ScoredOnTest):
             on_test[event.index] = event
+        elif isinstance(event, UsageUpdate):
+            usage.append(event)
         elif isinstance(event, RunFinished):
             finished = event
         metric_calls = max(metric_calls, getattr(event, "metric_calls", 0) or 0)
@@ -296,6 +335,7 @@ def build_run_view(events: Sequence[Event]) -> RunView:
         iterations=max(iterations, default=0),
         baseline_metric_calls=candidates[0].metric_calls if candidates else 0,
         on_test=on_test,
+        usage_updates=tuple(usage),
         val_scores=matrix,
     )
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from core.events import Event
 
 from core.budget import DEFAULT_BUDGET, DEFAULT_PATIENCE
+from core.scorers import ALL_SCORER_KINDS
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -82,7 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="shuffles the rows before splitting them (default 0; --seed does not change the split)",
     )
     scoring = opt.add_argument_group("scoring")
-    scoring.add_argument("--scorer", default="exact_match", choices=["exact_match", "f1", "contains"])
+    scoring.add_argument(
+        "--scorer",
+        default="exact_match",
+        choices=list(ALL_SCORER_KINDS),
+        help="exact_match, f1, contains, or llm_judge (a judge model decides whether the answer is right)",
+    )
+    scoring.add_argument(
+        "--judge-model", metavar="NAME", help="the LLM judge's model (default: the task model; offline: simulated)"
+    )
     scoring.add_argument(
         "--normalize",
         default="case,whitespace",
@@ -121,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--model", metavar="NAME", help="task model name")
     models.add_argument("--reflection-model", metavar="NAME", help="reflection model name (called through litellm)")
     models.add_argument("--timeout", type=float, default=60.0, metavar="S", help="seconds per model call (default 60)")
+    for role in ("task", "reflection", "judge"):
+        models.add_argument(
+            f"--{role}-price",
+            metavar="IN,OUT",
+            help=f"the {role} model's price in dollars per million input and output tokens, e.g. 0.15,0.60 "
+            "(default: litellm's bundled price list for OpenAI's models; otherwise unknown)",
+        )
     models.add_argument(
         "--max-retries", type=int, default=4, metavar="N", help="retries of a transient model failure (default 4)"
     )
@@ -206,7 +222,10 @@ def _config_from_args(args: argparse.Namespace) -> OptimizationConfig:
         prompt_uri=args.prompt_uri,
         prompt_name=args.prompt_name,
         template=args.template,
-        scorer=ScorerSpec.parse(args.scorer, args.normalize),
+        scorer=ScorerSpec.parse(args.scorer, args.normalize, judge_model=args.judge_model),
+        task_price=_price(args.task_price, "--task-price"),
+        reflection_price=_price(args.reflection_price, "--reflection-price"),
+        judge_price=_price(args.judge_price, "--judge-price"),
         budget=args.budget,
         patience=args.patience,
         minibatch_size=args.minibatch,
@@ -223,6 +242,18 @@ def _config_from_args(args: argparse.Namespace) -> OptimizationConfig:
         tracking_uri=args.tracking_uri,
         experiment=args.experiment,
     )
+
+
+def _price(text: str | None, flag: str) -> tuple[float, float] | None:
+    from core.pricing import Price
+
+    if text is None:
+        return None
+    try:
+        price = Price.parse(text)
+    except ValueError as error:
+        _fail(f"{flag} {text}: {error}")
+    return price.input_per_million, price.output_per_million
 
 
 def _optimize(args: argparse.Namespace) -> int:

@@ -43,6 +43,8 @@ class OptimizationConfig:
             set: 30 test, 30 validation, 30 train); 0 for both fractions turns it off.
         split_seed: shuffles the rows before they are split, apart from ``seed`` (GEPA's own
             randomness), so runs repeated over seeds are scored on the same held-out rows.
+        task_price, reflection_price, judge_price: dollars per million input and output tokens of that
+            role's model, when litellm's cost map does not know it (or to override it).
         score_candidates_on_test: after the search, score every candidate on the test set (one call per
             candidate and test row, outside the budget); None: on for the offline demo model, off for
             real models, whose calls cost money. Baseline and best are scored on it either way.
@@ -65,6 +67,9 @@ class OptimizationConfig:
     validation_fraction: float | None = None
     split_seed: int = 0
     score_candidates_on_test: bool | None = None
+    task_price: tuple[float, float] | None = None
+    reflection_price: tuple[float, float] | None = None
+    judge_price: tuple[float, float] | None = None
     models: ModelConfig = field(default_factory=ModelConfig)
     concurrency: int = 8
     register: bool = True
@@ -90,6 +95,16 @@ class OptimizationConfig:
                 raise ConfigError(
                     f"The {name} fraction must be 0 or more and below 1 (for example 0.3), or left empty."
                 )
+        for role, price in (
+            ("task", self.task_price),
+            ("reflection", self.reflection_price),
+            ("judge", self.judge_price),
+        ):
+            if price is not None and (len(price) != 2 or any(not isinstance(v, int | float) or v < 0 for v in price)):
+                raise ConfigError(
+                    f"The {role} price must be two numbers of dollars per million input and output tokens, "
+                    "0 or more (for example 0.15,0.60)."
+                )
         if self.test_dataset_path and self.test_fraction:
             raise ConfigError("Give either a test file or a test fraction, not both.")
         if self.prompt_uri and self.template:
@@ -109,7 +124,11 @@ class OptimizationConfig:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able form with no secret (the API key stays in :class:`ModelConfig` only)."""
         data = dataclasses.asdict(self)
-        data["scorer"] = {"kind": self.scorer.kind, "normalization": list(self.scorer.normalization)}
+        data["scorer"] = {
+            "kind": self.scorer.kind,
+            "normalization": list(self.scorer.normalization),
+            "judge_model": self.scorer.judge_model,
+        }
         models = data["models"]
         models.pop("api_key", None)
         return data
@@ -120,8 +139,13 @@ class OptimizationConfig:
         scorer = values.pop("scorer", None) or {}
         models = dict(values.pop("models", None) or {})
         models["api_key"] = api_key
+        for price in ("task_price", "reflection_price", "judge_price"):
+            if values.get(price) is not None:
+                values[price] = tuple(values[price])
         return cls(
-            scorer=ScorerSpec(scorer.get("kind", "exact_match"), tuple(scorer.get("normalization", ()))),
+            scorer=ScorerSpec(
+                scorer.get("kind", "exact_match"), tuple(scorer.get("normalization", ())), scorer.get("judge_model")
+            ),
             models=ModelConfig(**models),
             **values,
         )

@@ -12,7 +12,7 @@ from core import tags
 from core.datasets import Example
 from core.events import Evaluation, FinalEvaluation
 from core.models import ModelError, TaskModel
-from core.scorers import FAILED_PREDICTION_PREFIX, ScorerSpec
+from core.scorers import FAILED_PREDICTION_PREFIX, ScorerSpec, Scoring
 from core.templates import render
 
 if TYPE_CHECKING:
@@ -35,24 +35,26 @@ class _Timed:
 
 
 def _evaluate(
-    template: str, examples: Sequence[Example], task_model: TaskModel, scorer: ScorerSpec, concurrency: int
+    template: str, examples: Sequence[Example], task_model: TaskModel, scoring: Scoring, concurrency: int
 ) -> _Timed:
-    def one(example: Example) -> tuple[str, float, int, int]:
+    def one(example: Example) -> tuple[str, float, str, int, int]:
         started = time.time_ns()
         output = safe_complete(task_model, render(template, example.inputs))
-        return output, scorer.score(output, example.expected), started, time.time_ns()
+        score, rationale = scoring(example.inputs, output, example.expected)
+        return output, score, rationale, started, time.time_ns()
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         calls = list(pool.map(one, examples))
-    scores = tuple(score for _, score, _, _ in calls)
+    scores = tuple(c[1] for c in calls)
     return _Timed(
         Evaluation(
-            outputs=tuple(output for output, _, _, _ in calls),
+            outputs=tuple(c[0] for c in calls),
             scores=scores,
             aggregate=sum(scores) / len(scores) if scores else 0.0,
+            rationales=tuple(c[2] for c in calls),
         ),
-        started_ns=min((c[2] for c in calls), default=time.time_ns()),
-        ended_ns=max((c[3] for c in calls), default=time.time_ns()),
+        started_ns=min((c[3] for c in calls), default=time.time_ns()),
+        ended_ns=max((c[4] for c in calls), default=time.time_ns()),
     )
 
 
@@ -61,6 +63,7 @@ def final_evaluation(
     validation: Sequence[Example],
     test: Sequence[Example],
     task_model: TaskModel,
+    scoring: Scoring,
     *,
     concurrency: int,
 ) -> FinalEvaluation:
@@ -79,8 +82,8 @@ def final_evaluation(
     scorer = view.scorer
     pairs = {
         split: (
-            _evaluate(view.baseline.template, examples, task_model, scorer, concurrency),
-            _evaluate(best.template, examples, task_model, scorer, concurrency),
+            _evaluate(view.baseline.template, examples, task_model, scoring, concurrency),
+            _evaluate(best.template, examples, task_model, scoring, concurrency),
         )
         for split, examples in (("validation", validation), ("test", test))
         if examples
@@ -140,6 +143,11 @@ def _record_trace(
                     "normalized_expected": scorer.normalized(example.expected),
                     "normalized_baseline": scorer.normalized(before.outputs[i]),
                     "normalized_optimized": scorer.normalized(after.outputs[i]),
+                    **(
+                        {"baseline_rationale": before.rationales[i], "optimized_rationale": after.rationales[i]}
+                        if scorer.needs_model
+                        else {}
+                    ),
                 },
                 start_time_ns=base.started_ns,
             )
@@ -155,7 +163,7 @@ def _record_trace(
 
 
 def score_on_test(
-    template: str, test: Sequence[Example], task_model: TaskModel, scorer: ScorerSpec, *, concurrency: int
+    template: str, test: Sequence[Example], task_model: TaskModel, scoring: Scoring, *, concurrency: int
 ) -> Evaluation:
     """One candidate scored on the test set (untraced: the final evaluation is the audited one)."""
-    return _evaluate(template, test, task_model, scorer, concurrency).evaluation
+    return _evaluate(template, test, task_model, scoring, concurrency).evaluation

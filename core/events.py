@@ -26,6 +26,8 @@ since the epoch) and ``type``. The types, in the order a run emits them:
     What the run does after its search.
 ``test_scores`` (:class:`ScoredOnTest`)
     After the search, when every candidate is scored on the test set: one per candidate.
+``usage`` (:class:`UsageUpdate`)
+    Tokens, seconds and calls per model role so far, as the run goes.
 ``run_finished`` (:class:`RunFinished`)
     How it ended, what was registered, and the traced final evaluation.
 
@@ -139,6 +141,59 @@ class PreflightCheck:
 
 
 @dataclass(frozen=True)
+class PriceRef:
+    """A model's price in dollars per million input and output tokens, and where it comes from
+    ("cost map", "you", "simulated")."""
+
+    input_per_million: float
+    output_per_million: float
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class RoleTally:
+    """Calls, tokens and dollars of one role (task, reflection, judge); ``cost`` None: unknown."""
+
+    calls: float = 0.0
+    prompt_tokens: float = 0.0
+    completion_tokens: float = 0.0
+    cost: float | None = None
+
+
+@dataclass(frozen=True)
+class EstimateRecord:
+    """The pre-run estimate (:mod:`core.estimate`): per role, the expected metric calls, the seconds,
+    and in words what it comes to and what the judge changes."""
+
+    metric_calls: float = 0.0
+    seconds: float = 0.0
+    cost: float | None = None
+    simulated: bool = False
+    summary: str = ""
+    judge_effect: str | None = None
+    by_role: Mapping[str, RoleTally] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    """What one role's successful responses used so far (:class:`core.models.Usage`)."""
+
+    responses: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    unreported: int = 0
+
+
+@dataclass(frozen=True)
+class JudgeRef:
+    """The LLM judge of a run that scores with one."""
+
+    model: str = ""
+    simulated: bool = False
+
+
+@dataclass(frozen=True)
 class MlflowRef:
     run_id: str | None = None
     experiment_id: str | None = None
@@ -162,6 +217,7 @@ class Evaluation:
     outputs: tuple[str, ...]
     scores: tuple[float, ...]
     aggregate: float
+    rationales: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -225,6 +281,9 @@ class RunStarted(Event):
     budget: BudgetRef = BudgetRef()
     preflight: tuple[PreflightCheck, ...] = ()
     mlflow: MlflowRef = MlflowRef()
+    judge: JudgeRef | None = None
+    prices: Mapping[str, PriceRef | None] = field(default_factory=dict)
+    estimate: EstimateRecord | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -248,6 +307,8 @@ class Candidate(Event):
     aggregate: float = 0.0
     metric_calls: int = 0
     failed: int = 0
+    rationales: tuple[str, ...] = ()
+    judge_failed: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -261,6 +322,21 @@ class ScoredOnTest(Event):
     outputs: tuple[str, ...] = ()
     aggregate: float = 0.0
     failed: int = 0
+    rationales: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class UsageUpdate(Event):
+    """Tokens, seconds and calls of every model role so far (preflight checks included), and the
+    judge's cache and failures: written as the run goes (after each validation and iteration) and
+    once more before ``run_finished``."""
+
+    TYPE: ClassVar[str] = "usage"
+    metric_calls: int = 0
+    by_role: Mapping[str, UsageRecord] = field(default_factory=dict)
+    judge_cache_hits: int = 0
+    judge_cache_misses: int = 0
+    judge_failures: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -346,7 +422,17 @@ class RunFinished(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.TYPE: cls
-    for cls in (RunStarted, Candidate, FrontUpdated, BudgetUsed, Proposal, Stage, ScoredOnTest, RunFinished)
+    for cls in (
+        RunStarted,
+        Candidate,
+        FrontUpdated,
+        BudgetUsed,
+        Proposal,
+        Stage,
+        ScoredOnTest,
+        UsageUpdate,
+        RunFinished,
+    )
 }
 
 
@@ -526,8 +612,11 @@ def _decode(hint: Any, value: Any) -> Any:
             return tuple("" if v is None else str(v) for v in value or ())
         return tuple(_decode(item, v) for v in value or ())
     if origin in (Mapping, dict):
-        if typing.get_args(hint) == (str, str):
+        args = typing.get_args(hint)
+        if args == (str, str):
             return {str(k): "" if v is None else str(v) for k, v in (value or {}).items()}
+        if len(args) == 2 and args[1] is not Any:
+            return {str(k): _decode(args[1], v) for k, v in (value or {}).items()}
         return dict(value or {})
     if dataclasses.is_dataclass(hint):
         return _build(hint, value)

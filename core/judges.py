@@ -40,6 +40,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.errors import ConfigError
 from core.models import (
     OFFLINE_MODEL_NAME,
     CallStats,
@@ -87,9 +88,9 @@ class JudgeConfig:
 
     def __post_init__(self) -> None:
         if self.model is not None and not self.model.strip():
-            raise ValueError("The judge model name is empty: give a name, or leave it out to use the task model.")
+            raise ConfigError("The judge model name is empty: give a name, or leave it out to use the task model.")
         if self.models.is_offline and self.model not in (None, OFFLINE_MODEL_NAME):
-            raise ValueError(
+            raise ConfigError(
                 f"The offline demo model's simulated judge is only '{OFFLINE_MODEL_NAME}': to use another judge "
                 "model, choose the openai provider (with --base-url for an OpenAI-compatible endpoint)."
             )
@@ -164,6 +165,14 @@ class VerdictCache:
         future.set_result(verdict)
         return verdict
 
+    def peek(self, output: str, expected: str) -> Verdict | None:
+        """The verdict already given on this pair, without judging it; None if there is none yet."""
+        with self._lock:
+            future = self._verdicts.get((output, expected))
+        if future is None or not future.done() or future.exception() is not None:
+            return None
+        return future.result()
+
     @property
     def hit_rate(self) -> float | None:
         with self._lock:
@@ -216,6 +225,7 @@ class LLMJudge:
         self.cache = cache if cache is not None else VerdictCache()
         self.meter = meter if meter is not None else UsageMeter()
         self.stats = CallStats()
+        self.failed_pairs: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         self._mlflow_judge: Any = None
 
@@ -227,7 +237,22 @@ class LLMJudge:
         (a mapping of template variables, or the question text). Raises :class:`JudgeError` after every
         retry failed, :class:`~core.models.ModelAccessError` when the endpoint refuses the key or model."""
         inputs = dict(question) if isinstance(question, Mapping) else {"question": question}
-        return self.cache.get_or_judge(output, expected, lambda: self._call(inputs, output, expected))
+        try:
+            return self.cache.get_or_judge(output, expected, lambda: self._call(inputs, output, expected))
+        except JudgeError:
+            with self._lock:
+                self.failed_pairs.add((output, expected))
+            raise
+
+    def rationale_of(self, output: str, expected: str) -> str | None:
+        """Why the judge scored this pair as it did (the failure said as such when it gave no verdict);
+        None when it has not judged it."""
+        verdict = self.cache.peek(output, expected)
+        if verdict is not None:
+            return verdict.rationale
+        with self._lock:
+            failed = (output, expected) in self.failed_pairs
+        return f"{JUDGE_FAILED_PREFIX} after its retries, so this example scored 0." if failed else None
 
     def _judge_object(self) -> Any:
         with self._lock:
@@ -407,3 +432,26 @@ def agreement_lesson(result: Agreement, outputs: Sequence[str] = (), expected: S
         f"by the judge{example(result.judge_only)}, {exact_only} only by exact match{example(result.exact_only)}): "
         "read those outputs before trusting either score."
     )
+
+
+def judge_scoring(judge: LLMJudge) -> Callable[[Mapping[str, Any], str, str], tuple[float, str]]:
+    """Score an (inputs, output, expected) triple with the run's judge outside GEPA (the final
+    evaluation, the test set), as :func:`core.scorers.to_mlflow_scorer` does inside it: a failed
+    prediction scores 0 without a call; a judge that fails after its retries scores 0 with a
+    :data:`JUDGE_FAILED_PREFIX` rationale and is counted in ``judge.stats``."""
+    from core.scorers import is_failed_prediction
+
+    def score(inputs: Mapping[str, Any], output: str, expected: str) -> tuple[float, str]:
+        if is_failed_prediction(output):
+            return 0.0, "The model call failed, so there is no answer to judge."
+        try:
+            verdict = judge.judge(inputs, output, expected)
+        except JudgeError as error:
+            return 0.0, f"{JUDGE_FAILED_PREFIX}: {error}"
+        return verdict.score, verdict.rationale
+
+    return score
+
+
+def is_judge_failure(rationale: str) -> bool:
+    return rationale.startswith(JUDGE_FAILED_PREFIX)

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core import tags
+from core.accounting import Accounting, estimate_record, estimate_run_shape, tokens_summary
 from core.analysis import RunView, build_run_view
 from core.budget import BudgetPlan, plan_budget
 from core.config import OptimizationConfig
@@ -53,6 +54,7 @@ from core.events import (
     EventLog,
     ExampleRecord,
     FinalEvaluation,
+    JudgeRef,
     MlflowRef,
     ModelsRef,
     PreflightCheck,
@@ -65,16 +67,19 @@ from core.events import (
     Stage,
     StoppedBy,
 )
+from core.judges import JudgeConfig, check_judge
 from core.models import ModelAccessError, ModelCheck, ReflectionModel, TaskModel, check_model, resolve_endpoint
 from core.recorder import FatalFlag, GuardedReflection, Recorder, example_key
 from core.registration import end_of_run_blocker, register_candidate
 from core.rundir import RunDir
-from core.scorers import ScorerSpec, is_failed_prediction
+from core.scorers import ScorerSpec, Scoring, is_failed_prediction, text_scoring, to_mlflow_scorer
 from core.store import StoreInfo
 from core.summary import RunSummary
-from core.templates import check_template
+from core.templates import check_template, render
 
 if TYPE_CHECKING:
+    from core.estimate import Estimate
+    from core.judges import LLMJudge
     from core.prompts import PromptVersionInfo
 
 # Failure-rate guard: stop when at least this many task calls failed and they are this share of all.
@@ -96,6 +101,9 @@ class PreparedRun:
     store: StoreInfo
     experiment_id: str
     baseline: PromptVersionInfo
+    accounting: Accounting
+    judge: JudgeConfig | None = None
+    estimate: Estimate | None = None
 
 
 @dataclass(frozen=True)
@@ -124,11 +132,30 @@ class _Run:
 class _Models:
     task: TaskModel
     reflection: ReflectionModel
+    judge: LLMJudge | None = None
 
     @classmethod
-    def start(cls, config: OptimizationConfig) -> _Models:
+    def start(cls, prepared: PreparedRun) -> _Models:
+        """The run's model clients, all metered by its accounting (the judge only when it scores with one)."""
+        from core.judges import LLMJudge
+
+        config, accounting = prepared.config, prepared.accounting
         endpoint = resolve_endpoint(config.models)
-        return cls(TaskModel(config.models, endpoint), ReflectionModel(config.models, endpoint))
+        judge = None
+        if prepared.judge is not None:
+            judge = LLMJudge(prepared.judge, endpoint=endpoint, meter=accounting.meter)
+            accounting.judge = judge
+        return cls(
+            TaskModel(config.models, endpoint, meter=accounting.meter),
+            ReflectionModel(config.models, endpoint, meter=accounting.meter),
+            judge,
+        )
+
+    def scoring(self, spec: ScorerSpec) -> Scoring:
+        """How an example is scored outside GEPA: by the judge, or by the text scorer."""
+        from core.judges import judge_scoring
+
+        return judge_scoring(self.judge) if self.judge is not None else text_scoring(spec)
 
 
 def _quiet_libraries() -> None:
@@ -224,7 +251,14 @@ def prepare_run(config: OptimizationConfig) -> PreparedRun:
     if config.template is not None:
         # Checked before resolve_baseline registers it: bad input must register nothing.
         check_against_dataset(config.template, splits.dataset)
-    checks = [check_model(config.models, role="task"), check_model(config.models, role="reflection")]
+    accounting = Accounting.for_config(config)
+    checks = [
+        check_model(config.models, role="task", meter=accounting.meter),
+        check_model(config.models, role="reflection", meter=accounting.meter),
+    ]
+    judge = JudgeConfig(config.models, config.scorer.judge_model) if config.scorer.needs_model else None
+    if judge is not None and checks[0].ok:
+        checks.append(check_judge(judge, meter=accounting.meter))
     for check in checks:
         if not check.ok:
             raise ModelAccessError(check.message)
@@ -235,7 +269,13 @@ def prepare_run(config: OptimizationConfig) -> PreparedRun:
     check_against_dataset(baseline.template, splits.dataset)
     if splits.test_file is not None:
         check_against_dataset(baseline.template, splits.test_file)
-    return PreparedRun(config, splits, plan, checks, store, experiment_id, baseline)
+    # One real example through the task model: how long its replies are, for the estimate.
+    example = render(baseline.template, splits.train.examples[0].inputs)
+    reply = check_model(config.models, role="task", meter=accounting.meter, prompt=example)
+    estimate = estimate_run_shape(config, splits, baseline.template, reply, accounting.prices) if reply.ok else None
+    return PreparedRun(
+        config, splits, plan, checks, store, experiment_id, baseline, accounting, judge=judge, estimate=estimate
+    )
 
 
 @contextlib.contextmanager
@@ -394,6 +434,9 @@ def _run_started(run: _Run, run_id: str) -> RunStarted:
         budget=BudgetRef(plan.budget, plan.min_proposals, plan.max_proposals, plan.level, plan.message),
         preflight=tuple(PreflightCheck(c.role, c.model, c.ok, round(c.seconds, 3)) for c in prepared.checks),
         mlflow=MlflowRef(run_id, prepared.experiment_id, prepared.store.tracking_uri),
+        judge=JudgeRef(prepared.judge.judge_model, prepared.judge.simulated) if prepared.judge else None,
+        prices=prepared.accounting.price_refs(),
+        estimate=estimate_record(prepared.estimate) if prepared.estimate else None,
     )
 
 
@@ -402,10 +445,10 @@ def _dataset_ref(dataset: Dataset) -> DatasetRef:
 
 
 def _search_and_finish(run: _Run) -> RunFinished:
-    models = _Models.start(run.config)
+    models = _Models.start(run.prepared)
     stopped_by = _search(run, models)
     if stopped_by == "error":
-        return _fail(run, run.fatal.message or _failure_message(models.task), models.task)
+        return _fail(run, run.fatal.message or _failure_message("task", models.task.stats), models.task)
     return _finish(run, models, stopped_by)
 
 
@@ -426,6 +469,8 @@ def _search(run: _Run, models: _Models) -> StoppedBy:
         train_ids=prepared.splits.train_ids,
         val=prepared.splits.validation.examples,
         outputs_cache=outputs_cache,
+        rationale_of=models.judge.rationale_of if models.judge is not None else None,
+        usage_update=prepared.accounting.update,
     )
     fired: list[StoppedBy] = []
     gepa_log = _GepaLogFile(run.folder.gepa_log_path)
@@ -436,7 +481,7 @@ def _search(run: _Run, models: _Models) -> StoppedBy:
         "reflection_minibatch_size": config.minibatch_size,
         "candidate_selection_strategy": config.selection,
         "seed": config.seed,
-        "stop_callbacks": _stoppers(run, models.task, fired),
+        "stop_callbacks": _stoppers(run, models, fired),
         "callbacks": [recorder],
         "logger": gepa_log,
     }
@@ -457,7 +502,7 @@ def _search(run: _Run, models: _Models) -> StoppedBy:
                 train_data=prepared.splits.train.to_mlflow_records(),
                 prompt_uris=[prepared.baseline.uri],
                 optimizer=optimizer,
-                scorers=[_mlflow_scorer(config.scorer)],
+                scorers=[to_mlflow_scorer(config.scorer, judge=models.judge)],
                 enable_tracking=False,
             )
     finally:
@@ -508,23 +553,33 @@ class _NamedStopper:
 
 
 class _ModelFailureStopper:
-    """Stops the run after a permanent model error, or when most task calls fail even after retries."""
+    """Stops the run after a permanent model error, or when most task (or judge) calls fail even after
+    retries: scores made of failures would mean nothing."""
 
-    def __init__(self, fatal: FatalFlag, task_model: TaskModel):
+    def __init__(self, fatal: FatalFlag, models: _Models):
         self._fatal = fatal
-        self._task_model = task_model
+        self._models = models
 
     def __call__(self, _state: Any) -> bool:
         if self._fatal.message is not None:
             return True
-        stats = self._task_model.stats.snapshot()
-        if stats["failures"] >= MIN_FAILURES_TO_STOP and stats["failures"] >= FAILURE_SHARE_TO_STOP * stats["calls"]:
-            self._fatal.set(_failure_message(self._task_model))
-            return True
+        for who, stats in (
+            ("task", self._models.task.stats),
+            ("judge", self._models.judge and self._models.judge.stats),
+        ):
+            if stats is None:
+                continue
+            counts = stats.snapshot()
+            if (
+                counts["failures"] >= MIN_FAILURES_TO_STOP
+                and counts["failures"] >= FAILURE_SHARE_TO_STOP * counts["calls"]
+            ):
+                self._fatal.set(_failure_message(who, stats))
+                return True
         return False
 
 
-def _stoppers(run: _Run, task_model: TaskModel, fired: list[StoppedBy]) -> list[_NamedStopper]:
+def _stoppers(run: _Run, models: _Models, fired: list[StoppedBy]) -> list[_NamedStopper]:
     """GEPA's own stop conditions (its stop file for Stop, its score threshold for a perfect score,
     its no-improvement stopper for patience) plus the model-failure guard, in the order they are
     named when several fire at once."""
@@ -532,7 +587,7 @@ def _stoppers(run: _Run, task_model: TaskModel, fired: list[StoppedBy]) -> list[
 
     stoppers = [
         _NamedStopper("cancelled", FileStopper(str(run.folder.cancel_path)), fired),
-        _NamedStopper("error", _ModelFailureStopper(run.fatal, task_model), fired),
+        _NamedStopper("error", _ModelFailureStopper(run.fatal, models), fired),
     ]
     if run.config.stop_on_perfect:
         stoppers.append(_NamedStopper("perfect", ScoreThresholdStopper(1.0), fired))
@@ -541,11 +596,11 @@ def _stoppers(run: _Run, task_model: TaskModel, fired: list[StoppedBy]) -> list[
     return stoppers
 
 
-def _failure_message(task_model: TaskModel) -> str:
-    stats = task_model.stats.snapshot()
+def _failure_message(who: str, stats: Any) -> str:
+    counts = stats.snapshot()
     return (
-        f"The task model failed on {stats['failures']} of {stats['calls']} calls "
-        f"(last error: {stats['last_error']}). Check that the endpoint is up and not overloaded."
+        f"The {who} model failed on {counts['failures']} of {counts['calls']} calls "
+        f"(last error: {counts['last_error']}). Check that the endpoint is up and not overloaded."
     )
 
 
@@ -596,12 +651,6 @@ def _no_trace_lookups() -> Iterator[None]:
         mlflow.get_trace = original  # type: ignore[assignment]
 
 
-def _mlflow_scorer(spec: ScorerSpec):
-    from core.scorers import to_mlflow_scorer
-
-    return to_mlflow_scorer(spec)
-
-
 def _explorer_optimizer(**kwargs: Any):
     """``GepaPromptOptimizer`` that hands MLflow no prompt to register: we decide registration."""
     from mlflow.genai.optimize import GepaPromptOptimizer
@@ -640,6 +689,7 @@ def _finish(run: _Run, models: _Models, stopped_by: StoppedBy) -> RunFinished:
             registered = Registered(registration.version.uri, registration.version.version, registration.existing)
         except Exception as error:  # noqa: BLE001 - the search's results stand; say why nothing was added
             reason = f"registering the best candidate failed ({' '.join(str(error).split())[:200]})"
+    run.log.emit(run.prepared.accounting.update(view.metric_calls))
     finished = run.log.emit(
         RunFinished(
             status="cancelled" if cancelled else "finished",
@@ -668,7 +718,8 @@ def _evaluate_after_search(run: _Run, models: _Models, view: RunView) -> FinalEv
             f"{len(splits.validation)} validation{on_test} examples, with tracing on.",
         )
     )
-    evaluation = final_evaluation(view, splits.validation.examples, test, models.task, concurrency=concurrency)
+    scoring = models.scoring(view.scorer)
+    evaluation = final_evaluation(view, splits.validation.examples, test, models.task, scoring, concurrency=concurrency)
     if test and run.config.scores_candidates_on_test:
         run.log.emit(
             Stage(
@@ -678,7 +729,7 @@ def _evaluate_after_search(run: _Run, models: _Models, view: RunView) -> FinalEv
             )
         )
         for candidate in view.candidates:
-            scored = score_on_test(candidate.template, test, models.task, view.scorer, concurrency=concurrency)
+            scored = score_on_test(candidate.template, test, models.task, scoring, concurrency=concurrency)
             failed = sum(1 for output in scored.outputs if is_failed_prediction(output))
             run.log.emit(
                 ScoredOnTest(
@@ -687,12 +738,14 @@ def _evaluate_after_search(run: _Run, models: _Models, view: RunView) -> FinalEv
                     outputs=scored.outputs,
                     aggregate=scored.aggregate,
                     failed=failed,
+                    rationales=scored.rationales if models.judge is not None else (),
                 )
             )
     return evaluation
 
 
 def _fail(run: _Run, error: str, task_model: TaskModel | None = None) -> RunFinished:
+    run.log.emit(run.prepared.accounting.update(run.view().metric_calls))
     return run.log.emit(
         RunFinished(
             status="failed",
@@ -722,7 +775,12 @@ def _log_final_metrics(view: RunView) -> None:
         "max_pareto_front_size": view.max_front_size,
         "failed_predictions": view.failed_predictions,
         "failed_reflections": view.failed_reflections,
+        "seconds": view.seconds,
+        "cost_usd": view.cost.total if view.cost else None,
     }
+    for role, tally in tokens_summary(view.usage).items():
+        values |= {f"{role}_prompt_tokens": tally["prompt"], f"{role}_completion_tokens": tally["completion"]}
+        values[f"{role}_calls"] = tally["calls"]
     evaluation = view.final_evaluation
     if evaluation:
         values[f"baseline_{view.scorer.kind}"] = evaluation.baseline.aggregate
@@ -731,6 +789,8 @@ def _log_final_metrics(view: RunView) -> None:
             values["test_baseline_score"] = evaluation.test_baseline.aggregate
             values["test_best_score"] = evaluation.test_best.aggregate
     metrics += [Metric(k, float(v), now, 0) for k, v in values.items() if v is not None]
+    # Cost over metric calls, one point per usage update (known prices only).
+    metrics += [Metric("cost_usd_so_far", cost, now, calls) for calls, cost in view.cost_series() if cost is not None]
     run_id = view.run_id
     retry_store(lambda: mlflow.MlflowClient().log_batch(run_id, metrics=metrics))
 

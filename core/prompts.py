@@ -147,7 +147,12 @@ def register_version(
             )
             break
         except MlflowException as error:
-            racing = "UNIQUE constraint" in str(error) or "IntegrityError" in str(error)
+            # Another process created the prompt, or took the version number, at the same moment.
+            racing = (
+                "UNIQUE constraint" in str(error)
+                or "IntegrityError" in str(error)
+                or getattr(error, "error_code", None) == "RESOURCE_ALREADY_EXISTS"
+            )
             if not racing or attempt == 3:
                 raise
             time.sleep(0.1 + random.random() * 0.3)
@@ -283,14 +288,17 @@ def ensure_baseline(
 ) -> PromptVersionInfo:
     """Register ``template`` as ``name`` unless a version already holds it; point ``@baseline`` at it
     when the prompt has no baseline yet."""
-    existing = find_version_with_template(name, template, tracking_uri=tracking_uri)
-    version = existing or register_version(
-        name,
-        template,
-        commit_message=commit_message,
-        tags={tags.SOURCE: "bundled baseline"},
-        tracking_uri=tracking_uri,
-    )
+    from core.store import registry_lock
+
+    with registry_lock(tracking_uri):
+        existing = find_version_with_template(name, template, tracking_uri=tracking_uri)
+        version = existing or register_version(
+            name,
+            template,
+            commit_message=commit_message,
+            tags={tags.SOURCE: "bundled baseline"},
+            tracking_uri=tracking_uri,
+        )
     if not any(BASELINE_ALIAS in v.aliases for v in list_versions(name, tracking_uri=tracking_uri)):
         set_alias(name, BASELINE_ALIAS, version.version, tracking_uri=tracking_uri)
     return get_version(name, version.version, tracking_uri=tracking_uri)

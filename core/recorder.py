@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from core.datasets import Example
-from core.events import BudgetUsed, Candidate, EventLog, FrontUpdated, Proposal
+from core.events import BudgetUsed, Candidate, EventLog, FrontUpdated, Proposal, UsageUpdate
+from core.judges import JUDGE_FAILED_PREFIX
 from core.models import ModelAccessError, ModelError, ReflectionModel
 from core.scorers import FAILED_PREDICTION_PREFIX, is_failed_prediction
 from core.templates import lost_variables, malformed_placeholders
@@ -47,6 +48,8 @@ class Recorder:
     It keeps only what it needs to write the next event: the budget used so far and the iteration
     being assembled (GEPA reports an iteration piece by piece; :class:`~core.events.Proposal` is
     written whole when it ends). Everything else is read back from the log (:mod:`core.analysis`).
+    With a judge, ``rationale_of`` gives each validation output's verdict rationale; ``usage_update``
+    gives a :class:`~core.events.UsageUpdate`, written after each validation and iteration.
     """
 
     def __init__(
@@ -57,12 +60,16 @@ class Recorder:
         train_ids: Sequence[int],
         val: Sequence[Example],
         outputs_cache: Mapping[tuple[str, str], str],
+        rationale_of: Callable[[str, str], str | None] | None = None,
+        usage_update: Callable[[int], UsageUpdate] | None = None,
     ):
         self.log = log
         self.prompt_name = prompt_name
         self.train_ids = list(train_ids)
         self.val = list(val)
         self.outputs_cache = outputs_cache
+        self.rationale_of = rationale_of
+        self.usage_update = usage_update
         self.metric_calls = 0
         self._current: dict[str, Any] | None = None
         self._lock = threading.Lock()
@@ -86,6 +93,7 @@ class Recorder:
             if candidate == 0:
                 self.metric_calls = max(self.metric_calls, len(by_id))
             outputs = self._outputs(template, event.get("outputs_by_val_id") or {})
+            rationales = self._rationales(outputs)
             self.log.emit(
                 Candidate(
                     index=candidate,
@@ -97,8 +105,11 @@ class Recorder:
                     aggregate=float(event["average_score"]),
                     failed=sum(1 for o in outputs if is_failed_prediction(o)),
                     metric_calls=self.metric_calls,
+                    rationales=rationales,
+                    judge_failed=sum(1 for r in rationales if r.startswith(JUDGE_FAILED_PREFIX)),
                 )
             )
+            self._report_usage()
             if self._current is not None and candidate != 0:
                 self._current["candidate"] = candidate
 
@@ -111,6 +122,15 @@ class Recorder:
             str(given[i]) if i in given else self.outputs_cache.get((template, example_key(example.inputs)), missing)
             for i, example in enumerate(self.val)
         )
+
+    def _rationales(self, outputs: Sequence[str]) -> tuple[str, ...]:
+        if self.rationale_of is None:
+            return ()
+        return tuple(self.rationale_of(o, e.expected) or "" for o, e in zip(outputs, self.val, strict=True))
+
+    def _report_usage(self) -> None:
+        if self.usage_update is not None:
+            self.log.emit(self.usage_update(self.metric_calls))
 
     def on_pareto_front_updated(self, event: Mapping[str, Any]) -> None:
         self._safe(
@@ -208,6 +228,7 @@ class Recorder:
             outcome = current.pop("outcome", None) or ("accepted" if event.get("proposal_accepted") else "skipped")
             reason = current.pop("reason", None) or "the reflection model proposed no change"
             self.log.emit(Proposal(**current, outcome=outcome, reason=reason, metric_calls=self.metric_calls))
+            self._report_usage()
 
         self._safe(record)
 

@@ -74,25 +74,30 @@ def register_candidate(view: RunView, candidate: int, *, tracking_uri: str | Non
     import mlflow
 
     from core import prompts
-    from core.store import retry_store
+    from core.store import registry_lock, retry_store
 
     if reason := registration_blocker(view, candidate):
         raise prompts.PromptError(f"Not registered: {reason}.")
     chosen, baseline = view.candidates[candidate], view.baseline
     run_id = view.run_id or ""
-    existing = prompts.find_version_with_template(baseline.name, chosen.template, tracking_uri=tracking_uri)
-    if existing is not None:
-        version = existing
-    else:
-        change = f", {view.scorer.kind} {view.candidates[0].aggregate:.1%} -> {chosen.aggregate:.1%}"
-        version = prompts.register_version(
-            baseline.name,
-            chosen.template,
-            commit_message=f"GEPA Explorer: candidate {candidate} optimized from v{baseline.version}{change} "
-            f"(run {run_id})",
-            tags={tags.SOURCE_RUN: run_id, tags.SOURCE_VERSION: str(baseline.version), tags.CANDIDATE: str(candidate)},
-            tracking_uri=tracking_uri,
-        )
+    with registry_lock(tracking_uri):
+        existing = prompts.find_version_with_template(baseline.name, chosen.template, tracking_uri=tracking_uri)
+        if existing is not None:
+            version = existing
+        else:
+            change = f", {view.scorer.kind} {view.candidates[0].aggregate:.1%} -> {chosen.aggregate:.1%}"
+            version = prompts.register_version(
+                baseline.name,
+                chosen.template,
+                commit_message=f"GEPA Explorer: candidate {candidate} optimized from v{baseline.version}{change} "
+                f"(run {run_id})",
+                tags={
+                    tags.SOURCE_RUN: run_id,
+                    tags.SOURCE_VERSION: str(baseline.version),
+                    tags.CANDIDATE: str(candidate),
+                },
+                tracking_uri=tracking_uri,
+            )
     client = mlflow.MlflowClient(tracking_uri=tracking_uri) if tracking_uri else mlflow.MlflowClient()
     try:
         retry_store(lambda: client.link_prompt_version_to_run(run_id, version.uri))

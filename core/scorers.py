@@ -19,9 +19,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from core.errors import ConfigError
 
@@ -226,6 +226,16 @@ def compare_scorers(
         ]
         rows.append({"scorer": spec.label, "baseline": mean[0], "optimized": mean[1], "change": mean[1] - mean[0]})
     return rows
+
+
+Scoring = Callable[[Mapping[str, Any], str, str], tuple[float, str]]
+"""Scores one (inputs, output, expected) triple: (score, the reason in a sentence)."""
+
+
+def text_scoring(spec: ScorerSpec) -> Scoring:
+    """A text scorer (exact match, F1, contains) as a :data:`Scoring`; the judge's is
+    :func:`core.judges.judge_scoring`."""
+    return lambda _inputs, output, expected: (spec.score(output, expected), spec.explain(output, expected))
 
 
 def is_failed_prediction(output: object) -> bool:

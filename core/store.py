@@ -14,6 +14,7 @@ database, and every other process waits for it. Store failures reach users as on
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ import random
 import re
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -176,6 +177,30 @@ def prepare_store(tracking_uri: str | None = None, *, timeout: float = CREATION_
     return info
 
 
+@contextlib.contextmanager
+def registry_lock(tracking_uri: str | None = None, *, timeout: float = 60.0) -> Iterator[None]:
+    """Hold while checking whether a prompt text is registered and registering it, so two processes on
+    one local store never both add the same text as two versions (a server store has no lock file;
+    there the check and the registration are as close together as they can be)."""
+    if tracking_uri is None:
+        import mlflow  # the caller registers through MLflow's process-wide store
+
+        tracking_uri = mlflow.get_tracking_uri()
+    path = StoreInfo(tracking_uri).sqlite_path
+    if path is None:
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    try:
+        with FileLock(str(path) + ".registry.lock", timeout=timeout):
+            yield
+    except Timeout:
+        raise StoreError(
+            f"Another process has held the prompt registry of {path} for over {timeout:.0f} s: try again."
+        ) from None
+
+
 def store_needs_creation(tracking_uri: str | None = None) -> bool:
     """Whether :func:`prepare_store` still has to create (or finish) this SQLite store: a first start."""
     info = StoreInfo(tracking_uri or default_tracking_uri())
@@ -233,9 +258,11 @@ def _create_under_lock(uri: str, path: Path, timeout: float) -> None:
 
 def _create_or_finish(uri: str, path: Path) -> None:
     """Create the schema (or complete an interrupted creation), switch to WAL, write the marker."""
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is first imported
+    from mlflow.store.db import utils
+
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    from mlflow.store.db import utils
 
     # Not MLflow's create_sqlalchemy_engine_with_retry: under the lock nothing races us, and its
     # ten retries would spend about 100 s on a file that is not a database.
@@ -410,7 +437,7 @@ def describe_store_error(error: BaseException, uri: str) -> str:
         return f"{where} cannot be written (the disk is full or failing): free some space or choose another store."
     if "file is not a database" in text:
         return f"{where} is not an SQLite database file: move it aside, or choose another store."
-    if "no such table" in text or "already exists" in text or "no such column" in text:
+    if "no such table" in text or "no such column" in text or re.search(r"\b(table|index) \S+ already exists", text):
         return (
             f"{where} is not a complete MLflow store: if it holds nothing you need, move it aside and start "
             "again, or choose another store."

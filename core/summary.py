@@ -30,6 +30,9 @@ CLI_KEYS = (
     "test_final_score",
     "test_p_value",
     "test_delta_ci",
+    "tokens",
+    "cost_usd",
+    "seconds",
 )
 
 
@@ -41,7 +44,9 @@ class RunSummary:
     text was already a version (``optimized_uri`` then names that one), None when nothing was
     registered (``not_registered_reason`` says why). The ``test_*`` fields are None without a test set
     (or when the run ended before its final evaluation); ``test_delta_ci`` is the paired bootstrap 95%
-    interval of the best candidate's gain over the baseline on the test set.
+    interval of the best candidate's gain over the baseline on the test set. ``tokens`` counts every
+    successful model response per role (preflight checks included; ``judge`` all zeros without a
+    judge); ``cost_usd`` is None when a model used has no known price; ``seconds`` is the wall time.
     """
 
     run_id: str | None
@@ -65,6 +70,9 @@ class RunSummary:
     test_final_score: float | None = None
     test_p_value: float | None = None
     test_delta_ci: tuple[float, float] | None = None
+    tokens: dict[str, dict[str, int]] | None = None
+    cost_usd: float | None = None
+    seconds: float | None = None
     not_registered_reason: str | None = None
     error: str | None = None
     experiment_id: str | None = None
@@ -75,6 +83,7 @@ class RunSummary:
         """The summary of a run whose log ends with its ``run_finished`` event."""
         if view.finished is None:
             raise ValueError("The run has not finished: there is no summary yet.")
+        from core.accounting import tokens_summary
         from core.analysis import before_after
 
         registered = view.registered
@@ -101,6 +110,9 @@ class RunSummary:
             test_final_score=test.after_mean if test else None,
             test_p_value=test.p_value if test else None,
             test_delta_ci=(test.interval.low, test.interval.high) if test else None,
+            tokens=tokens_summary(view.usage),
+            cost_usd=view.cost.total if view.cost else None,
+            seconds=view.seconds,
             not_registered_reason=view.not_registered_reason,
             error=view.error,
             experiment_id=view.started.mlflow.experiment_id,

@@ -312,3 +312,80 @@ def test_seeds_run_at_once_and_end_with_runs_and_their_aggregate(run_cli, tracki
 def test_bad_seeds_exit_2_before_anything_starts(run_cli, explorer_home):
     result = run_cli("optimize", "--seeds", "0,zero")
     assert result.returncode == 2 and "is not a list of seeds" in result.stderr and run_count(explorer_home) == 0
+
+
+def test_token_counts_equal_what_the_endpoint_served_per_role(run_cli, tracking, endpoint_factory):
+    from core.models import PROBE_PROMPT
+    from core.offline_model.behaviour import answer_prompt
+    from core.tokens import chat_prompt_tokens, text_tokens
+
+    server = endpoint_factory()
+    result = run_cli("optimize", *on_endpoint(server), "--budget", "120", "--no-register", OPENAI_API_KEY="x")
+    assert result.returncode == 0, result.stderr
+    tokens, served = result.summary["tokens"], server.served.snapshot()
+    # The reflection model's preflight probe reads like a task prompt to the endpoint, which sorts
+    # requests by their text: move it to the reflection role before comparing.
+    probe = {
+        "prompt": chat_prompt_tokens([{"content": PROBE_PROMPT}]),
+        "completion": text_tokens(answer_prompt(PROBE_PROMPT)),
+    }
+    expected = {
+        "task": (
+            served["task"].prompt_tokens - probe["prompt"],
+            served["task"].completion_tokens - probe["completion"],
+        ),
+        "reflection": (
+            served["reflection"].prompt_tokens + probe["prompt"],
+            served["reflection"].completion_tokens + probe["completion"],
+        ),
+    }
+    for role, (prompt, completion) in expected.items():
+        assert tokens[role]["prompt"] == pytest.approx(prompt, rel=0.01), role
+        assert tokens[role]["completion"] == pytest.approx(completion, rel=0.01), role
+    assert tokens["judge"] == {"prompt": 0, "completion": 0, "calls": 0}
+    assert result.summary["cost_usd"] is None  # a custom endpoint's models have no known price
+
+
+def test_prices_given_on_the_command_line_make_a_cost(run_cli, tracking, endpoint_factory):
+    server = endpoint_factory()
+    result = run_cli(
+        "optimize",
+        *on_endpoint(server),
+        "--budget",
+        "60",
+        "--no-register",
+        "--quiet",
+        "--task-price",
+        "0.15,0.60",
+        "--reflection-price",
+        "2.5,10",
+        OPENAI_API_KEY="x",
+    )
+    assert result.returncode == 0, result.stderr
+    tokens = result.summary["tokens"]
+    expected = (tokens["task"]["prompt"] * 0.15 + tokens["task"]["completion"] * 0.60) / 1e6
+    expected += (tokens["reflection"]["prompt"] * 2.5 + tokens["reflection"]["completion"] * 10) / 1e6
+    assert result.summary["cost_usd"] == pytest.approx(expected)
+
+
+def test_the_llm_judge_scores_the_default_run_judging_each_pair_once(run_cli, tracking):
+    result = run_cli("optimize", "--scorer", "llm_judge", "--no-register", "--quiet")
+    assert result.returncode == 0, result.stderr
+    summary = result.summary
+    assert summary["cost_usd"] == 0.0 and summary["tokens"]["judge"]["calls"] > 0
+    events = events_of(summary)
+    usage = [e for e in events if e["type"] == "usage"][-1]
+    asked = usage["judge_cache_hits"] + usage["judge_cache_misses"]
+    assert usage["judge_cache_misses"] <= 0.6 * asked  # identical (output, expected) pairs judged once
+    validations = [e for e in events if e["type"] == "validation"]
+    assert all(len(e["rationales"]) == len(e["outputs"]) and all(e["rationales"]) for e in validations)
+    assert summary["final_score"] > summary["initial_score"]
+
+
+def test_a_price_that_is_not_two_numbers_exits_2(run_cli, explorer_home):
+    result = run_cli("optimize", "--task-price", "cheap")
+    assert (
+        result.returncode == 2
+        and result.stderr.startswith("error: --task-price cheap")
+        and run_count(explorer_home) == 0
+    )

@@ -133,3 +133,26 @@ def test_a_busy_store_is_retried_and_other_errors_are_not():
     assert not is_transient_store_error(RuntimeError("no such table: runs"))
     with pytest.raises(ValueError):
         retry_store(lambda: (_ for _ in ()).throw(ValueError("bad")), base_delay=0.001)
+
+
+def test_a_prompt_that_already_exists_is_not_mistaken_for_a_broken_store():
+    line = describe_store_error(RuntimeError("RESOURCE_ALREADY_EXISTS: Prompt short-answer-qa already exists."), "x")
+    assert "not a complete MLflow store" not in line
+    sql = "(sqlite3.OperationalError) table experiments already exists"
+    assert "not a complete MLflow store" in describe_store_error(RuntimeError(sql), "sqlite:////tmp/m.db")
+
+
+@pytest.mark.slow
+def test_processes_registering_the_bundled_baselines_at_once_add_each_only_once(explorer_home):
+    code = (
+        "from core.store import configure_mlflow; from core.prompts import ensure_bundled_prompts; "
+        "configure_mlflow(); ensure_bundled_prompts()"
+    )
+    children = [
+        subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=cli_env(explorer_home), stderr=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    assert all(child.wait(timeout=300) == 0 for child in children), [c.stderr.read()[-500:] for c in children]
+    with sqlite3.connect(explorer_home / "mlflow.db") as db:
+        versions = db.execute("select name, count(*) from model_versions group by name").fetchall()
+    assert sorted(versions) == [("context-qa", 1), ("short-answer-qa", 1)]
