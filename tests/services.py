@@ -17,6 +17,7 @@ data folder, as the ``postgres`` user when the tests run as root (PostgreSQL ref
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import shutil
@@ -101,8 +102,8 @@ def _start_redis(binary: str, root: Path, password: str | None, timeout: float) 
     port = free_port()
     config = root / "redis.conf"
     lines = [f"port {port}", "bind 127.0.0.1", 'save ""', "appendonly no", f"dir {root}", "daemonize no"]
-    if password:
-        lines.append(f"requirepass {password}")  # in the config file, not on the command line (ps)
+    if password:  # in the config file, not on the command line (ps); quoted, so any character goes
+        lines.append("requirepass " + json.dumps(password, ensure_ascii=False))
     config.write_text("\n".join(lines) + "\n")
     with (root / "redis.log").open("w") as log:
         process = subprocess.Popen(
@@ -331,19 +332,24 @@ def store_uri(database: str) -> str:
 
 
 @contextmanager
-def running_mlflow_on_postgres(database: str, root: Path) -> Iterator[MlflowServer]:
+def running_mlflow_on_postgres(database: str, root: Path | None = None) -> Iterator[MlflowServer]:
     """``mlflow server --backend-store-uri DATABASE --artifacts-destination ROOT/artifacts`` on a
-    free loopback port (MLflow creates its schema in the empty database first); stopped on exit."""
-    with running_mlflow_server(root, backend_store_uri=store_uri(database)) as (url, process):
-        yield MlflowServer(url, root / "artifacts", process)
+    free loopback port (MLflow creates its schema in the empty database first); stopped on exit.
+    Without ``root``, a temporary folder removed on exit holds the artifacts and the server's log."""
+    folder = root or Path(tempfile.mkdtemp(prefix="gepa-mlflow-"))
+    try:
+        with running_mlflow_server(folder, backend_store_uri=store_uri(database)) as (url, process):
+            yield MlflowServer(url, folder / "artifacts", process)
+    finally:
+        if root is None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def mlflow_postgres_url(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def mlflow_postgres_url(postgres_url: str) -> Iterator[str]:
     """The URL of one ``mlflow server`` for the session, on its own database ``mlflow`` of the session
     PostgreSQL, artifacts proxied to a temporary folder. Tests share it: name experiments uniquely."""
-    database = create_database(postgres_url, "mlflow")
-    with running_mlflow_on_postgres(database, tmp_path_factory.mktemp("mlflow-postgres")) as server:
+    with running_mlflow_on_postgres(create_database(postgres_url, "mlflow")) as server:
         yield server.url
 
 

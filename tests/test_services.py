@@ -57,7 +57,7 @@ def test_redis_is_gone_after_its_context():
 
 
 def test_redis_with_a_password_refuses_clients_without_it():
-    with running_redis(password="s3cret/with:odd@chars") as server:
+    with running_redis(password='s3cret with/odd:chars@"') as server:
         assert redis.Redis.from_url(server.url).ping()
         assert raw_reply(server.port, b"PING\r\n").startswith(b"-NOAUTH")
 
@@ -123,7 +123,7 @@ def test_mlflow_server_keeps_its_runs_in_postgres_and_its_artifacts_in_the_desti
     import mlflow
 
     database = create_database(postgres_url, f"mlflow_{uuid.uuid4().hex[:8]}")
-    with running_mlflow_on_postgres(database, tmp_path) as server:
+    with running_mlflow_on_postgres(database) as server:
         client = mlflow.MlflowClient(tracking_uri=server.url)
         run = client.create_run(client.create_experiment("kept"))
         note = tmp_path / "note.txt"
@@ -137,6 +137,7 @@ def test_mlflow_server_keeps_its_runs_in_postgres_and_its_artifacts_in_the_desti
     connection.close()
     assert server.process.poll() is not None
     assert port_closed(int(server.url.rsplit(":", 1)[1]))
+    assert not server.artifacts.parent.exists()
 
 
 def test_a_missing_binary_fails_naming_the_debian_package(monkeypatch, tmp_path):
