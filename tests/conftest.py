@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+pytest_plugins = ["services"]  # real Redis, PostgreSQL and mlflow-on-PostgreSQL fixtures (tests/services.py)
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_data"
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -164,7 +166,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_http(url: str, timeout: float = 120) -> None:
+def wait_http(
+    url: str, timeout: float = 120, *, process: subprocess.Popen | None = None, log: Path | None = None
+) -> None:
+    """Wait until ``url`` answers; when ``process`` (the server) exits first, fail at once with the
+    end of its ``log``."""
     import time
     import urllib.request
 
@@ -174,16 +180,23 @@ def wait_http(url: str, timeout: float = 120) -> None:
             urllib.request.urlopen(url, timeout=2).read()
             return
         except OSError:
+            if process is not None and process.poll() is not None:
+                tail = log.read_text(errors="replace")[-3000:] if log is not None and log.exists() else ""
+                raise RuntimeError(f"the server for {url} exited with status {process.returncode}:\n{tail}") from None
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.3)
 
 
 @contextmanager
-def running_mlflow_server(root: Path) -> Iterator[tuple[str, subprocess.Popen]]:
-    """A real ``mlflow server`` on a free loopback port with its store and artifacts in ``root``;
-    yields its URL and process, and stops it on exit (if the test has not already)."""
+def running_mlflow_server(
+    root: Path, *, backend_store_uri: str | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A real ``mlflow server`` on a free loopback port with its artifacts in ``root / "artifacts"``
+    (proxied) and its store in ``root`` (or at ``backend_store_uri``, a PostgreSQL URL say); yields
+    its URL and process, and stops it on exit (if the test has not already)."""
     port = free_port()
+    log = root / "server.log"
     process = subprocess.Popen(
         [
             sys.executable,
@@ -195,20 +208,20 @@ def running_mlflow_server(root: Path) -> Iterator[tuple[str, subprocess.Popen]]:
             "--port",
             str(port),
             "--backend-store-uri",
-            f"sqlite:///{root / 'server.db'}",
+            backend_store_uri or f"sqlite:///{root / 'server.db'}",
             "--artifacts-destination",
             str(root / "artifacts"),
             "--workers",
             "1",
         ],
-        stdout=(root / "server.log").open("w"),
+        stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_http(f"{url}/health")
+        wait_http(f"{url}/health", process=process, log=log)
         yield url, process
     finally:
         stop_process_group(process)
