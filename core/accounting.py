@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from core.events import EstimateRecord, PriceRef, RoleTally, UsageRecord, UsageUpdate
-from core.models import ROLES, ModelCheck, Role, Usage, UsageMeter
+from core.models import ROLES, Role, Usage, UsageMeter
 from core.pricing import Cost, Price, cost_of, run_prices
 
 if TYPE_CHECKING:
@@ -92,18 +92,18 @@ def estimate_run_shape(
     config: OptimizationConfig,
     splits: Splits,
     template: str,
-    reply_check: ModelCheck,
+    reply_tokens: float,
+    seconds_per_call: float,
     prices: Mapping[Role, Price | None],
 ) -> Estimate:
-    """The pre-run estimate (:func:`core.estimate.estimate_run`) from the data, the baseline template
-    and a preflight call on a real example (its reply length and latency)."""
+    """The pre-run estimate (:func:`core.estimate.estimate_run`) from the data, the baseline template,
+    and a call on a real example (its reply length and a warm call's latency)."""
     from core.estimate import RunShape, estimate_run
     from core.tokens import text_tokens
 
     train = splits.train.examples
     values = [value for example in train for value in example.inputs.values()]
     test = len(splits.test_ids)
-    usage = reply_check.usage
     final_calls = 2 * (len(splits.validation) + test)
     shape = RunShape(
         budget=config.budget,
@@ -113,8 +113,8 @@ def estimate_run_shape(
         template_tokens=text_tokens(template),
         example_tokens=sum(text_tokens(v) for v in values) / max(1, len(values)),
         expected_tokens=sum(text_tokens(e.expected) for e in train) / max(1, len(train)),
-        reply_tokens=(usage.completion_tokens_per_response or 0) if usage else 0,
-        seconds_per_call=(usage.seconds_per_response or 0.0) if usage else 0.0,
+        reply_tokens=reply_tokens,
+        seconds_per_call=seconds_per_call,
         prices=prices,
         judge=config.scorer.needs_model,
         train_is_validation=splits.validation is splits.train,

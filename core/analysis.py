@@ -380,6 +380,63 @@ def overfitting_warning(view: RunView) -> str | None:
     return overfitting_flag(comparisons["validation"], comparisons["test"])
 
 
+@dataclass(frozen=True)
+class JudgeAgreement:
+    """The judge against exact match on one candidate's final-evaluation outputs: the 2x2 table, the
+    lesson in a sentence, and the examples where they disagree (position, inputs, expected, output,
+    the judge's verdict and rationale)."""
+
+    candidate: str
+    agreement: Any
+    lesson: str
+    disagreements: tuple[dict[str, Any], ...]
+
+
+def judge_agreement(view: RunView) -> list[JudgeAgreement]:
+    """For a run scored by the LLM judge, where it and exact match (with the run's normalisation)
+    agree on the baseline's and the best candidate's validation outputs; empty otherwise."""
+    from core.judges import agreement, agreement_lesson
+
+    evaluation = view.final_evaluation
+    if view.scorer.kind != "llm_judge" or evaluation is None:
+        return []
+    exact = ScorerSpec("exact_match", view.scorer.normalization)
+    expected = [e.expected for e in view.val_examples]
+    found = []
+    for label, scored in (
+        ("baseline", evaluation.baseline),
+        (f"best (candidate {evaluation.best_candidate})", evaluation.best),
+    ):
+        exact_scores = [exact.score(o, e) for o, e in zip(scored.outputs, expected, strict=True)]
+        table = agreement(list(scored.scores), exact_scores)
+        rows = tuple(
+            {
+                "row": view.val_examples[i].row,
+                "input": example_inputs_text(view.val_examples[i]),
+                "expected": expected[i],
+                "output": scored.outputs[i],
+                "judge": "right" if scored.scores[i] >= 0.5 else "wrong",
+                "exact match": "right" if exact_scores[i] >= 0.5 else "wrong",
+                "judge's reason": scored.rationales[i] if i < len(scored.rationales) else "",
+            }
+            for i in table.disagreements
+        )
+        found.append(JudgeAgreement(label, table, agreement_lesson(table, scored.outputs, expected), rows))
+    return found
+
+
+def pace(view: RunView) -> tuple[float | None, float | None]:
+    """(metric calls per second so far, seconds left to spend the budget at that pace) of a live run;
+    None while there is too little to tell."""
+    if not view.usage_updates or view.metric_calls <= 0:
+        return None, None
+    elapsed = view.usage_updates[-1].t - view.started.t
+    if elapsed <= 0:
+        return None, None
+    rate = view.metric_calls / elapsed
+    return rate, max(0.0, (view.budget - view.metric_calls) / rate) if rate else None
+
+
 def front_members_at(view: RunView, iteration: int) -> tuple[int, ...]:
     """The Pareto front after every validation of iterations <= ``iteration`` (empty before any)."""
     members: tuple[int, ...] = ()

@@ -475,6 +475,47 @@ def what_if_figure(table: pd.DataFrame) -> go.Figure:
     return fig
 
 
+def what_if_group_figure(table: pd.DataFrame) -> go.Figure:
+    """Heatmap of :func:`core.groups.what_if_over_group`: budget across, patience down, cell = the mean
+    best validation score over the group's runs, its text the lowest to highest."""
+    budgets = sorted({int(b) for b in table["budget"]})
+    labels = {_patience_label(p): (0 if _patience_label(p) == "off" else int(p)) for p in table["patience"]}
+    patiences = sorted(labels, key=labels.__getitem__)
+    z = np.full((len(patiences), len(budgets)), np.nan)
+    text = [["" for _ in budgets] for _ in patiences]
+    for row in table.itertuples(index=False):
+        i, j = patiences.index(_patience_label(row.patience)), budgets.index(int(row.budget))
+        z[i, j] = row.best_score
+        text[i][j] = f"{row.best_score:.2f}<br>{row.lowest:.2f}–{row.highest:.2f}"
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=[str(b) for b in budgets],
+            y=patiences,
+            text=text,
+            texttemplate="%{text}",
+            hovertemplate="Budget %{x}, patience %{y}<br>Mean best validation score %{z:.3f}<extra></extra>",
+            colorscale="Viridis",
+            zmin=0.0,
+            zmax=1.0,
+            xgap=1,
+            ygap=1,
+            colorbar={"title": {"text": "Mean best validation score", "side": "right"}},
+        )
+    )
+    runs = int(table["runs"].max()) if len(table) else 0
+    fig.update_layout(
+        title={"text": f"What if, over {runs} seeds: mean (lowest–highest) best validation score"},
+        xaxis={"title": {"text": "Budget (metric calls)"}, "type": "category"},
+        yaxis={
+            "title": {"text": "Patience (iterations without a better score)"},
+            "type": "category",
+            "autorange": "reversed",
+        },
+    )
+    return fig
+
+
 def compare_runs_figure(curves: Mapping[str, Sequence[tuple[int, float]]]) -> go.Figure:
     """One best-so-far step line per run label (from :func:`core.analysis.run_curve`), against metric
     calls. Runs differ by marker symbol and dash, not only colour."""
@@ -550,6 +591,32 @@ def live_scores_figure(view: RunView) -> go.Figure:
     )
     if not candidates:
         _empty_note(fig, "Waiting for the baseline's validation score…")
+    return fig
+
+
+def cost_figure(view: RunView) -> go.Figure:
+    """Dollars spent against metric calls used (the budget), one point per usage update: what each part
+    of the search cost. Unknown prices leave the line out and say so."""
+    series = [(calls, cost) for calls, cost in view.cost_series() if cost is not None]
+    fig = go.Figure(
+        go.Scatter(
+            x=[calls for calls, _ in series],
+            y=[cost for _, cost in series],
+            mode="lines+markers",
+            line_shape="hv",
+            name="Cost so far",
+            hovertemplate="%{x} metric calls: $%{y:.4f} spent<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title="Cost so far, by budget spent",
+        xaxis_title=_X_TITLES["metric_calls"],
+        yaxis_title="Dollars (all model calls)",
+        hovermode="closest",
+    )
+    if not series:
+        known = view.usage_updates and view.cost is not None and view.cost.total is None
+        _empty_note(fig, "A model used has no known price: give it in the sidebar." if known else "No cost recorded.")
     return fig
 
 

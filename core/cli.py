@@ -177,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     # The app's status line, computed in a child process (see core.health).
     commands.add_parser("check-models", help=argparse.SUPPRESS)
     commands.add_parser("check-store", help=argparse.SUPPRESS)
+    commands.add_parser("check-reply", help=argparse.SUPPRESS)
     return parser
 
 
@@ -188,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "check-models":
         return _check_models()
+    if args.command == "check-reply":
+        return _check_reply()
     if args.command == "check-store":
         from core.store import check_store
 
@@ -422,6 +425,21 @@ class _ProgressPrinter:
             f"Stopped by {view.stopped_by} after {view.iterations} iterations and {view.metric_calls} metric "
             f"calls (budget {view.budget}; GEPA finishes the iteration it started): {scores}; {where}{failures}"
         )
+
+
+def _check_reply() -> int:
+    """Body of ``python -m core check-reply``: {"models": ModelConfig without key, "prompt": text} on
+    stdin, the key in the environment; prints :func:`core.health.reply_probe` as one JSON line."""
+    import dataclasses
+
+    from core.health import reply_probe
+    from core.models import ModelConfig
+    from core.runs import API_KEY_ENV
+
+    request = json.loads(sys.stdin.read())
+    models = ModelConfig(**request["models"], api_key=os.environ.pop(API_KEY_ENV, None))
+    print(json.dumps(dataclasses.asdict(reply_probe(models, request["prompt"]))), flush=True)
+    return EXIT_OK
 
 
 def _check_models() -> int:

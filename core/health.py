@@ -139,6 +139,45 @@ def model_status_in_child(models: ModelConfig, *, timeout: float = 180.0) -> lis
     return [(str(role), bool(ok), str(line)) for role, ok, line in answer]
 
 
+@dataclasses.dataclass(frozen=True)
+class ReplyProbe:
+    """How the task model replies to one real example: reply length and a warm call's seconds, for
+    the pre-run estimate; ``message`` says why not when ``ok`` is False."""
+
+    ok: bool
+    message: str
+    completion_tokens: float = 0.0
+    seconds: float = 0.0
+
+
+def reply_probe(models: ModelConfig, prompt: str) -> ReplyProbe:
+    """Send ``prompt`` to the task model twice (the first call of a process also pays for connecting)
+    and keep the second's reply length and latency."""
+    from core.models import check_model
+
+    check_model(models, role="task", prompt=prompt)
+    check = check_model(models, role="task", prompt=prompt)
+    if not check.ok or check.usage is None:
+        return ReplyProbe(False, check.message)
+    usage = check.usage
+    return ReplyProbe(
+        True, check.message, usage.completion_tokens_per_response or 0.0, usage.seconds_per_response or 0.0
+    )
+
+
+def reply_probe_in_child(models: ModelConfig, prompt: str, *, timeout: float = 180.0) -> ReplyProbe:
+    """:func:`reply_probe` in ``python -m core check-reply`` (see :func:`model_status_in_child`)."""
+    from core.runs import API_KEY_ENV
+
+    public = dataclasses.asdict(models)
+    public.pop("api_key", None)
+    secrets = {API_KEY_ENV: models.api_key} if models.api_key else {}
+    answer = _in_child("check-reply", {"models": public, "prompt": prompt}, secrets, timeout)
+    if isinstance(answer, str):
+        return ReplyProbe(False, f"Could not reach the model: {answer}.")
+    return ReplyProbe(**answer)
+
+
 def _in_child(command: str, request: dict[str, Any], secrets: dict[str, str], timeout: float) -> Any:
     """``python -m core COMMAND`` with ``request`` as JSON on stdin (``secrets`` in its environment,
     never on its command line); its last stdout line parsed as JSON, or a string saying what failed."""

@@ -272,7 +272,11 @@ def prepare_run(config: OptimizationConfig) -> PreparedRun:
     # One real example through the task model: how long its replies are, for the estimate.
     example = render(baseline.template, splits.train.examples[0].inputs)
     reply = check_model(config.models, role="task", meter=accounting.meter, prompt=example)
-    estimate = estimate_run_shape(config, splits, baseline.template, reply, accounting.prices) if reply.ok else None
+    estimate = None
+    if reply.ok and reply.usage is not None:
+        usage = reply.usage
+        reply_tokens, seconds = usage.completion_tokens_per_response or 0.0, usage.seconds_per_response or 0.0
+        estimate = estimate_run_shape(config, splits, baseline.template, reply_tokens, seconds, accounting.prices)
     return PreparedRun(
         config, splits, plan, checks, store, experiment_id, baseline, accounting, judge=judge, estimate=estimate
     )

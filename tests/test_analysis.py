@@ -438,3 +438,58 @@ def test_compare_examples_adds_test_rows_where_both_candidates_were_scored_on_te
     assert compare_examples(view, 1, 0)["split"].tolist() == ["validation", "validation"]
     partial = build_run_view([started, *events[1:-1], on_test[0], events[-1]])
     assert compare_examples(partial, 1, 0, splits=("test",)).empty  # candidate 1 was not scored on test
+
+
+def with_usage(events: list, prices: dict) -> list:
+    """``events`` with priced models and a usage update after each validation (metric calls, tokens)."""
+    from dataclasses import replace
+
+    from core.events import Candidate, PriceRef, UsageRecord, UsageUpdate
+
+    started = replace(events[0], prices={role: PriceRef(*p) if p else None for role, p in prices.items()})
+    out = [started]
+    for event in events[1:]:
+        out.append(event)
+        if isinstance(event, Candidate):
+            calls = event.metric_calls
+            record = UsageRecord(responses=calls, prompt_tokens=100 * calls, completion_tokens=10 * calls)
+            out.append(UsageUpdate(metric_calls=calls, by_role={"task": record}, t=started.t + calls))
+    return out
+
+
+def test_cost_series_prices_each_usage_update_and_unknown_prices_stay_unknown():
+    events = scored_run([[0, 1], [1, 1]])
+    priced = build_run_view(with_usage(events, {"task": (1.0, 10.0), "reflection": (0.0, 0.0)}))
+    assert [calls for calls, _ in priced.cost_series()] == [2, 10]
+    assert priced.cost_series()[0][1] == pytest.approx((2 * 100 * 1.0 + 2 * 10 * 10.0) / 1e6)
+    unknown = build_run_view(with_usage(events, {"task": None}))
+    assert unknown.cost.total is None and [cost for _, cost in unknown.cost_series()] == [None, None]
+
+
+def test_pace_is_metric_calls_per_second_and_the_time_left_for_the_budget():
+    from core.analysis import pace
+
+    view = build_run_view(with_usage(scored_run([[0, 1], [1, 1]], finished=False), {"task": (0.0, 0.0)}))
+    rate, left = pace(view)
+    assert rate == pytest.approx(1.0) and left == pytest.approx(1000 - 10)
+
+
+def test_judge_agreement_lists_where_the_judge_and_exact_match_disagree():
+    from dataclasses import replace
+
+    from core.analysis import judge_agreement
+    from core.events import Evaluation, FinalEvaluation, ScorerRef
+
+    events = scored_run([[0, 1], [1, 1]])
+    started = replace(events[0], scorer=ScorerRef("llm_judge", ("case",)))
+    evaluation = FinalEvaluation(
+        baseline=Evaluation(("The answer is A0.", "A1"), (1.0, 1.0), 1.0, ("states it", "exact")),
+        best=Evaluation(("A0", "A1"), (1.0, 1.0), 1.0, ("exact", "exact")),
+        best_candidate=1,
+    )
+    finished = replace(events[-1], final_evaluation=evaluation)
+    found = judge_agreement(build_run_view([started, *events[1:-1], finished]))
+    assert [f.candidate for f in found] == ["baseline", "best (candidate 1)"]
+    assert found[0].agreement.judge_only == (0,) and found[0].disagreements[0]["judge's reason"] == "states it"
+    assert found[1].agreement.disagreements == () and "agree on all 2" in found[1].lesson
+    assert judge_agreement(build_run_view(events)) == []  # not a judge run

@@ -306,3 +306,24 @@ def test_page_figures_builds_every_results_chart_with_a_title():
     assert list(figures) == ["candidates", "pareto-front", "lineage", "score-matrix", "what-if", "best-so-far"]
     for name, build in figures.items():
         assert build().layout.title.text, name
+
+
+def test_what_if_over_a_group_shows_the_mean_and_the_range_of_its_seeds():
+    from core.charts import what_if_group_figure
+    from core.groups import what_if_over_group
+
+    views = [view_of("run_short_qa_seed0"), view_of("run_short_qa_budget300")]
+    grid = what_if_over_group(views, [150, 300], [None, 2])
+    heatmap = what_if_group_figure(grid).data[0]
+    assert list(heatmap.x) == ["150", "300"] and list(heatmap.y) == ["off", "2"]
+    assert set(grid["runs"]) == {2}
+    top = grid[(grid["budget"] == 150) & grid["patience"].isna()].iloc[0]
+    assert top["lowest"] <= top["best_score"] <= top["highest"]
+    assert heatmap.text[0][0] == f"{top['best_score']:.2f}<br>{top['lowest']:.2f}–{top['highest']:.2f}"
+
+
+def test_cost_figure_says_when_prices_are_unknown():
+    from core.charts import cost_figure
+
+    fig = cost_figure(view_of("run_short_qa_seed0"))  # a run recorded before metering
+    assert list(fig.data[0].x) == [] and "No cost recorded" in fig.layout.annotations[0].text

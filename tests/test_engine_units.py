@@ -333,3 +333,27 @@ def test_a_plain_value_error_is_not_mistaken_for_bad_input():
         ("core.store", "StoreError"),
     ):
         assert issubclass(getattr(__import__(module, fromlist=[name]), name), InputError)
+
+
+@pytest.mark.parametrize(("text", "seeds"), [("0,1,2", [0, 1, 2]), ("3-5", [3, 4, 5]), (" 7 ", [7])])
+def test_seeds_are_read_as_a_list_or_a_range(text, seeds):
+    from core.groups import parse_seeds
+
+    assert parse_seeds(text) == seeds
+
+
+@pytest.mark.parametrize(("text", "said"), [("0,0", "repeat"), ("a", "not a list"), ("0-20", "too many")])
+def test_bad_seeds_say_what_to_write(text, said):
+    from core.groups import parse_seeds
+
+    with pytest.raises(ConfigError, match=said):
+        parse_seeds(text)
+
+
+def test_the_group_aggregate_is_the_mean_and_sample_spread_of_the_scores():
+    from core.groups import aggregate
+
+    result = aggregate([{"final_score": 0.8}, {"final_score": 0.9}, {"final_score": 1.0, "test_final_score": 0.5}])
+    assert result["final_score"]["mean"] == pytest.approx(0.9) and result["final_score"]["std"] == pytest.approx(0.1)
+    assert result["test_final_score"] == {"mean": 0.5, "std": 0.0, "n": 1}
+    assert result["initial_score"] == {"mean": None, "std": None, "n": 0}

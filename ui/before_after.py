@@ -1,0 +1,44 @@
+"""The before/after an instructor can defend: baseline against the best candidate on each split,
+with its size, a paired significance test, a 95% interval and one sentence in plain words."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core import analysis
+from core.templates import markdown_escape
+
+METHODS = {
+    "exact_mcnemar": "exact McNemar test on the examples that changed",
+    "sign_flip": "paired sign-flip permutation test",
+}
+
+
+def render_before_after(view: analysis.RunView) -> None:
+    """One row of metrics and one sentence per split the final evaluation scored; nothing before it."""
+    comparisons = analysis.before_after(view)
+    if not comparisons:
+        return
+    for split, comparison in comparisons.items():
+        size = f"{split}, {comparison.n} examples"
+        left, right, gain = st.columns(3)
+        left.metric(f"Baseline ({size})", f"{comparison.before_mean:.1%}")
+        right.metric(f"Optimized ({size})", f"{comparison.after_mean:.1%}")
+        interval = comparison.interval
+        gain.metric(
+            "Gain (95% interval)",
+            f"{comparison.mean_difference:+.1%}",
+            delta=f"{interval.low:+.1%} to {interval.high:+.1%}",
+            delta_color="off",
+            help=f"Paired bootstrap interval of the gain ({interval.resamples:,} resamples), "
+            f"p from the {METHODS.get(comparison.method, comparison.method)}.",
+        )
+        st.markdown(markdown_escape(comparison.sentence))
+    if "test" not in comparisons:
+        st.caption(
+            "No test set: these scores are on the examples GEPA selected by, so they flatter the optimized "
+            "prompt. Hold out a test set to know how it does on new questions."
+        )
+    warning = analysis.overfitting_warning(view)
+    if warning:
+        st.warning(markdown_escape(warning), icon=":material/warning:")

@@ -1,0 +1,132 @@
+"""What a run costs, shown before, during and after it: the pre-run estimate, tokens and dollars per
+model role, the pace of a live run, the estimate against what was spent, and where an LLM judge and
+exact match disagree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from core import analysis
+from core.templates import markdown_escape
+
+ROLES = ("task", "reflection", "judge")
+
+
+def dollars(value: float | None, *, simulated: bool = False) -> str:
+    if simulated:
+        return "$0 (simulated)"
+    if value is None:
+        return "unknown"
+    return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
+
+
+def render_estimate(estimate: Any) -> None:
+    """The pre-run estimate (:class:`core.estimate.Estimate`) beside the budget preflight."""
+    st.info(markdown_escape(estimate.summary()), icon=":material/calculate:")
+    rows = [
+        {
+            "role": role,
+            "calls": round(tally.calls),
+            "tokens in": round(tally.prompt_tokens),
+            "tokens out": round(tally.completion_tokens),
+            "cost": dollars(tally.cost, simulated=estimate.simulated),
+        }
+        for role, tally in estimate.by_role.items()
+        if tally.calls
+    ]
+    with st.expander("The estimate, role by role"):
+        st.dataframe(rows, hide_index=True, width="stretch")
+        st.caption(
+            "From GEPA's accounting (one metric call = one prompt scored on one example), the dataset's and "
+            "prompt's lengths and one call to the model. Patience is ignored, so this is an upper bound."
+        )
+
+
+def render_usage(view: analysis.RunView) -> None:
+    """Tokens, dollars and seconds per role so far (a live run) or in all (a finished one)."""
+    usage = view.usage
+    if usage is None:
+        return
+    cost = view.cost
+    simulated = bool(cost and cost.simulated)
+    cols = st.columns(4)
+    cols[0].metric("Model calls", f"{sum(r.responses for r in usage.by_role.values()):,}")
+    cols[1].metric("Tokens", f"{sum(r.prompt_tokens + r.completion_tokens for r in usage.by_role.values()):,}")
+    cols[2].metric(
+        "Cost" if view.finished else "Cost so far", dollars(cost.total if cost else None, simulated=simulated)
+    )
+    if view.is_live:
+        rate, left = analysis.pace(view)
+        cols[3].metric("Pace", f"{rate:.1f} calls/s" if rate else "–", help="Metric calls per second so far.")
+        if left is not None:
+            st.caption(f"About {left:.0f} s left at this pace to spend the budget (patience may stop it sooner).")
+    else:
+        cols[3].metric("Time", f"{view.seconds:.0f} s" if view.seconds is not None else "–")
+    if cost is not None and cost.total is None and not simulated:
+        st.caption(markdown_escape(cost.describe()) + ": give its price in the sidebar to see dollars.")
+
+
+def render_usage_table(view: analysis.RunView) -> None:
+    usage = view.usage
+    if usage is None:
+        return
+    rows = [
+        {
+            "role": role,
+            "calls": record.responses,
+            "tokens in": record.prompt_tokens,
+            "tokens out": record.completion_tokens,
+            "seconds in calls": round(record.seconds, 1),
+        }
+        for role, record in usage.by_role.items()
+    ]
+    st.dataframe(rows, hide_index=True, width="stretch")
+    if usage.judge_cache_hits or usage.judge_cache_misses:
+        asked = usage.judge_cache_hits + usage.judge_cache_misses
+        st.caption(
+            f"The judge was asked {asked:,} times and called {usage.judge_cache_misses:,} times: identical "
+            f"(output, expected) pairs are judged once. {usage.judge_failures} judge calls failed after retries"
+            " (scored 0 and flagged per example)."
+        )
+
+
+def render_estimate_vs_actual(view: analysis.RunView) -> None:
+    """The estimate made before the run beside what it spent, role by role."""
+    estimate, usage = view.estimate, view.usage
+    if estimate is None or usage is None or view.finished is None:
+        return
+    cost = view.cost
+    rows = []
+    for role in ROLES:
+        guessed, spent = estimate.by_role.get(role), usage.by_role.get(role)
+        if not (guessed and guessed.calls) and not (spent and spent.responses):
+            continue
+        rows.append(
+            {
+                "role": role,
+                "estimated calls": round(guessed.calls) if guessed else 0,
+                "actual calls": spent.responses if spent else 0,
+                "estimated tokens": round(guessed.prompt_tokens + guessed.completion_tokens) if guessed else 0,
+                "actual tokens": (spent.prompt_tokens + spent.completion_tokens) if spent else 0,
+            }
+        )
+    st.markdown("**Estimate against actual**")
+    st.dataframe(rows, hide_index=True, width="stretch")
+    st.caption(
+        f"Estimated {dollars(estimate.cost, simulated=estimate.simulated)} and {estimate.seconds:.0f} s; spent "
+        f"{dollars(cost.total if cost else None, simulated=bool(cost and cost.simulated))} and "
+        f"{view.seconds or 0:.0f} s. The estimate ignores patience, so a run stopped early spends less."
+    )
+
+
+def render_agreement(view: analysis.RunView) -> None:
+    """For a run scored by the LLM judge: where it and exact match agree, and the examples they do not."""
+    for found in analysis.judge_agreement(view):
+        st.markdown(f"**The judge against exact match, on the {found.candidate}'s validation outputs**")
+        st.dataframe(found.agreement.table(), hide_index=True, width="content")
+        st.markdown(markdown_escape(found.lesson))
+        if found.disagreements:
+            with st.expander(f"The {len(found.disagreements)} examples they disagree on"):
+                st.dataframe(list(found.disagreements), hide_index=True, width="stretch")
