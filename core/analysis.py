@@ -237,6 +237,11 @@ class RunView:
     def minibatch_size(self) -> int:
         return int(self.started.config.get("minibatch_size") or 3)
 
+    @property
+    def participant(self) -> str | None:
+        """Who of a class ran it, if anyone (:mod:`core.participants`)."""
+        return self.started.config.get("participant") or None
+
     # -- candidates -----------------------------------------------------------------------------
     @property
     def best(self) -> Candidate | None:

@@ -149,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
     tracking = opt.add_argument_group("tracking")
     tracking.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (default: local SQLite store)")
     tracking.add_argument("--experiment", default="GEPA Explorer", metavar="NAME")
+    tracking.add_argument(
+        "--participant",
+        metavar="NAME",
+        help="who of a class runs it: tags the run and registers into NAME.<prompt>, so versions never mix",
+    )
     tracking.add_argument("--no-register", action="store_true", help="never register an optimized version")
     scoring.add_argument(
         "--score-candidates-on-test",
@@ -244,7 +249,14 @@ def _config_from_args(args: argparse.Namespace) -> OptimizationConfig:
         register=not args.no_register,
         tracking_uri=args.tracking_uri,
         experiment=args.experiment,
+        participant=_participant(args.participant),
     )
+
+
+def _participant(text: str | None) -> str | None:
+    from core.participants import participant_name
+
+    return participant_name(text) if text is not None else None
 
 
 def _price(text: str | None, flag: str) -> tuple[float, float] | None:

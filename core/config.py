@@ -50,6 +50,8 @@ class OptimizationConfig:
             real models, whose calls cost money. Baseline and best are scored on it either way.
         concurrency: model calls in flight at once while scoring a batch.
         group: the id shared by the runs of one repeat over seeds (:mod:`core.groups`).
+        participant: who of a class runs it (:mod:`core.participants`): tags the run and prefixes the
+            prompt its best candidate is registered into.
     """
 
     dataset_path: str | None = None
@@ -78,6 +80,7 @@ class OptimizationConfig:
     experiment: str = DEFAULT_EXPERIMENT
     run_name: str | None = None
     group: str | None = None
+    participant: str | None = None
 
     def __post_init__(self) -> None:
         if self.budget < 1:
@@ -105,6 +108,11 @@ class OptimizationConfig:
                     f"The {role} price must be two numbers of dollars per million input and output tokens, "
                     "0 or more (for example 0.15,0.60)."
                 )
+        if self.participant is not None:
+            from core.participants import participant_name
+
+            if participant_name(self.participant) != self.participant:
+                raise ConfigError(f"'{self.participant}' is not a participant name: use lower-case letters and digits.")
         if self.test_dataset_path and self.test_fraction:
             raise ConfigError("Give either a test file or a test fraction, not both.")
         if self.prompt_uri and self.template:

@@ -379,18 +379,23 @@ def _open_mlflow_run(run: _Run) -> str:
 def _run_tags(run: _Run) -> dict[str, str]:
     prepared, config = run.prepared, run.config
     group = {tags.GROUP: config.group} if config.group else {}
-    return group | {
-        tags.KIND: tags.KIND_OPTIMIZATION,
-        tags.STATUS: "running",
-        tags.LIVE_DIR: str(run.folder.path),
-        tags.HOST: socket.gethostname(),
-        tags.PID: str(os.getpid()),
-        tags.BASELINE_URI: prepared.baseline.uri,
-        tags.PROMPT_NAME: prepared.baseline.name,
-        tags.DATASET: prepared.splits.dataset.name,
-        tags.SCORER: config.scorer.label,
-        tags.MODEL: config.models.label,
-    }
+    who = {tags.PARTICIPANT: config.participant} if config.participant else {}
+    return (
+        group
+        | who
+        | {
+            tags.KIND: tags.KIND_OPTIMIZATION,
+            tags.STATUS: "running",
+            tags.LIVE_DIR: str(run.folder.path),
+            tags.HOST: socket.gethostname(),
+            tags.PID: str(os.getpid()),
+            tags.BASELINE_URI: prepared.baseline.uri,
+            tags.PROMPT_NAME: prepared.baseline.name,
+            tags.DATASET: prepared.splits.dataset.name,
+            tags.SCORER: config.scorer.label,
+            tags.MODEL: config.models.label,
+        }
+    )
 
 
 def _flat_params(run: _Run) -> dict[str, str]:
@@ -689,7 +694,7 @@ def _finish(run: _Run, models: _Models, stopped_by: StoppedBy) -> RunFinished:
     if reason is None:
         run.log.emit(Stage(name="registering", message="Registering the best candidate as a new prompt version."))
         try:
-            registration = register_candidate(view, view.best_candidate)
+            registration = register_candidate(view, view.best_candidate, participant=run.config.participant)
             registered = Registered(registration.version.uri, registration.version.version, registration.existing)
         except Exception as error:  # noqa: BLE001 - the search's results stand; say why nothing was added
             reason = f"registering the best candidate failed ({' '.join(str(error).split())[:200]})"

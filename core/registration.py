@@ -65,8 +65,11 @@ def end_of_run_blocker(view: RunView, *, register: bool, cancelled: bool, regist
     return registration_blocker(view, view.best_candidate)
 
 
-def register_candidate(view: RunView, candidate: int, *, tracking_uri: str | None = None) -> Registration:
-    """Make ``candidate`` of the run a version of its baseline's prompt, linked to the run.
+def register_candidate(
+    view: RunView, candidate: int, *, tracking_uri: str | None = None, participant: str | None = None
+) -> Registration:
+    """Make ``candidate`` of the run a version of its baseline's prompt (of the participant's own copy of
+    it, ``participant.name``, in a class: :func:`core.participants.prompt_name_for`), linked to the run.
 
     Raises:
         PromptError: :func:`registration_blocker` refuses it.
@@ -78,18 +81,21 @@ def register_candidate(view: RunView, candidate: int, *, tracking_uri: str | Non
 
     if reason := registration_blocker(view, candidate):
         raise prompts.PromptError(f"Not registered: {reason}.")
+    from core.participants import prompt_name_for
+
     chosen, baseline = view.candidates[candidate], view.baseline
+    target = prompt_name_for(participant or view.participant, baseline.name)
     run_id = view.run_id or ""
     with registry_lock(tracking_uri):
-        existing = prompts.find_version_with_template(baseline.name, chosen.template, tracking_uri=tracking_uri)
+        existing = prompts.find_version_with_template(target, chosen.template, tracking_uri=tracking_uri)
         if existing is not None:
             version = existing
         else:
             change = f", {view.scorer.kind} {view.candidates[0].aggregate:.1%} -> {chosen.aggregate:.1%}"
             version = prompts.register_version(
-                baseline.name,
+                target,
                 chosen.template,
-                commit_message=f"GEPA Explorer: candidate {candidate} optimized from v{baseline.version}{change} "
+                commit_message=f"GEPA Explorer: candidate {candidate} optimized from {baseline.uri}{change} "
                 f"(run {run_id})",
                 tags={
                     tags.SOURCE_RUN: run_id,

@@ -24,6 +24,7 @@ SCORER = PREFIX + "scorer"
 MODEL = PREFIX + "model"
 OPTIMIZED_URI = PREFIX + "optimized_uri"
 GROUP = PREFIX + "group"  # the runs of one "repeat over seeds"
+PARTICIPANT = PREFIX + "participant"  # who of a class started the run
 
 # On a prompt version this app registered
 SOURCE_RUN = PREFIX + "run_id"

@@ -389,3 +389,18 @@ def test_a_price_that_is_not_two_numbers_exits_2(run_cli, explorer_home):
         and result.stderr.startswith("error: --task-price cheap")
         and run_count(explorer_home) == 0
     )
+
+
+def test_two_participants_register_into_prompts_of_their_own(run_cli, tracking, explorer_home):
+    alice = run_cli("optimize", "--participant", "alice", "--budget", "120", "--quiet")
+    bob = run_cli("optimize", "--participant", "Bob", "--budget", "120", "--quiet")
+    assert alice.returncode == bob.returncode == 0, alice.stderr + bob.stderr
+    assert alice.summary["optimized_uri"] == "prompts:/alice.short-answer-qa/1"
+    assert bob.summary["optimized_uri"] == "prompts:/bob.short-answer-qa/1"
+    names = {name for name, _ in prompt_versions(explorer_home)}
+    assert names == {"short-answer-qa", "context-qa", "alice.short-answer-qa", "bob.short-answer-qa"}
+
+    import mlflow
+
+    tags = [mlflow.MlflowClient().get_run(r.summary["run_id"]).data.tags for r in (alice, bob)]
+    assert [t["gepa_explorer.participant"] for t in tags] == ["alice", "bob"]

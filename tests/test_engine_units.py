@@ -357,3 +357,14 @@ def test_the_group_aggregate_is_the_mean_and_sample_spread_of_the_scores():
     assert result["final_score"]["mean"] == pytest.approx(0.9) and result["final_score"]["std"] == pytest.approx(0.1)
     assert result["test_final_score"] == {"mean": 0.5, "std": 0.0, "n": 1}
     assert result["initial_score"] == {"mean": None, "std": None, "n": 0}
+
+
+def test_a_participant_name_is_checked_and_prefixes_the_prompts_their_runs_register():
+    from core.participants import participant_name, prompt_name_for
+
+    assert participant_name("  Alice ") == "alice" and participant_name("") is None
+    assert prompt_name_for("alice", "short-answer-qa") == "alice.short-answer-qa"
+    assert prompt_name_for("alice", "alice.short-answer-qa") == "alice.short-answer-qa"
+    assert prompt_name_for(None, "short-answer-qa") == "short-answer-qa"
+    with pytest.raises(ConfigError, match="not a participant name"):
+        participant_name("alice smith")
