@@ -404,3 +404,32 @@ def test_two_participants_register_into_prompts_of_their_own(run_cli, tracking, 
 
     tags = [mlflow.MlflowClient().get_run(r.summary["run_id"]).data.tags for r in (alice, bob)]
     assert [t["gepa_explorer.participant"] for t in tags] == ["alice", "bob"]
+
+
+def recorded_estimate(summary: dict):
+    from core.analysis import build_run_view
+    from core.events import decode_event
+
+    return build_run_view([decode_event(e) for e in events_of(summary)]).estimate
+
+
+def test_on_the_default_run_the_estimate_lands_within_30_percent_of_the_calls(run_cli, tracking):
+    result = run_cli("optimize", "--no-register", "--quiet")
+    assert result.returncode == 0, result.stderr
+    estimate = recorded_estimate(result.summary)
+    calls = sum(tally["calls"] for tally in result.summary["tokens"].values())
+    assert sum(r.calls for r in estimate.by_role.values()) == pytest.approx(calls, rel=0.3)
+    assert estimate.simulated and "nothing (simulated model)" in estimate.summary
+
+
+def test_against_a_priced_endpoint_the_estimate_lands_within_30_percent_of_the_cost(
+    run_cli, tracking, endpoint_factory
+):
+    server = endpoint_factory()
+    prices = ["--task-price", "0.15,0.6", "--reflection-price", "2.5,10"]
+    result = run_cli("optimize", *on_endpoint(server), *prices, "--no-register", "--quiet", OPENAI_API_KEY="x")
+    assert result.returncode == 0, result.stderr
+    estimate = recorded_estimate(result.summary)
+    calls = sum(tally["calls"] for tally in result.summary["tokens"].values())
+    assert sum(r.calls for r in estimate.by_role.values()) == pytest.approx(calls, rel=0.3)
+    assert estimate.cost == pytest.approx(result.summary["cost_usd"], rel=0.3)
