@@ -568,9 +568,14 @@ def run_curve(view: RunView) -> list[tuple[int, float]]:
 
 def example_inputs_text(example: ExampleRecord) -> str:
     """The inputs as one readable string: the bare value for one variable, ``name: value`` lines for several."""
-    if len(example.inputs) == 1:
-        return next(iter(example.inputs.values()))
-    return "\n".join(f"{name}: {value}" for name, value in example.inputs.items())
+    return inputs_text(example.inputs)
+
+
+def inputs_text(inputs: Mapping[str, str]) -> str:
+    """Template inputs as one readable string (see :func:`example_inputs_text`)."""
+    if len(inputs) == 1:
+        return next(iter(inputs.values()))
+    return "\n".join(f"{name}: {value}" for name, value in inputs.items())
 
 
 def _candidate_or_error(view: RunView, index: int) -> Candidate:

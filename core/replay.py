@@ -188,7 +188,7 @@ def replay_step(view: RunView, position: int) -> ReplayStep:
         reflect=_reflection(proposal),
         improve=_improvement(view, proposal),
         decision=_decision(view, proposal),
-        missing=_missing(proposal),
+        missing=missing_records(proposal),
     )
 
 
@@ -287,6 +287,11 @@ def _why(view: RunView, strategy: str, front: tuple[FrontMember, ...], parent: i
     member = next((m for m in front if m.candidate == parent), None)
     total = sum(m.draws for m in front)
     width = len(view.val_examples)
+    if member is not None and len(front) == 1:
+        return (
+            f"The Pareto front holds one candidate, {parent} ({score}): it has the top score on every validation "
+            "example so far, so GEPA draws it."
+        )
     if member is None:
         return (
             f"GEPA chose candidate {parent} ({score}); by this run's validation scores it was not on the "
@@ -396,7 +401,7 @@ def _decision(view: RunView, proposal: Proposal) -> Decision:
     if validated:
         summary += f" Candidate {candidate} scored {_pct(score)} on the {len(view.val_examples)} validation examples"
         summary += f" (its parent: {_pct(parent_score)})." if parent_score is not None else "."
-        summary += " " + _front_change(before, after)
+        summary += " " + _front_change(before, after, candidate)
     elif proposal.outcome == "accepted":
         summary += " Its validation is not in the recording yet."
     else:
@@ -417,19 +422,26 @@ def _names(candidates: tuple[int, ...]) -> str:
     return ", ".join(str(c) for c in candidates) or "none"
 
 
-def _front_change(before: tuple[int, ...], after: tuple[int, ...]) -> str:
+def _front_change(before: tuple[int, ...], after: tuple[int, ...], newcomer: int) -> str:
     if before == after:
         return f"The front stays {{{_names(before)}}}."
-    joined = tuple(c for c in after if c not in before)
     left = tuple(c for c in before if c not in after)
-    changes = [f"{_names(joined)} joined"] if joined else []
-    if left:
-        changes.append(f"{_names(left)} left, now matched or beaten on every example and beaten on one")
     sentence = f"The front goes from {{{_names(before)}}} to {{{_names(after)}}}"
-    return sentence + (": " + "; ".join(changes) if changes else "") + "."
+    if newcomer in after and newcomer not in before:
+        sentence += f": {newcomer} joined"
+    if left:
+        them = "it" if len(left) == 1 else "them"
+        sentence += (
+            f"; {_names(left)} left, since candidate {newcomer} matches or beats {them} on every example and "
+            f"beats {them} on at least one"
+        )
+    return sentence + "."
 
 
-def _missing(proposal: Proposal) -> tuple[str, ...]:
+def missing_records(proposal: Proposal) -> tuple[str, ...]:
+    """Sentences saying what the log lacks about what the reflection model was shown for ``proposal``:
+    the reflective dataset in logs before schema 3, an instruction text never recorded or one cut at
+    :data:`~core.events.REFLECTION_PROMPT_CAP`. Empty when nothing is missing."""
     notes = []
     asked = bool(proposal.reflection_prompt or proposal.reflection)
     if asked and proposal.schema_version < RECORDED_SHOWN_SINCE:

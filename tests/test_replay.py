@@ -130,7 +130,7 @@ def test_decisions_say_what_became_of_the_proposal_and_the_front():
     accepted = replay_step(view, 6).decision
     assert (accepted.candidate, accepted.joined, accepted.left) == (4, (4,), (3,))
     assert "Candidate 4 scored 86.7% on the 30 validation examples (its parent: 73.3%)" in accepted.summary
-    assert "from {2, 3} to {2, 4}" in accepted.summary
+    assert "from {2, 3} to {2, 4}: 4 joined; 3 left, since candidate 4 matches or beats it" in accepted.summary
     skipped = replay_step(view, 8)
     assert skipped.decision.outcome == "skipped" and not skipped.reflect.asked and skipped.improve.diff == ()
 
