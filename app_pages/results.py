@@ -1,5 +1,6 @@
 """Results: any recorded optimization run, rebuilt from its MLflow events: candidates, Pareto front,
-lineage, the candidate x example matrix, every example side by side, what-if, and export."""
+lineage, the candidate x example matrix, every example side by side, what-if, export, and a
+step-by-step replay of its iterations."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import streamlit as st
 from core import analysis, charts
 from core.runs import RunInfo
 from core.templates import markdown_escape
-from ui import data, results_views, shell, status
+from ui import data, instructor, replay, results_views, shell, status
 
 RUN_PARAM = "run"
 
@@ -138,9 +139,10 @@ def main() -> None:
 
 
 def render_tabs(view: analysis.RunView, uri: str, runs: list[RunInfo], info: RunInfo) -> None:
+    names = ["Candidates", "Pareto front", "Lineage", "Score matrix", "Per example", "What if", "Export", "Replay"]
     tabs = st.tabs(
-        ["Candidates", "Pareto front", "Lineage", "Score matrix", "Per example", "What if", "Export"],
-        key="results.tab",
+        names,
+        key=instructor.TAB_PARAM,
         on_change="rerun",
         bind="query-params",
     )
@@ -153,10 +155,12 @@ def render_tabs(view: analysis.RunView, uri: str, runs: list[RunInfo], info: Run
         lambda: results_views.render_examples(view),
         lambda: results_views.render_what_if(view, uri, runs, info),
         lambda: results_views.render_export(view, info),
+        lambda: replay.render_replay(view, info.run_id),
     ]
-    for tab, render in zip(tabs, renderers, strict=True):
+    for name, tab, render in zip(names, tabs, renderers, strict=True):
         if tab.open is not False:
             with tab:
+                instructor.render_note(name)
                 render()
 
 

@@ -3,20 +3,21 @@
 import streamlit as st
 
 from core.budget import DEFAULT_BUDGET, DEFAULT_PATIENCE
-from ui import shell
+from ui import instructor, shell
 
 LOOP = """
 digraph G {
   rankdir=LR; bgcolor="transparent";
-  node [shape=box, style="rounded,filled", fillcolor="#eef3fb", color="#4a6fa5", fontname="Helvetica", fontsize=12];
+  node [shape=box, style="rounded,filled", fillcolor="#eef3fb", color="#4a6fa5", fontname="Helvetica", fontsize=12,
+        target="_self"];
   edge [color="#4a6fa5", fontname="Helvetica", fontsize=10];
-  E [label="1. Evaluate\\nscore a prompt\\non examples"];
-  R [label="2. Reflect\\na model reads\\nthe failures"];
-  I [label="3. Improve\\nit proposes a\\nrevised prompt"];
-  S [label="4. Select\\nkeep it if better;\\nPareto front"];
+  E [label="1. Evaluate\\nscore a prompt\\non examples", href="%(evaluate)s", tooltip="See it in Replay"];
+  R [label="2. Reflect\\na model reads\\nthe failures", href="%(reflect)s", tooltip="See it in Replay"];
+  I [label="3. Improve\\nit proposes a\\nrevised prompt", href="%(improve)s", tooltip="See it in Replay"];
+  S [label="4. Select\\nkeep it if better;\\nPareto front", href="%(select)s", tooltip="See it in Replay"];
   E -> R [label="scores + outputs"]; R -> I; I -> S [label="new candidate"]; S -> E [label="next parent"];
 }
-"""
+""" % {step: instructor.replay_href(step) for step, _ in instructor.LOOP_STEPS}
 
 
 def render_intro() -> None:
@@ -26,6 +27,7 @@ def render_intro() -> None:
         "and see exactly why it chose what it chose."
     )
     st.graphviz_chart(LOOP, width="content")
+    instructor.render_replay_links()
     st.markdown(
         "Each **iteration** GEPA picks a parent prompt, runs it on a small *minibatch* of examples, asks a "
         "**reflection model** to rewrite it from the failures, and keeps the rewrite only if it does better. "

@@ -474,6 +474,169 @@ def kept_because(view: RunView, candidate: int, iteration: int | None = None) ->
     return np.flatnonzero(pool[candidate] == top).tolist()
 
 
+def best_before(view: RunView, iteration: int) -> int | None:
+    """The best candidate when ``iteration`` began: the highest validation aggregate among those
+    validated in earlier iterations, the earliest on ties (as :attr:`RunView.best_candidate`); None
+    before the baseline is scored."""
+    pool = [c for c in view.candidates if c.iteration < iteration]
+    return max(pool, key=lambda c: (c.aggregate, -c.index)).index if pool else None
+
+
+# --------------------------------------------------------------------------------------------------
+# What the search showed: the facts a lesson on GEPA points at (benchmarks/demo_search.py judges the
+# demo run by them).
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FrontAfter:
+    """The Pareto front after one iteration: its members, and how many different score vectors they
+    hold (candidates with identical scores all stay on the front but show nothing new)."""
+
+    iteration: int
+    members: tuple[int, ...]
+    distinct: int
+
+
+@dataclass(frozen=True)
+class ParentChoice:
+    """An accepted proposal's parent as it was when the iteration began: on the front, and the best?"""
+
+    iteration: int
+    parent: int
+    child: int
+    parent_on_front: bool
+    parent_was_best: bool
+
+
+@dataclass(frozen=True)
+class Branching:
+    """Parents with two or more children; children proposed from a front member that was not the best
+    candidate then; ``met`` when one parent shows both (GEPA explored off the best, and it paid)."""
+
+    parents_with_two_children: tuple[int, ...]
+    children_of_non_best_front_members: tuple[int, ...]
+    met: bool
+
+
+@dataclass(frozen=True)
+class SearchFacts:
+    """One run's search in numbers (:func:`search_facts`). ``outcomes`` counts iterations by outcome;
+    ``front2_run`` is the longest run of consecutive iterations after which the front holds two or
+    more candidates (``front2_distinct_run``: two or more different score vectors); ``test_score`` is
+    the best candidate's test score (None without a test set)."""
+
+    iterations: int
+    outcomes: Mapping[str, int]
+    candidates: int
+    rejections: int
+    max_front: int
+    front2_run: int
+    front2_distinct_run: int
+    branching: Branching
+    baseline_score: float | None
+    best_score: float | None
+    test_score: float | None
+    metric_calls: int
+    stopped_by: str | None
+
+
+def rejections(view: RunView) -> int:
+    """How many proposals were rejected (not better than their parent on the minibatch)."""
+    return sum(1 for p in view.proposals if p.outcome == "rejected")
+
+
+def fronts_after_iterations(view: RunView) -> list[FrontAfter]:
+    """The front after each finished iteration, in order."""
+    rows = []
+    for proposal in view.proposals:
+        members = front_members_at(view, proposal.iteration)
+        distinct = len({view.candidates[m].scores for m in members})
+        rows.append(FrontAfter(proposal.iteration, members, distinct))
+    return rows
+
+
+def longest_front_run(view: RunView, *, min_size: int = 2, distinct: bool = False) -> int:
+    """The longest run of consecutive iterations after each of which the front holds at least
+    ``min_size`` candidates (with ``distinct``: at least ``min_size`` different score vectors)."""
+    longest = current = 0
+    for row in fronts_after_iterations(view):
+        size = row.distinct if distinct else len(row.members)
+        current = current + 1 if size >= min_size else 0
+        longest = max(longest, current)
+    return longest
+
+
+def parent_choices(view: RunView) -> list[ParentChoice]:
+    """Each accepted proposal's parent, and whether it was on the front and the best when the iteration began."""
+    rows = []
+    for proposal in view.proposals:
+        if proposal.outcome != "accepted" or proposal.candidate is None or proposal.parent is None:
+            continue
+        front = front_members_at(view, proposal.iteration - 1)
+        rows.append(
+            ParentChoice(
+                iteration=proposal.iteration,
+                parent=proposal.parent,
+                child=proposal.candidate,
+                parent_on_front=proposal.parent in front,
+                parent_was_best=proposal.parent == best_before(view, proposal.iteration),
+            )
+        )
+    return rows
+
+
+def children(view: RunView) -> dict[int, list[int]]:
+    """Parent -> its validated children, in the order they were found (a merge counts for both parents)."""
+    tree: dict[int, list[int]] = {}
+    for candidate in view.candidates:
+        for parent in candidate.parents:
+            tree.setdefault(parent, []).append(candidate.index)
+    return tree
+
+
+def branching(view: RunView) -> Branching:
+    """Where the lineage branches, and whether a branch grew from a front member that was not the best."""
+    branched = tuple(sorted(p for p, kids in children(view).items() if len(kids) >= 2))
+    off_best = [c for c in parent_choices(view) if c.parent_on_front and not c.parent_was_best]
+    return Branching(
+        parents_with_two_children=branched,
+        children_of_non_best_front_members=tuple(c.child for c in off_best),
+        met=any(c.parent in branched for c in off_best),
+    )
+
+
+def best_test_score(view: RunView) -> float | None:
+    """The best candidate's test score: its ``test_scores`` event, else the final evaluation's; None
+    without a test set or before the run's end."""
+    if view.best_candidate in view.on_test:
+        return view.on_test[view.best_candidate].aggregate
+    evaluation = view.final_evaluation
+    return evaluation.test_best.aggregate if evaluation and evaluation.test_best else None
+
+
+def search_facts(view: RunView) -> SearchFacts:
+    """What the run's search showed: rejections, fronts, branching and scores (see :class:`SearchFacts`)."""
+    outcomes: dict[str, int] = {}
+    for proposal in view.proposals:
+        outcomes[proposal.outcome] = outcomes.get(proposal.outcome, 0) + 1
+    return SearchFacts(
+        iterations=len(view.proposals),
+        outcomes=outcomes,
+        candidates=len(view.candidates),
+        rejections=rejections(view),
+        max_front=view.max_front_size,
+        front2_run=longest_front_run(view),
+        front2_distinct_run=longest_front_run(view, distinct=True),
+        branching=branching(view),
+        baseline_score=view.initial_score,
+        best_score=view.final_score,
+        test_score=best_test_score(view),
+        metric_calls=view.metric_calls,
+        stopped_by=view.stopped_by,
+    )
+
+
 def best_so_far(view: RunView, x: XAxis, *, upto_iteration: int | None = None) -> list[tuple[int, float, int]]:
     """(x, best validation aggregate so far, best candidate) steps, from the baseline to the latest x.
 
@@ -509,9 +672,14 @@ def run_curve(view: RunView) -> list[tuple[int, float]]:
 
 def example_inputs_text(example: ExampleRecord) -> str:
     """The inputs as one readable string: the bare value for one variable, ``name: value`` lines for several."""
-    if len(example.inputs) == 1:
-        return next(iter(example.inputs.values()))
-    return "\n".join(f"{name}: {value}" for name, value in example.inputs.items())
+    return inputs_text(example.inputs)
+
+
+def inputs_text(inputs: Mapping[str, str]) -> str:
+    """Template inputs as one readable string (see :func:`example_inputs_text`)."""
+    if len(inputs) == 1:
+        return next(iter(inputs.values()))
+    return "\n".join(f"{name}: {value}" for name, value in inputs.items())
 
 
 def _candidate_or_error(view: RunView, index: int) -> Candidate:

@@ -1,8 +1,9 @@
-"""Command line: ``python -m core optimize`` (headless runs), ``python -m core serve-offline``.
+"""Command line: ``python -m core optimize`` (headless runs), ``python -m core export`` (a recorded run
+as one JSON file, :mod:`core.export`), ``python -m core serve-offline``.
 
 Bad input exits with status 2 and one line ``error: ...`` on stderr, never a traceback, and
-registers nothing. Progress goes to stderr; the last (only) stdout line of ``optimize`` is one JSON
-object describing the run.
+registers nothing. Progress goes to stderr; the last (only) stdout line of ``optimize`` and
+``export`` is one JSON object describing what was done.
 """
 
 from __future__ import annotations
@@ -167,6 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     opt.add_argument("--quiet", action="store_true", help="print only the final JSON line")
 
+    export = commands.add_parser(
+        "export",
+        help="write a recorded optimization run as one JSON file (schema in the README)",
+        description=(
+            "Write run RUN_ID (its settings, summary, examples and splits, candidates with their scores, and "
+            "every proposal with what the reflection model was shown) as one versioned JSON document."
+        ),
+    )
+    export.add_argument("run_id", metavar="RUN_ID", help="the MLflow run id of an optimization run")
+    export.add_argument("--out", required=True, metavar="FILE", help="the JSON file to write")
+    export.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (default: local SQLite store)")
+
     serve = commands.add_parser(
         "serve-offline",
         help="serve the offline demo model (simulated) as an OpenAI-compatible endpoint",
@@ -190,6 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "optimize":
         return _optimize(args)
+    if args.command == "export":
+        return _export(args)
     if args.command == "serve-offline":
         return _serve(args)
     if args.command == "check-models":
@@ -363,6 +378,33 @@ def _follow_all(handles: list[Any], printers: list[_ProgressPrinter | None], see
         else:
             summaries.append({"seed": seed, **outcome.summary})
     return summaries
+
+
+def _export(args: argparse.Namespace) -> int:
+    from core.errors import InputError
+    from core.export import export_run
+    from core.optimization import store_errors
+    from core.runs import open_run
+    from core.store import configure_mlflow
+
+    out = Path(args.out)
+    try:
+        store = configure_mlflow(args.tracking_uri)
+        with store_errors(store.tracking_uri):
+            opened = open_run(args.run_id, tracking_uri=store.tracking_uri)
+        if opened.view is None:
+            _fail(f"run {args.run_id} has nothing to export: {opened.message or 'it recorded nothing'}")
+        document = export_run(opened.view, run_id=opened.run_id)
+    except InputError as error:
+        _fail(str(error))
+    try:
+        out.write_text(json.dumps(document.to_dict(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    except OSError as error:
+        _fail(f"--out {out} cannot be written: {error.strerror or error}")
+    line = {"run_id": document.run_id, "out": str(out), "schema_version": document.schema_version}
+    line |= {"candidates": len(document.candidates), "proposals": len(document.proposals)}
+    print(json.dumps(line), flush=True)
+    return EXIT_OK
 
 
 def _fresh_run_dir(path: str) -> Path:

@@ -34,7 +34,13 @@ since the epoch) and ``type``. The types, in the order a run emits them:
 Schema history: version 1 (the first release) wrote the same types with a few fields that are
 derived from the others (best candidate and scores in ``iteration`` and ``run_finished``) and a
 front of non-dominated candidates in ``pareto_front``; it is still read, derived fields ignored.
-Unknown fields are ignored when reading, so a log written with more fields stays readable.
+Version 3 adds what the reflection model was shown to ``iteration``: the reflective dataset GEPA
+built (``reflective_dataset``, :class:`ReflectiveExample` records) and the full length of the
+instruction text it sent (``reflection_prompt_chars``; the text itself, ``reflection_prompt``, is
+kept up to :data:`REFLECTION_PROMPT_CAP` characters). Logs of versions 1 and 2 read with those
+fields empty; every event keeps the version it was written with (:attr:`Event.schema_version`), so
+a reader can say what an older log lacks. Unknown fields are ignored when reading, so a log written
+with more fields stays readable.
 """
 
 from __future__ import annotations
@@ -53,9 +59,12 @@ from typing import IO, Any, ClassVar, Literal, TypeVar
 
 from core.errors import InputError
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 EVENTS_FILE = "events.jsonl"
+REFLECTION_PROMPT_CAP = 50_000
+"""Characters of the reflection model's instruction text kept in ``iteration`` events; GEPA's
+default request for a minibatch of 3 is about 2,500, so only very long inputs or outputs are cut."""
 
 Outcome = Literal["accepted", "rejected", "skipped", "reflection_failed", "invalid_proposal"]
 RunStatus = Literal["finished", "cancelled", "failed"]
@@ -83,6 +92,25 @@ class ExampleRecord:
     row: int = 0
     inputs: Mapping[str, str] = field(default_factory=dict)
     expected: str = ""
+
+
+@dataclass(frozen=True)
+class ReflectiveExample:
+    """One record of the reflective dataset GEPA built from the parent's minibatch run: what the
+    reflection model was shown about one example.
+
+    ``inputs`` are the example's inputs, ``output`` the parent's answer, ``expected`` the expected
+    answer, ``score`` its score and ``feedback`` the scorer's rationale (one line per scorer when
+    there are several). ``example`` is the example id (None when the record did not say which
+    minibatch example it was).
+    """
+
+    example: int | None = None
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    output: str = ""
+    expected: str = ""
+    score: float = 0.0
+    feedback: str = ""
 
 
 @dataclass(frozen=True)
@@ -239,17 +267,19 @@ class FinalEvaluation:
 
 @dataclass(frozen=True, kw_only=True)
 class Event:
-    """What every line has besides its own fields: ``seq`` and ``t`` are set by :class:`EventLog`."""
+    """What every line has besides its own fields: ``seq`` and ``t`` are set by :class:`EventLog`;
+    ``schema_version`` is the ``v`` the line was read with (:data:`SCHEMA_VERSION` for a new event)."""
 
     TYPE: ClassVar[str] = ""
     seq: int = 0
     t: float = 0.0
+    schema_version: int = field(default=SCHEMA_VERSION, metadata={"key": "v"})
 
     def to_dict(self) -> dict[str, Any]:
-        """The line's JSON object: ``v``, ``seq``, ``t``, ``type``, then the fields."""
+        """The line's JSON object in the current schema: ``v``, ``seq``, ``t``, ``type``, then the fields."""
         data: dict[str, Any] = {"v": SCHEMA_VERSION, "seq": self.seq, "t": self.t, "type": self.TYPE}
         for item in dataclasses.fields(self):
-            if item.name not in ("seq", "t"):
+            if item.name not in ("seq", "t", "schema_version"):
                 data[item.metadata.get("key", item.name)] = _encode(getattr(self, item.name))
         return data
 
@@ -365,8 +395,13 @@ class Proposal(Event):
     ``outcome`` is accepted, rejected, skipped, reflection_failed or invalid_proposal; ``candidate``
     is set only when accepted. ``minibatch`` holds example ids; ``scores_before``/``scores_after`` are
     the parent's and the proposal's minibatch scores (``scores_after`` is empty when nothing was
-    scored). ``reflection`` is the reflection model's reply, ``reflection_prompt`` what it was sent.
-    ``metric_calls`` is the budget used at the end of the iteration.
+    scored). ``metric_calls`` is the budget used at the end of the iteration.
+
+    What the reflection model was shown and said (empty or None when it was not asked):
+    ``reflective_dataset`` is the dataset GEPA built from the parent's minibatch run (schema 3;
+    empty in older logs), ``reflection_prompt`` the instruction text GEPA sent, cut at
+    :data:`REFLECTION_PROMPT_CAP` characters, ``reflection_prompt_chars`` its full length (schema 3;
+    0 in older logs), and ``reflection`` the model's full reply.
     """
 
     TYPE: ClassVar[str] = "iteration"
@@ -383,7 +418,14 @@ class Proposal(Event):
     template: str | None = None
     reflection: str | None = None
     reflection_prompt: str | None = None
+    reflection_prompt_chars: int = 0
+    reflective_dataset: tuple[ReflectiveExample, ...] = ()
     metric_calls: int = 0
+
+    @property
+    def reflection_prompt_cut(self) -> bool:
+        """True when the recorded instruction text is shorter than what GEPA sent."""
+        return self.reflection_prompt is not None and self.reflection_prompt_chars > len(self.reflection_prompt)
 
     @property
     def minibatch_score(self) -> float | None:

@@ -2,7 +2,8 @@
 
 :class:`Recorder` observes GEPA and writes :class:`~core.events.Candidate`,
 :class:`~core.events.FrontUpdated`, :class:`~core.events.BudgetUsed` and :class:`~core.events.Proposal`
-events; it never raises into GEPA.
+events, including what the reflection model was shown (:func:`reflective_example`); it never raises
+into GEPA.
 :class:`GuardedReflection` wraps GEPA's stateless reflection to do what GEPA itself swallows:
 count failed reflections, stop the run on a refused key, and discard proposals that drop a
 template variable or change nothing.
@@ -17,7 +18,16 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from core.datasets import Example
-from core.events import BudgetUsed, Candidate, EventLog, FrontUpdated, Proposal, UsageUpdate
+from core.events import (
+    REFLECTION_PROMPT_CAP,
+    BudgetUsed,
+    Candidate,
+    EventLog,
+    FrontUpdated,
+    Proposal,
+    ReflectiveExample,
+    UsageUpdate,
+)
 from core.judges import JUDGE_FAILED_PREFIX
 from core.models import ModelAccessError, ModelError, ReflectionModel
 from core.scorers import FAILED_PREDICTION_PREFIX, is_failed_prediction
@@ -189,6 +199,24 @@ class Recorder:
 
         self._update(fields)
 
+    def on_reflective_dataset_built(self, event: Mapping[str, Any]) -> None:
+        self._update(lambda: self._shown(event.get("dataset") or {}))
+
+    def on_proposal_start(self, event: Mapping[str, Any]) -> None:
+        """The same dataset again, as the proposal starts: kept only if the build event was missed."""
+
+        def fields() -> dict[str, Any]:
+            if self._current is not None and self._current.get("reflective_dataset"):
+                return {}
+            return self._shown(event.get("reflective_dataset") or {})
+
+        self._update(fields)
+
+    def _shown(self, dataset: Mapping[str, Any]) -> dict[str, Any]:
+        records = dataset.get(self.prompt_name, next(iter(dataset.values()), []))
+        minibatch = (self._current or {}).get("minibatch", ())
+        return {"reflective_dataset": tuple(reflective_example(r, minibatch) for r in records or ())}
+
     def on_proposal_end(self, event: Mapping[str, Any]) -> None:
         def fields() -> dict[str, Any]:
             prompts = event.get("prompts") or {}
@@ -196,7 +224,7 @@ class Recorder:
             return {
                 "template": self._template_of(event.get("new_instructions") or {}),
                 "reflection": str(raw.get(self.prompt_name, next(iter(raw.values()), ""))),
-                "reflection_prompt": str(prompts.get(self.prompt_name, next(iter(prompts.values()), "")))[:50_000],
+                **_prompt_fields(prompts.get(self.prompt_name, next(iter(prompts.values()), ""))),
             }
 
         self._update(fields)
@@ -216,9 +244,15 @@ class Recorder:
     def reflection_failed(self, message: str) -> None:
         self._update(lambda: {"outcome": "reflection_failed", "reason": message})
 
-    def invalid_proposal(self, reason: str, template: str, reflection: str) -> None:
+    def invalid_proposal(self, reason: str, template: str, reflection: str, prompt: Any = "") -> None:
         self._update(
-            lambda: {"outcome": "invalid_proposal", "reason": reason, "template": template, "reflection": reflection}
+            lambda: {
+                "outcome": "invalid_proposal",
+                "reason": reason,
+                "template": template,
+                "reflection": reflection,
+                **_prompt_fields(prompt),
+            }
         )
 
     def on_iteration_end(self, event: Mapping[str, Any]) -> None:
@@ -240,6 +274,58 @@ class Recorder:
                 self._current.update(fields())
 
         self._safe(record)
+
+
+def reflective_example(record: Mapping[str, Any], minibatch: Sequence[int] = ()) -> ReflectiveExample:
+    """One record of GEPA's reflective dataset as the event log keeps it.
+
+    MLflow's adapter writes ``inputs``, ``outputs``, ``expectations`` (``expected_response``),
+    ``score``, ``rationales`` (scorer name -> text) and ``index`` (the position in the minibatch, so
+    ``minibatch[index]`` is the example id); GEPA's default adapter writes ``Inputs``, ``Generated
+    Outputs`` and ``Feedback``. Anything else is kept as text rather than lost.
+    """
+    inputs = record.get("inputs", record.get("Inputs", {}))
+    if not isinstance(inputs, Mapping):
+        inputs = {"input": inputs}
+    expectations = record.get("expectations") or {}
+    if isinstance(expectations, Mapping):
+        expected = expectations.get("expected_response", next(iter(expectations.values()), ""))
+    else:
+        expected = expectations
+    rationales = record.get("rationales", record.get("Feedback", ""))
+    if isinstance(rationales, Mapping):
+        lines = [str(text) for text in rationales.values()] if len(rationales) == 1 else []
+        feedback = "\n".join(lines or [f"{name}: {text}" for name, text in rationales.items()])
+    else:
+        feedback = str(rationales or "")
+    index = record.get("index")
+    in_minibatch = isinstance(index, int) and 0 <= index < len(minibatch)
+    score = record.get("score")
+    return ReflectiveExample(
+        example=minibatch[index] if in_minibatch else None,
+        inputs={str(k): _text(v) for k, v in inputs.items()},
+        output=_text(record.get("outputs", record.get("Generated Outputs", ""))),
+        expected=_text(expected),
+        score=float(score) if isinstance(score, int | float) else 0.0,
+        feedback=feedback,
+    )
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _prompt_fields(prompt: Any) -> dict[str, Any]:
+    """The instruction text sent to the reflection model (chat messages as ``role: content`` lines),
+    cut at :data:`~core.events.REFLECTION_PROMPT_CAP`, and its full length."""
+    if isinstance(prompt, list):
+        prompt = "\n\n".join(
+            f"{m.get('role', '?')}: {m.get('content', '')}" if isinstance(m, Mapping) else str(m) for m in prompt
+        )
+    text = str(prompt or "")
+    return {"reflection_prompt": text[:REFLECTION_PROMPT_CAP], "reflection_prompt_chars": len(text)}
 
 
 def _readable_rejection(event: Mapping[str, Any]) -> str:
@@ -278,7 +364,8 @@ class GuardedReflection:
         for name, text in proposal.new_texts.items():
             problem = self._problem(candidate.get(name, ""), text)
             if problem is not None:
-                self._recorder.invalid_proposal(problem, text, proposal.raw_lm_outputs.get(name, ""))
+                raw, prompt = proposal.raw_lm_outputs.get(name, ""), proposal.prompts.get(name, "")
+                self._recorder.invalid_proposal(problem, text, raw, prompt)
                 return empty, self
         return proposal, self
 

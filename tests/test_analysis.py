@@ -9,19 +9,27 @@ import pytest
 from core.analysis import (
     CATEGORIES,
     RunView,
+    best_before,
     best_so_far,
+    branching,
     build_run_view,
     candidate_label,
     category_counts,
+    children,
     compare_examples,
     example_table,
     filter_examples,
     front_members_at,
+    fronts_after_iterations,
     kept_because,
     lineage,
+    longest_front_run,
     mark_meaning,
+    parent_choices,
+    rejections,
     run_curve,
     score_matrix,
+    search_facts,
     what_if,
     what_if_grid,
 )
@@ -30,7 +38,13 @@ from core.pareto import best_on_example
 from core.scorers import FAILED_PREDICTION_PREFIX, ScorerSpec
 
 FIXTURES = Path(__file__).parent / "fixtures"
-RUNS = ("run_short_qa_seed0", "run_short_qa_budget300", "run_context_qa", "run_cancelled_before_proposals")
+RUNS = (
+    "run_default_seed0",
+    "run_short_qa_seed0",
+    "run_short_qa_budget300",
+    "run_context_qa",
+    "run_cancelled_before_proposals",
+)
 
 
 def events_of(name: str) -> list[dict]:
@@ -493,3 +507,59 @@ def test_judge_agreement_lists_where_the_judge_and_exact_match_disagree():
     assert found[0].agreement.judge_only == (0,) and found[0].disagreements[0]["judge's reason"] == "states it"
     assert found[1].agreement.disagreements == () and "agree on all 2" in found[1].lesson
     assert judge_agreement(build_run_view(events)) == []  # not a judge run
+
+
+# --- what the search showed, from the default run's own events (python -m core optimize --seed 0) --
+
+
+def test_default_run_rejects_proposals_that_are_not_better_on_the_minibatch():
+    view = view_of("run_default_seed0")
+    rejected = [p for p in view.proposals if p.outcome == "rejected"]
+    assert rejections(view) == len(rejected) == 2
+    assert all(sum(p.scores_after) <= sum(p.scores_before) and p.candidate is None for p in rejected)
+
+
+def test_default_run_holds_a_front_of_two_or_more_for_consecutive_iterations():
+    view = view_of("run_default_seed0")
+    rows = fronts_after_iterations(view)
+    assert [(r.iteration, r.members) for r in rows[2:5]] == [(3, (2, 3)), (4, (2, 3)), (5, (2, 3))]
+    assert longest_front_run(view) == 10 and longest_front_run(view, distinct=True) == 10
+    assert longest_front_run(view, min_size=4) == 4 and longest_front_run(view, min_size=3, distinct=True) == 4
+
+
+def test_candidates_with_identical_scores_count_once_among_distinct_front_members():
+    view = view_of("run_default_seed0")
+    after_7 = fronts_after_iterations(view)[6]
+    assert after_7.members == (2, 4, 5) and after_7.distinct == 2  # 4 and 5 score alike on every example
+    assert view.candidates[4].scores == view.candidates[5].scores
+
+
+def test_default_run_branches_from_a_front_member_that_is_not_the_best():
+    view = view_of("run_default_seed0")
+    assert children(view)[2] == [3, 5]
+    choice = next(c for c in parent_choices(view) if c.child == 5)
+    assert (choice.iteration, choice.parent, choice.parent_on_front, choice.parent_was_best) == (7, 2, True, False)
+    assert best_before(view, 7) == 4 and view.candidates[2].aggregate < view.candidates[4].aggregate
+    facts = branching(view)
+    assert facts.parents_with_two_children == (2,) and 5 in facts.children_of_non_best_front_members and facts.met
+
+
+def test_default_run_reaches_0_8_on_validation_and_reports_a_test_score():
+    facts = search_facts(view_of("run_default_seed0"))
+    assert facts.best_score >= 0.8 and facts.baseline_score < 0.2
+    assert facts.test_score == pytest.approx(25 / 30)
+    assert facts.outcomes == {"accepted": 7, "rejected": 2, "skipped": 3} and facts.stopped_by == "patience"
+    assert (facts.iterations, facts.candidates, facts.max_front, facts.metric_calls) == (12, 8, 5, 303)
+
+
+def test_a_straight_chain_of_best_candidates_does_not_branch():
+    view = view_of("run_short_qa_seed0")
+    assert children(view) == {0: [1], 1: [2], 2: [3]}
+    assert all(c.parent_was_best for c in parent_choices(view))
+    assert branching(view).met is False and rejections(view) == 0
+
+
+def test_best_before_the_first_iteration_is_the_baseline_and_none_before_any_score():
+    view = view_of("run_default_seed0")
+    assert best_before(view, 1) == 0 and best_before(view, 0) is None
+    assert best_before(view, 8) == 4  # 4 and 5 tie: the earliest is named, as everywhere

@@ -43,6 +43,10 @@ def test_welcome_page_explains_the_loop_and_offers_the_default_run(explorer_home
     no_exception(at)
     assert at.title[0].value == "GEPA Explorer"
     assert "Evaluate" in at.get("graphviz_chart")[0].proto.spec
+    assert 'href="results?results.tab=Replay&results.replay_focus=Reflect"' in at.get("graphviz_chart")[0].proto.spec
+    links = [link.proto for link in at.get("page_link")]
+    replay_links = [link for link in links if "results.replay_focus" in link.query_string]
+    assert [link.label for link in replay_links] == ["1. Evaluate", "2. Reflect", "3. Improve", "4. Select"]
     assert at.button(key="welcome.start").label == "Run the default optimization"
     assert "simulated" in texts(at)
 
@@ -239,7 +243,7 @@ def test_results_page_rebuilds_a_recorded_run(recorded_run):
     no_exception(at)
     assert at.selectbox[0].value == run_id
     assert "Best (candidate" in at.metric[1].label
-    assert len(at.tabs) == 7
+    assert len(at.tabs) == 8
     at.session_state["results.tab"] = "Per example"  # as a click on the tab does
     at.run()
     no_exception(at)
@@ -303,7 +307,10 @@ TAB_CONTENT = {
     "Score matrix": lambda at: at.get("plotly_chart") and at.radio(key="results.matrix_order") is not None,
     "Per example": lambda at: "✗→✓ fixed" in [m.label for m in at.metric],
     "What if": lambda at: len(at.get("plotly_chart")) == 2,
-    "Export": lambda at: len(at.get("download_button")) == 8,
+    "Export": lambda at: len(at.get("download_button")) == 9,
+    "Replay": lambda at: (
+        any(h.value.startswith("Iteration 1 of") for h in at.subheader) or "nothing to replay" in texts(at)
+    ),
 }
 
 
@@ -400,3 +407,106 @@ def test_optimize_page_offers_the_split_choices_and_says_the_sizes(explorer_home
     at.checkbox(key="optimize.split").uncheck().run()
     no_exception(at)
     assert "Train 90 · validation 90 (the training rows) · test 0 rows" in texts(at)
+
+
+def replay_of(events_fixture: str, **query: str) -> AppTest:
+    """The Results page on the Replay tab of a run recorded from ``events_fixture``."""
+    from conftest import fixture_events, record_run
+
+    at = app()
+    at.query_params["run"] = record_run(fixture_events(events_fixture))
+    for name, value in {"results.tab": "Replay", **query}.items():
+        at.query_params[name] = value
+    open_page(at, "app_pages/results.py")
+    no_exception(at)
+    return at
+
+
+def heading(at: AppTest) -> str:
+    return next(h.value for h in at.subheader if h.value.startswith("Iteration "))
+
+
+def test_replay_steps_through_a_recorded_run_with_previous_next_and_the_slider(explorer_home):
+    at = replay_of("run_default_seed0")
+    assert heading(at) == "Iteration 1 of 12"
+    assert at.button(key="results.replay_previous").disabled
+    at.button(key="results.replay_next").click().run()
+    no_exception(at)
+    assert heading(at) == "Iteration 2 of 12"
+    at.button(key="results.replay_next").click().run()
+    at.button(key="results.replay_previous").click().run()
+    assert heading(at) == "Iteration 2 of 12"
+    at.slider(key="results.replay_slider").set_value(7).run()
+    no_exception(at)
+    assert heading(at) == "Iteration 7 of 12"
+    page = texts(at)
+    assert "It is not the best candidate (candidate 4 is, 86.7%): a specialist got its turn" in page
+    assert [s for s in ("1. Select", "2. Evaluate", "3. Reflect", "4. Improve", "5. Decision") if s in page] == [
+        "1. Select",
+        "2. Evaluate",
+        "3. Reflect",
+        "4. Improve",
+        "5. Decision",
+    ]
+    assert "What the reflection model was shown" in page and "The instruction text GEPA sent" in page
+    assert any(c.value.startswith("I provided an assistant with the following instructions") for c in at.code)
+    assert "Accepted: better on the minibatch" in "\n".join(shown(at.success))
+    at.slider(key="results.replay_slider").set_value(12).run()
+    assert heading(at) == "Iteration 12 of 12" and at.button(key="results.replay_next").disabled
+
+
+def test_replay_says_why_a_proposal_was_rejected(explorer_home):
+    at = replay_of("run_default_seed0")
+    at.slider(key="results.replay_slider").set_value(4).run()
+    assert "Rejected: not better on the minibatch than its parent (0 vs 2 correct)" in "\n".join(shown(at.warning))
+
+
+def test_an_old_schema_1_run_replays_and_says_what_it_lacks(explorer_home):
+    at = replay_of("run_short_qa_budget300")
+    assert heading(at) == "Iteration 1 of 30"
+    notes = "\n".join(shown(at.info))
+    assert "This run's log is event schema 1" in notes and "reflective dataset" in notes
+    assert any(c.value.startswith("I provided an assistant") for c in at.code)  # what it has is shown
+
+
+def test_replay_opens_at_a_step_named_in_the_address(explorer_home):
+    at = replay_of("run_default_seed0", **{"results.replay_focus": "Decision"})
+    assert heading(at) == "Iteration 4 of 12"  # the first rejection
+    page = texts(at)
+    assert "#### 5. Decision" in page and "#### 1. Select" not in page and "#### 3. Reflect" not in page
+    assert "Rejected: not better" in "\n".join(shown(at.warning))
+    assert any(
+        m.startswith("**1. Select** · parent 2, drawn from a front of 2") for m in (e.value for e in at.markdown)
+    )
+    at.segmented_control(key="results.replay_focus").set_value("Every step").run()
+    no_exception(at)
+    assert heading(at) == "Iteration 4 of 12" and "Its full reply" in texts(at)
+
+
+def test_every_results_tab_has_a_what_to_look_at_note(recorded_run):
+    at = app()
+    at.query_params["run"] = recorded_run
+    open_page(at, "app_pages/results.py")
+    for tab in ("Candidates", "Pareto front", "Lineage", "Score matrix", "Per example", "What if", "Export", "Replay"):
+        at.session_state["results.tab"] = tab
+        at.run()
+        no_exception(at)
+        assert [e.label for e in at.expander if e.label == "What to look at"] == ["What to look at"], tab
+
+
+def test_the_live_feed_shows_what_the_reflection_model_was_shown():
+    def feed(path: str) -> None:
+        from core.analysis import build_run_view
+        from core.events import read_events
+        from ui.run_panel import render_feed
+
+        render_feed(build_run_view(read_events(__import__("pathlib").Path(path))))
+
+    from conftest import FIXTURES
+
+    at = AppTest.from_function(feed, args=(str(FIXTURES / "run_default_seed0.jsonl"),), default_timeout=60).run()
+    no_exception(at)
+    assert len(at.expander) == 12
+    assert "What the reflection model was shown" in texts(at) and "The instruction text GEPA sent" in texts(at)
+    assert len(at.table) == 9  # one per iteration that reflected (12 minus 3 skipped)
+    assert any(c.value.startswith("I provided an assistant with the following instructions") for c in at.code)

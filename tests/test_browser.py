@@ -208,3 +208,55 @@ def test_a_cold_start_clicking_at_once_runs_cleanly(cold_app_url, page):
         settle(page)
         assert_no_traceback(page)
         assert_no_error_box(page)
+
+
+@pytest.fixture
+def default_run(explorer_home: Path) -> str:
+    """The default seed-0 run (event schema 3) recorded in the test's store."""
+    from conftest import fixture_events, record_run
+
+    return record_run(fixture_events("run_default_seed0"))
+
+
+def test_replay_steps_to_iteration_2_and_reads_at_two_widths(default_run, app_url, page):
+    page.goto(f"{app_url}/results?run={default_run}&results.tab=Replay")
+    page.get_by_role("heading", name="Iteration 1 of 12").wait_for(timeout=60_000)
+    settle(page)
+    assert_no_traceback(page)
+    page.get_by_role("button", name="Next").click()
+    page.get_by_role("heading", name="Iteration 2 of 12").wait_for(timeout=60_000)
+    settle(page)
+    assert_no_traceback(page)
+    body = page.inner_text("body")
+    for part in ("1. Select", "2. Evaluate", "3. Reflect", "4. Improve", "5. Decision", "What the reflection model"):
+        assert part in body, part
+    # Streamlit scrolls inside its own container, so a tall viewport is what shows the whole step.
+    page.set_viewport_size({"width": 1440, "height": 4000})
+    settle(page)
+    shot(page, "15-results-replay-iteration-2")
+    page.set_viewport_size({"width": 1024, "height": 5200})
+    settle(page)
+    shot(page, "16-results-replay-iteration-2-1024px")
+    page.set_viewport_size({"width": 1440, "height": 4000})
+    for iteration in range(3, 8):
+        page.get_by_role("button", name="Next").click()
+        page.get_by_role("heading", name=f"Iteration {iteration} of 12").wait_for(timeout=60_000)
+    settle(page)
+    assert "a specialist got its turn" in page.inner_text("body")
+    shot(page, "19-results-replay-iteration-7-specialist")
+
+
+def test_a_step_of_the_welcome_loop_opens_replay_at_that_step(default_run, app_url, page):
+    page.goto(app_url)
+    page.get_by_role("heading", name="GEPA Explorer").wait_for(timeout=30_000)
+    page.locator("[data-testid='stGraphVizChart'] svg a").first.wait_for(timeout=30_000)
+    settle(page)
+    shot(page, "17-welcome-loop-links")
+    page.locator("[data-testid='stGraphVizChart'] svg a").nth(1).click()  # 2. Reflect, as drawn
+    page.get_by_role("heading", name="Iteration 1 of 12").wait_for(timeout=60_000)
+    settle(page)
+    assert_no_traceback(page)
+    assert "results.replay_focus=Reflect" in page.url
+    page.get_by_role("heading", name="3. Reflect").wait_for(timeout=30_000)
+    assert page.get_by_role("heading", name="1. Select").count() == 0  # only the chosen step is open
+    shot(page, "18-results-replay-from-welcome-reflect")

@@ -106,3 +106,28 @@ def test_events_round_trip_through_their_json_lines(tmp_path):
         emitted = [log.emit(event) for event in written]
     assert read_events(tmp_path / "events.jsonl") == emitted == log.events
     assert [e.seq for e in emitted] == [0, 1, 2]
+
+
+def test_events_keep_the_schema_version_they_were_written_with():
+    from pathlib import Path
+
+    from core.events import Proposal, read_events
+
+    events = read_events(Path(__file__).parent / "fixtures" / "run_short_qa_seed0.jsonl")
+    assert {e.schema_version for e in events} == {1}
+    old = next(e for e in events if isinstance(e, Proposal) and e.reflection_prompt)
+    assert old.reflective_dataset == () and old.reflection_prompt_chars == 0 and not old.reflection_prompt_cut
+    assert Proposal(iteration=1).schema_version == SCHEMA_VERSION == 3
+
+
+def test_what_the_reflection_model_was_shown_round_trips(tmp_path):
+    from core.events import Proposal, ReflectiveExample, read_events
+
+    shown = ReflectiveExample(example=7, inputs={"question": "Q?"}, output="A.", expected="A", feedback="a period")
+    written = Proposal(
+        iteration=3, reflective_dataset=(shown,), reflection_prompt="cut", reflection_prompt_chars=60_000
+    )
+    with EventLog(tmp_path / "events.jsonl") as log:
+        log.emit(written)
+    (read,) = read_events(tmp_path / "events.jsonl")
+    assert read.reflective_dataset == (shown,) and read.reflection_prompt_cut

@@ -433,3 +433,33 @@ def test_against_a_priced_endpoint_the_estimate_lands_within_30_percent_of_the_c
     calls = sum(tally["calls"] for tally in result.summary["tokens"].values())
     assert sum(r.calls for r in estimate.by_role.values()) == pytest.approx(calls, rel=0.3)
     assert estimate.cost == pytest.approx(result.summary["cost_usd"], rel=0.3)
+
+
+def test_export_writes_a_recorded_run_as_one_json_document(run_cli, explorer_home, tmp_path):
+    from conftest import fixture_events, record_run
+
+    run_id = record_run(fixture_events("run_default_seed0"))
+    out = tmp_path / "run.json"
+    result = run_cli("export", run_id, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert result.summary == {"run_id": run_id, "out": str(out), "schema_version": 1, "candidates": 8, "proposals": 12}
+    document = json.loads(out.read_text(encoding="utf-8"))
+    assert document["run_id"] == run_id and document["summary"]["run_id"] == "3fe2d9de375c4026b11d3bcf949ad3c3"
+    assert [p["outcome"] for p in document["proposals"]].count("rejected") == 2
+    assert document["proposals"][0]["reflection"]["examples"][0]["feedback"]
+
+
+def test_export_of_an_unknown_run_exits_2_with_one_line(run_cli, explorer_home, tmp_path):
+    result = run_cli("export", "0123456789abcdef", "--out", str(tmp_path / "run.json"))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("error: No run with id '0123456789abcdef'") and result.stderr.count("\n") == 1
+    assert not (tmp_path / "run.json").exists()
+
+
+def test_export_of_a_run_that_is_not_an_optimization_exits_2_with_one_line(run_cli, tracking, tmp_path):
+    import mlflow
+
+    run = mlflow.MlflowClient().create_run(mlflow.MlflowClient().search_experiments()[0].experiment_id)
+    result = run_cli("export", run.info.run_id, "--out", str(tmp_path / "run.json"))
+    assert result.returncode == 2
+    assert result.stderr == f"error: Run '{run.info.run_id}' is not a GEPA Explorer optimization run.\n"

@@ -14,7 +14,7 @@ from core.errors import ConfigError
 from core.events import Candidate, EventLog, FrontUpdated, Proposal, decode_event, read_events
 from core.health import HealthBoard
 from core.models import ModelAccessError, ModelCallError, ModelConfig
-from core.recorder import FatalFlag, GuardedReflection, Recorder
+from core.recorder import FatalFlag, GuardedReflection, Recorder, reflective_example
 from core.registration import end_of_run_blocker
 from core.scorers import ScorerSpec
 from core.store import StoreInfo, save_upload
@@ -124,13 +124,14 @@ def test_a_stopped_run_registers_when_asked():
 
 class FakeRecorder:
     def __init__(self):
-        self.failures, self.invalid = [], []
+        self.failures, self.invalid, self.prompts = [], [], []
 
     def reflection_failed(self, message):
         self.failures.append(message)
 
-    def invalid_proposal(self, reason, template, reflection):
+    def invalid_proposal(self, reason, template, reflection, prompt=""):
         self.invalid.append(reason)
+        self.prompts.append(prompt)
 
 
 def guard(reply) -> tuple[GuardedReflection, FakeRecorder, FatalFlag]:
@@ -156,6 +157,7 @@ def test_a_proposal_that_drops_a_variable_is_discarded():
     reflection, recorder, _ = guard("```\nAnswer with one word.\n```")
     proposal, _ = reflection.reflect({"qa": BASE}, DATASET, ["qa"])
     assert proposal.new_texts == {} and "dropped {{question}}" in recorder.invalid[0]
+    assert "The answer is X." in recorder.prompts[0]  # what it was shown is kept with the discarded proposal
 
 
 def test_an_unchanged_proposal_is_discarded():
@@ -199,6 +201,9 @@ def test_recorder_turns_gepa_callbacks_into_documented_events(tmp_path):
     recorder.on_candidate_selected({"candidate_idx": 0})
     recorder.on_minibatch_sampled({"minibatch_ids": [3, 1]})
     recorder.on_evaluation_end({"candidate_idx": 0, "scores": [0.0, 0.0], "outputs": ["x", "y"]})
+    recorder.on_reflective_dataset_built(
+        {"dataset": {"qa": [reflective_record(0, "q3", "x"), reflective_record(1, "q1", "y")]}}
+    )
     recorder.on_proposal_end(
         {"new_instructions": {"qa": "New: {{question}}"}, "prompts": {"qa": "p"}, "raw_lm_outputs": {"qa": "r"}}
     )
@@ -234,8 +239,52 @@ def test_recorder_turns_gepa_callbacks_into_documented_events(tmp_path):
     assert iteration.outcome == "accepted" and iteration.candidate == 1 and iteration.parent == 0
     assert iteration.minibatch == (3, 1) and iteration.scores_after == (1.0, 0.0)
     assert iteration.template == "New: {{question}}" and iteration.reflection == "r"
+    assert (iteration.reflection_prompt, iteration.reflection_prompt_chars) == ("p", 1)
+    assert [(r.example, r.inputs, r.output, r.expected) for r in iteration.reflective_dataset] == [
+        (3, {"question": "q3"}, "x", "a3"),
+        (1, {"question": "q1"}, "y", "a1"),
+    ]
+    assert iteration.reflective_dataset[0].feedback == "expected 'a3', got 'x'"
     assert isinstance(events[4], Candidate)
     assert events[4].outputs[0].startswith("Failed to invoke")  # no output recorded for it anywhere
+
+
+def reflective_record(index: int, question: str, output: str) -> dict:
+    """A record of the reflective dataset as MLflow's GEPA adapter builds it."""
+    expected = "a" + question[1:]
+    return {
+        "component_name": "qa",
+        "trace": [],
+        "score": 0.0,
+        "inputs": {"question": question},
+        "outputs": output,
+        "expectations": {"expected_response": expected},
+        "rationales": {"exact_match": f"expected '{expected}', got '{output}'"},
+        "index": index,
+    }
+
+
+def test_reflective_records_of_other_shapes_keep_their_text():
+    record = {"Inputs": "q", "Generated Outputs": {"answer": 4}, "Feedback": "wrong"}
+    example = reflective_example(record)
+    assert (example.example, example.inputs, example.output, example.feedback) == (
+        None,
+        {"input": "q"},
+        '{"answer": 4}',
+        "wrong",
+    )
+    two = reflective_example({"rationales": {"a": "x", "b": "y"}, "index": 5}, minibatch=(7, 8))
+    assert two.feedback == "a: x\nb: y" and two.example is None
+
+
+def test_recorded_reflection_prompt_is_cut_at_the_cap_and_keeps_its_length():
+    from core.events import REFLECTION_PROMPT_CAP
+    from core.recorder import _prompt_fields
+
+    fields = _prompt_fields("x" * (REFLECTION_PROMPT_CAP + 10))
+    assert len(fields["reflection_prompt"]) == REFLECTION_PROMPT_CAP
+    assert fields["reflection_prompt_chars"] == REFLECTION_PROMPT_CAP + 10
+    assert _prompt_fields([{"role": "user", "content": "hi"}])["reflection_prompt"] == "user: hi"
 
 
 def test_recorder_never_raises_into_gepa(tmp_path):
@@ -243,6 +292,9 @@ def test_recorder_never_raises_into_gepa(tmp_path):
     recorder = Recorder(log, prompt_name="qa", train_ids=[], val=[], outputs_cache={})
     recorder.on_valset_evaluated({"garbage": True})
     recorder.on_minibatch_sampled({"minibatch_ids": [99]})
+    recorder.on_iteration_start({"iteration": 1})
+    recorder.on_reflective_dataset_built({"dataset": {"qa": [None, 3]}})
+    recorder.on_proposal_start({"reflective_dataset": "not a mapping"})
 
 
 # --- health board and store helpers --------------------------------------------------------------

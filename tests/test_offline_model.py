@@ -1,7 +1,6 @@
 """The offline demo model: its documented rules, its protocol, and its reflection."""
 
 import hashlib
-import importlib.util
 import json
 import random
 from collections import Counter
@@ -449,98 +448,3 @@ def test_baseline_is_weak_and_the_best_rules_are_strong_on_the_bundled_set():
 
     assert 0.10 <= share("") <= 0.30
     assert share(ALL_RULES) >= 0.8
-
-
-# --- what benchmarks/demo_search.py measures in a run's events ------------------------------
-
-
-@pytest.fixture(scope="module")
-def demo_search():
-    spec = importlib.util.spec_from_file_location("demo_search", ROOT / "benchmarks" / "demo_search.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def val(iteration, candidate, scores, parents=()):
-    return {
-        "type": "validation",
-        "iteration": iteration,
-        "candidate": candidate,
-        "parents": list(parents),
-        "scores": scores,
-        "aggregate": sum(scores) / len(scores),
-    }
-
-
-def front(iteration, members):
-    return {"type": "pareto_front", "iteration": iteration, "front": members}
-
-
-def step(iteration, parent, outcome, candidate=None):
-    return {"type": "iteration", "iteration": iteration, "parent": parent, "outcome": outcome, "candidate": candidate}
-
-
-# 0 -> 1 (best), then 2 from 0 while 0 was on the front but not best; a rejection; 3 ties with 1.
-EVENTS = [
-    val(0, 0, [1, 0, 0, 1]),
-    front(0, [0]),
-    val(1, 1, [0, 1, 1, 1], [0]),
-    front(1, [0, 1]),
-    step(1, 0, "accepted", 1),
-    step(2, 1, "rejected"),
-    val(3, 2, [1, 1, 0, 1], [0]),
-    front(3, [0, 1, 2]),
-    step(3, 0, "accepted", 2),
-    step(4, 2, "skipped"),
-    val(5, 3, [0, 1, 1, 1], [1]),
-    front(5, [0, 1, 2, 3]),
-    step(5, 1, "accepted", 3),
-    {"type": "run_finished", "metric_calls": 40, "stopped_by": "patience"},
-]
-
-
-def test_rejections_and_scores_come_from_the_events(demo_search):
-    assert demo_search.rejections(EVENTS) == 1
-    assert demo_search.baseline_score(EVENTS) == 0.5 and demo_search.best_score(EVENTS) == 0.75
-
-
-def test_front_runs_count_consecutive_iterations_and_distinct_score_vectors(demo_search):
-    rows = demo_search.fronts_after_iterations(EVENTS)
-    assert rows == [(1, [0, 1], 2), (2, [0, 1], 2), (3, [0, 1, 2], 3), (4, [0, 1, 2], 3), (5, [0, 1, 2, 3], 3)]
-    assert demo_search.longest_front_run(EVENTS) == 5
-    assert demo_search.longest_front_run(EVENTS, min_size=4) == 1
-    assert demo_search.longest_front_run(EVENTS, min_size=4, distinct=True) == 0
-    broken = [*EVENTS[:5], front(2, [1]), *EVENTS[5:]]  # the front shrinks to one after iteration 2
-    assert demo_search.longest_front_run(broken) == 3
-
-
-def test_branching_needs_a_parent_with_two_children_one_from_off_best(demo_search):
-    rows = demo_search.proposals(EVENTS)
-    assert [(r["parent"], r["child"], r["parent_on_front"], r["parent_was_best"]) for r in rows] == [
-        (0, 1, True, True),
-        (0, 2, True, False),
-        (1, 3, True, True),
-    ]
-    assert demo_search.children(EVENTS) == {0: [1, 2], 1: [3]}
-    assert demo_search.branching(EVENTS) == {
-        "parents_with_2_children": [0],
-        "children_from_non_best_front_member": [2],
-        "met": True,
-    }
-    chain = [e for e in EVENTS if not (e.get("candidate") == 2 or e.get("iteration") == 3)]
-    assert demo_search.branching(chain)["met"] is False
-
-
-def test_targets_are_judged_from_the_properties(demo_search):
-    props = demo_search.search_properties(EVENTS)
-    assert props["outcomes"] == {"accepted": 3, "rejected": 1, "skipped": 1} and props["stopped_by"] == "patience"
-    assert demo_search.seed_shows_search(props)
-    assert demo_search.default_run_ok(props, 12.0) == {
-        "rejection": True,
-        "front_2_for_2_iterations": True,
-        "branching": True,
-        "best_at_least_0.8": False,
-        "under_30_s": True,
-    }
-    assert demo_search.harness_rows(10, 3)[1] == [i for i in range(10) if i not in demo_search.harness_rows(10, 3)[0]]

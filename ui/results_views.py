@@ -6,11 +6,13 @@ Figures and tables come from :mod:`core.charts` and :mod:`core.analysis`; model 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import streamlit as st
 
 from core import analysis, charts
+from core.export import export_run
 from core.templates import diff_markdown, markdown_escape, word_diff
 from ui import data, registration, shell
 
@@ -201,6 +203,15 @@ def render_what_if(view: analysis.RunView, uri: str, runs: list[Any], info: Any)
 
 def render_export(view: analysis.RunView, info: Any) -> None:
     best = view.candidates[view.best_candidate]
+    st.download_button(
+        "The whole run (JSON, for notebooks and other tools)",
+        lambda: json.dumps(export_run(view, run_id=info.run_id).to_dict(), ensure_ascii=False, indent=1),
+        file_name=f"{info.run_id}-run.json",
+        mime="application/json",
+        on_click="ignore",
+        help="Settings, summary, examples and splits, every candidate with its scores, and every proposal with "
+        "what the reflection model was shown. Schema in the README; python -m core export writes the same file.",
+    )
     frame = analysis.compare_examples(view, candidate=best.index, against=0)
     st.download_button(
         "Per-example results (CSV)",

@@ -12,7 +12,7 @@ from core import analysis, charts
 from core.runs import OpenRun, RunHandle, RunNotFound
 from core.scorers import compare_scorers
 from core.templates import diff_markdown, markdown_escape, word_diff
-from ui import data, registration, shell
+from ui import data, registration, replay, shell
 
 STOP_REASONS = {
     "budget": "the budget of metric calls was used up",
@@ -116,6 +116,7 @@ def render_feed(view: analysis.RunView) -> None:
             title += f" · became candidate {proposal.candidate}"
         with st.expander(title):
             st.markdown(markdown_escape(proposal.reason or ""))
+            replay.render_shown(view, proposal)
             if proposal.template:
                 st.caption("Proposed prompt")
                 st.code(proposal.template, language=None, wrap_lines=True)
