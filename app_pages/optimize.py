@@ -75,10 +75,42 @@ def render_budget(splits: Splits, *, all_on_test: bool) -> tuple[int, int, dict]
         "Patience (iterations without improvement, 0 = off)", 0, 1000, DEFAULT_PATIENCE, key="optimize.patience"
     )
     with st.expander("Advanced"):
-        minibatch = st.number_input("Reflection minibatch size", 1, 20, 3, key="optimize.minibatch")
-        selection = st.radio("Parent selection", ["pareto", "current_best"], horizontal=True, key="optimize.selection")
-        seed = st.number_input("Seed", 0, 1_000_000, 0, key="optimize.seed")
-        concurrency = st.number_input("Model calls at once", 1, 64, 8, key="optimize.concurrency")
+        minibatch = st.number_input(
+            "Reflection minibatch size",
+            1,
+            20,
+            3,
+            key="optimize.minibatch",
+            help="How many training examples the reflection model reads for each proposal (GEPA's default "
+            "is 3). Each proposal costs twice this many metric calls.",
+        )
+        selection = st.radio(
+            "Parent selection",
+            ["pareto", "current_best"],
+            horizontal=True,
+            key="optimize.selection",
+            help="Which candidate each iteration improves. **pareto**: one of the Pareto front, drawn at "
+            "random with more weight for those best on more examples, so specialists get improved too. "
+            "**current_best**: always the candidate with the best validation score.",
+        )
+        seed = st.number_input(
+            "Seed",
+            0,
+            1_000_000,
+            0,
+            key="optimize.seed",
+            help="Seeds GEPA's random choices (minibatches, parents). The same seed, settings and model give "
+            "the same run; the train, validation and test rows do not depend on it.",
+        )
+        concurrency = st.number_input(
+            "Model calls at once",
+            1,
+            64,
+            8,
+            key="optimize.concurrency",
+            help="How many model calls run in parallel while a batch is scored: faster against a real "
+            "endpoint, up to its rate limit. It does not change what is scored.",
+        )
     plan = plan_budget(
         int(budget),
         len(splits.validation),

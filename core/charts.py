@@ -32,6 +32,7 @@ from core.analysis import (
     what_if,
     what_if_grid,
 )
+from core.summary import counted
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -79,7 +80,7 @@ def _candidate_hover(candidate: Candidate, front: set[int]) -> str:
     status = "on the Pareto front" if candidate.index in front else "not on the Pareto front"
     right = sum(1 for s in candidate.scores if s == 1.0)
     found = "the baseline" if candidate.index == 0 else f"found in iteration {candidate.iteration}"
-    failed = f"<br>{candidate.failed} failed model calls" if candidate.failed else ""
+    failed = f"<br>{counted(candidate.failed, 'failed model call')}" if candidate.failed else ""
     return (
         f"<b>Candidate {candidate.index}</b> ({status})"
         f"<br>Validation score: {candidate.aggregate:.3f} ({right} of {len(candidate.scores)} fully right)"

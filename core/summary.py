@@ -115,3 +115,27 @@ class RunSummary:
         if self.error:
             data["error"] = self.error
         return data
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``count`` and ``noun`` in the right number: "1 model call", "3 model calls"."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
+def failure_warning(view: RunView) -> str | None:
+    """One sentence for the model calls of a run that failed even after retries, naming only what did
+    fail (task-model predictions, reflections); None when nothing failed."""
+    parts = []
+    if view.failed_predictions:
+        parts.append(
+            f"{counted(view.failed_predictions, 'prediction')} failed even after retries: "
+            + ("it is" if view.failed_predictions == 1 else "they are")
+            + " flagged per example on the Results page and scored 0, so the scores are lower bounds"
+        )
+    if view.failed_reflections:
+        parts.append(
+            f"{counted(view.failed_reflections, 'reflection')} failed even after retries, so "
+            + ("that iteration" if view.failed_reflections == 1 else "those iterations")
+            + " proposed nothing"
+        )
+    return "; ".join(parts) + "." if parts else None

@@ -28,6 +28,7 @@ from core.analysis import (
 from core.events import Candidate, EventLogError, RunStarted, decode_event, of_type, read_events
 from core.pareto import best_on_example
 from core.scorers import FAILED_PREDICTION_PREFIX, ScorerSpec
+from core.summary import counted, failure_warning
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RUNS = ("run_short_qa_seed0", "run_short_qa_budget300", "run_context_qa", "run_cancelled_before_proposals")
@@ -415,3 +416,22 @@ def test_example_table_adds_scores_for_graded_scorers_and_says_what_a_mark_means
     ]
     assert mark_meaning(view.scorer) == "✓ = exact match after normalising (case, whitespace)"
     assert mark_meaning(ScorerSpec("f1", ())).startswith("✓ = full score (1.0) on Token F1 (no normalisation)")
+
+
+def run_with_failures(predictions: int, reflections: int) -> RunView:
+    events = scored_run([[0.0, 1.0], [1.0, 1.0]], finished=False)
+    proposals = [
+        decode_event({"v": 2, "type": "iteration", "iteration": 2 + i, "outcome": "reflection_failed"})
+        for i in range(reflections)
+    ]
+    end = decode_event({"v": 2, "type": "run_finished", "stopped_by": "budget", "failed_predictions": predictions})
+    return build_run_view([*events, *proposals, end])
+
+
+def test_failure_warning_names_only_what_failed_in_the_right_number():
+    assert failure_warning(run_with_failures(0, 0)) is None
+    one = failure_warning(run_with_failures(1, 0))
+    assert one.startswith("1 prediction failed even after retries: it is flagged") and "reflection" not in one
+    two = failure_warning(run_with_failures(0, 2))
+    assert two.startswith("2 reflections failed even after retries") and "prediction" not in two
+    assert counted(1, "model call") == "1 model call" and counted(3, "model call") == "3 model calls"

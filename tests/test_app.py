@@ -385,3 +385,11 @@ def test_optimize_page_keeps_the_run_in_the_address_when_it_comes_from_the_sessi
     no_exception(at)
     assert at.query_params["run"] == recorded_run  # a reload now finds it again
     assert "Optimization finished" in texts(at)
+
+
+def test_advanced_settings_say_what_they_do(explorer_home):
+    at = optimize_page()
+    no_exception(at)
+    assert "Pareto front" in at.radio(key="optimize.selection").help
+    assert "same run" in at.number_input(key="optimize.seed").help
+    assert "parallel" in at.number_input(key="optimize.concurrency").help

@@ -264,3 +264,10 @@ def test_serve_offline_refuses_a_port_in_use(run_cli):
         result = run_cli("serve-offline", "--port", str(taken.getsockname()[1]), timeout=60)
     assert result.returncode == 2 and "already in use" in result.stderr
     assert "Offline demo model" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_top_level_help_lists_only_the_public_commands(run_cli):
+    result = run_cli("--help", timeout=60)
+    assert result.returncode == 0
+    assert "==SUPPRESS==" not in result.stdout
+    assert "{optimize,serve-offline}" in result.stdout and "worker" not in result.stdout

@@ -11,6 +11,7 @@ import streamlit as st
 from core import analysis, charts
 from core.runs import OpenRun, RunHandle, RunNotFound
 from core.scorers import compare_scorers
+from core.summary import counted, failure_warning
 from core.templates import diff_markdown, markdown_escape, word_diff
 from ui import data, registration, shell
 
@@ -94,9 +95,10 @@ def render_progress(view: analysis.RunView) -> None:
     failed = sum(c.failed for c in view.candidates)
     if failed:
         st.warning(
-            f"{failed} model calls failed during validation even after retries. They are flagged as failures "
-            "(not as wrong answers) in the per-example view; GEPA's scores count them as 0, so the scores "
-            "here are lower bounds."
+            f"{counted(failed, 'model call')} failed during validation even after retries. "
+            + ("It is" if failed == 1 else "They are")
+            + " flagged as failures (not as wrong answers) in the per-example view; GEPA's scores count "
+            "them as 0, so the scores here are lower bounds."
         )
     st.plotly_chart(charts.live_scores_figure(view), width="stretch", key="optimize.live_chart")
     render_feed(view)
@@ -161,21 +163,8 @@ def render_scores(view: analysis.RunView) -> None:
         row["change"] = f"{row['change']:+.1%}"
     st.markdown(f"**Scores on the {len(expected)} validation examples**, baseline against candidate {best.index}")
     st.dataframe(rows, hide_index=True, width="stretch")
-    failures = [
-        f"{count} {label}"
-        for count, label in (
-            (view.failed_predictions, "failed predictions"),
-            (view.failed_reflections, "failed reflections"),
-        )
-        if count
-    ]
-    if failures:
-        st.warning(
-            "Model calls failed even after retries: "
-            + ", ".join(failures)
-            + ". Failed predictions are flagged per example on the Results page and count as 0 in these "
-            "scores, which are therefore lower bounds; a failed reflection produced no proposal."
-        )
+    if warning := failure_warning(view):
+        st.warning(warning)
 
 
 def render_registration(context: shell.AppContext, view: analysis.RunView, opened: OpenRun) -> None:
