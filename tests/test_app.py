@@ -103,7 +103,7 @@ def test_template_problems_show_before_registering(explorer_home):
     at.text_area(key="prompts.template").input("Use {{context}} to answer {{question}").run()
     no_exception(at)
     errors = shown(at.error)
-    assert any("Malformed placeholder" in e for e in errors)
+    assert any("'{{question}' is not closed" in e for e in errors)
     assert any("no 'context' field" in e for e in errors)
     assert at.button(key="FormSubmitter:prompts.register_form-Register new version").disabled
 
@@ -393,3 +393,22 @@ def test_advanced_settings_say_what_they_do(explorer_home):
     assert "Pareto front" in at.radio(key="optimize.selection").help
     assert "same run" in at.number_input(key="optimize.seed").help
     assert "parallel" in at.number_input(key="optimize.concurrency").help
+
+
+def test_a_whole_file_problem_is_one_line_without_a_row_grid(explorer_home):
+    at = optimize_page()
+    at.selectbox(key="optimize.dataset").select("upload").run()
+    at.get("file_uploader")[0].set_value(("mine.csv", b"question,response\nq1,a1\nq2,a2\n", "text/csv")).run()
+    no_exception(at)
+    errors = shown(at.error)
+    assert len(errors) == 1 and "no column holds the expected answer" in errors[0]
+    assert "the file's columns are question, response" in errors[0]
+    assert not at.dataframe  # no row/field grid of "None | None"
+
+
+def test_an_unclosed_brace_is_one_message_on_the_prompts_page(explorer_home):
+    at = prompts_page()
+    at.text_area(key="prompts.template").input("Answer this question: {{question}").run()
+    no_exception(at)
+    assert shown(at.error) == ["'{{question}' is not closed: write {{question}}."]
+    assert not at.warning  # not also "the dataset has question, which this template never uses"

@@ -37,17 +37,30 @@ def render_dataset_picker(prefix: str) -> Any:
     try:
         dataset = parse_dataset(data, upload.name)
     except DatasetError as error:
-        st.error(f"{markdown_escape(upload.name)} cannot be used: fix these rows and upload it again.")
-        st.dataframe(
-            [{"row": p.row, "field": p.field, "problem": p.message} for p in error.problems],
-            hide_index=True,
-            width="stretch",
-        )
+        render_problems(upload.name, error.problems)
         return None
     path = store.save_upload(data, upload.name)
     from core.datasets import Dataset
 
     return Dataset(dataset.name, str(path), dataset.examples, dataset.fields), None
+
+
+def render_problems(filename: str, problems: Any) -> None:
+    """What is wrong with an upload: a problem of the whole file (a missing column, not JSON at all) as
+    one line each; problems of single rows in a table of row, field and problem."""
+    name = markdown_escape(filename)
+    for problem in (p for p in problems if p.row is None):
+        field = f" (field '{markdown_escape(problem.field)}')" if problem.field else ""
+        st.error(f"{name} cannot be used{field}: {markdown_escape(problem.message)}.")
+    rows = [p for p in problems if p.row is not None]
+    if rows:
+        st.error(f"{name} cannot be used: fix these rows and upload it again.")
+        st.dataframe(
+            [{"row": p.row, "field": p.field or "", "problem": p.message} for p in rows],
+            hide_index=True,
+            width="stretch",
+            column_config={"row": st.column_config.NumberColumn(width="small")},
+        )
 
 
 def render_rows(dataset: Any, *, limit: int = 200) -> None:
