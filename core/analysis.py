@@ -370,6 +370,51 @@ def kept_because(view: RunView, candidate: int, iteration: int | None = None) ->
     return np.flatnonzero(pool[candidate] == top).tolist()
 
 
+@dataclass(frozen=True)
+class FrontReason:
+    """Why one member is on the front: validation *positions* where it alone has the top score
+    (``alone``), and where it shares the top score with other candidates (``tied``); both only where
+    that top score is above 0."""
+
+    candidate: int
+    alone: tuple[int, ...]
+    tied: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class FrontExplanation:
+    """Why each member of a front is kept, and the positions no candidate scores above 0 on
+    (``unsolved``): GEPA's per-example best sets keep ties there for every candidate, so they explain
+    nothing and are counted on their own."""
+
+    members: tuple[FrontReason, ...]
+    unsolved: tuple[int, ...]
+
+
+def explain_front(view: RunView, iteration: int | None = None) -> FrontExplanation:
+    """The front after ``iteration`` (the latest when None), member by member, among the candidates
+    validated by then: see :class:`FrontExplanation`. Empty before the baseline is scored."""
+    count = _validated_by(view, iteration)
+    members = front_members_at(view, view.last_iteration if iteration is None else iteration)
+    if not count:
+        return FrontExplanation((), ())
+    pool = view.val_scores[:count]
+    top = pool.max(axis=0)
+    at_top = pool == top
+    solved = top > 0
+    alone = solved & (at_top.sum(axis=0) == 1)
+    reasons = tuple(
+        FrontReason(
+            member,
+            tuple(np.flatnonzero(at_top[member] & alone).tolist()),
+            tuple(np.flatnonzero(at_top[member] & solved & ~alone).tolist()),
+        )
+        for member in members
+        if member < count
+    )
+    return FrontExplanation(reasons, tuple(np.flatnonzero(~solved).tolist()))
+
+
 def best_so_far(view: RunView, x: XAxis, *, upto_iteration: int | None = None) -> list[tuple[int, float, int]]:
     """(x, best validation aggregate so far, best candidate) steps, from the baseline to the latest x.
 

@@ -15,6 +15,7 @@ from core.analysis import (
     category_counts,
     compare_examples,
     example_table,
+    explain_front,
     filter_examples,
     front_members_at,
     kept_because,
@@ -435,3 +436,16 @@ def test_failure_warning_names_only_what_failed_in_the_right_number():
     two = failure_warning(run_with_failures(0, 2))
     assert two.startswith("2 reflections failed even after retries") and "prediction" not in two
     assert counted(1, "model call") == "1 model call" and counted(3, "model call") == "3 model calls"
+
+
+def test_explain_front_separates_best_alone_tied_above_zero_and_unsolved():
+    view = build_run_view(scored_run([[1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]]))
+    explained = explain_front(view)
+    assert [(m.candidate, m.alone, m.tied) for m in explained.members] == [(1, (1,), (0,)), (2, (2,), ())]
+    assert explained.unsolved == (3,)  # every candidate scores 0 there: counted once, for no one
+
+
+def test_explain_front_of_a_run_that_solves_nothing_keeps_the_baseline_for_no_example():
+    explained = explain_front(build_run_view(scored_run([[0.0, 0.0]])))
+    assert [(m.candidate, m.alone, m.tied) for m in explained.members] == [(0, (), ())]
+    assert explained.unsolved == (0, 1)

@@ -298,7 +298,7 @@ def test_results_page_registers_a_chosen_candidate(recorded_run):
 
 TAB_CONTENT = {
     "Candidates": lambda at: at.get("plotly_chart") and at.radio(key="results.x") is not None,
-    "Pareto front": lambda at: at.get("plotly_chart") and "is best on" in texts(at),
+    "Pareto front": lambda at: at.get("plotly_chart") and "Why each member of the front" in texts(at),
     "Lineage": lambda at: len(at.get("plotly_chart")) == 1,
     "Score matrix": lambda at: at.get("plotly_chart") and at.radio(key="results.matrix_order") is not None,
     "Per example": lambda at: "✗→✓ fixed" in [m.label for m in at.metric],
@@ -412,3 +412,15 @@ def test_an_unclosed_brace_is_one_message_on_the_prompts_page(explorer_home):
     no_exception(at)
     assert shown(at.error) == ["'{{question}' is not closed: write {{question}}."]
     assert not at.warning  # not also "the dataset has question, which this template never uses"
+
+
+def test_pareto_explanation_counts_examples_no_candidate_solves_apart(recorded_run):
+    at = app()
+    at.query_params["run"] = recorded_run
+    open_page(at, "app_pages/results.py")
+    at.session_state["results.tab"] = "Pareto front"
+    at.run()
+    no_exception(at)
+    page = texts(at)
+    assert "- **Candidate 4** (95.0%): best alone on" in page
+    assert "No candidate scores above 0 on 2 examples (rows 13, 20)" in page

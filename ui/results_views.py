@@ -11,6 +11,7 @@ from typing import Any
 import streamlit as st
 
 from core import analysis, charts
+from core.summary import counted
 from core.templates import diff_markdown, markdown_escape, word_diff
 from ui import data, registration, shell
 
@@ -100,22 +101,35 @@ def render_front(view: analysis.RunView) -> None:
     when = iterations[-1]
     if len(iterations) > 1:
         when = st.select_slider("Explain the front after iteration", iterations, value=when, key="results.front_at")
-    members = analysis.front_members_at(view, when)
-    st.markdown(
-        f"**Why each member of the front after iteration {when} is kept**: the validation examples "
-        "on which it has the top score among the candidates found so far (ties included)"
-    )
+    explained = analysis.explain_front(view, when)
     examples = view.val_examples
-    if len(members) > 20:
-        st.caption(f"The {len(members)} members are listed 20 at a time, best first.")
-        members = sorted(members, key=lambda m: -view.candidates[m].aggregate)[:20]
-    for member in members:
-        positions = analysis.kept_because(view, member, when)
-        rows = ", ".join(str(examples[p].row) for p in positions[:30]) if positions else "none"
-        more = f" and {len(positions) - 30} more" if len(positions) > 30 else ""
-        st.markdown(
-            f"- **Candidate {member}** ({view.candidates[member].aggregate:.1%}) is best on "
-            f"{len(positions)} example(s): rows {rows}{more}"
+    st.markdown(
+        f"**Why each member of the front after iteration {when} is kept**: the validation examples on which "
+        "it has the top score among the candidates found so far, alone or tied with others"
+    )
+    reasons = list(explained.members)
+    if len(reasons) > 20:
+        st.caption(f"The {len(reasons)} members are listed 20 at a time, best first.")
+        reasons = sorted(reasons, key=lambda r: -view.candidates[r.candidate].aggregate)[:20]
+
+    def rows(positions: tuple[int, ...]) -> str:
+        shown = ", ".join(str(examples[p].row) for p in positions[:30])
+        return f" (rows {shown}{f' and {len(positions) - 30} more' if len(positions) > 30 else ''})"
+
+    for reason in reasons:
+        parts = []
+        if reason.alone:
+            parts.append(f"best alone on {counted(len(reason.alone), 'example')}{rows(reason.alone)}")
+        if reason.tied:
+            parts.append(f"tied for best on {counted(len(reason.tied), 'example')}{rows(reason.tied)}")
+        said = "; ".join(parts) or (
+            "the top score on no example, but no other candidate is at least as good on every example"
+        )
+        st.markdown(f"- **Candidate {reason.candidate}** ({view.candidates[reason.candidate].aggregate:.1%}): {said}")
+    if explained.unsolved:
+        st.caption(
+            f"No candidate scores above 0 on {counted(len(explained.unsolved), 'example')}{rows(explained.unsolved)}. "
+            "GEPA counts such a tie at 0 for every candidate, so those examples explain no one's place above."
         )
 
 
