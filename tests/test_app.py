@@ -424,3 +424,13 @@ def test_pareto_explanation_counts_examples_no_candidate_solves_apart(recorded_r
     page = texts(at)
     assert "- **Candidate 4** (95.0%): best alone on" in page
     assert "No candidate scores above 0 on 2 examples (rows 13, 20)" in page
+
+
+def test_export_tab_says_chart_files_embed_plotly_js(recorded_run):
+    at = app()
+    at.query_params["run"] = recorded_run
+    open_page(at, "app_pages/results.py")
+    at.session_state["results.tab"] = "Export"
+    at.run()
+    no_exception(at)
+    assert "Each file embeds plotly.js (about 5 MB), so it opens offline" in texts(at)

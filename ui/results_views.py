@@ -231,7 +231,10 @@ def render_export(view: analysis.RunView, info: Any) -> None:
         on_click="ignore",
     )
     figures = charts.page_figures(view, info.run_id[:8])
-    st.caption("Charts as standalone HTML (plotly.js embedded, they open offline):")
+    st.caption(
+        "Charts as standalone HTML files, drawn as here. Each file embeds plotly.js (about 5 MB), so it "
+        "opens offline in any browser, without this app:"
+    )
     for column, (name, build) in zip(st.columns(len(figures)), figures.items(), strict=True):
         column.download_button(
             f"{name}.html",
