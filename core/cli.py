@@ -310,15 +310,19 @@ class _ProgressPrinter:
 
     def describe_end(self) -> str:
         from core.analysis import build_run_view
+        from core.registration import describe_registered
+        from core.summary import failure_warning
 
         view = build_run_view(self.events)
         if view.outcome == "failed":
             return f"Run failed: {view.error}"
         initial, final = view.initial_score, view.final_score
         scores = f"{initial:.1%} -> {final:.1%}" if initial is not None and final is not None else "no score"
-        where = view.registered.uri if view.registered else view.not_registered_reason
-        from core.summary import failure_warning
-
+        if view.registered:
+            said = describe_registered(view.registered, this_run=view.run_id)
+            where = said[0].lower() + said[1:]
+        else:
+            where = f"not registered: {view.not_registered_reason}"
         warning = failure_warning(view)
         failures = f"\nwarning: {warning}" if warning else ""
         return (

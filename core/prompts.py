@@ -278,13 +278,41 @@ def find_version_with_template(
     return next((v for v in versions if v.template == template), None)
 
 
+def find_or_register(
+    name: str,
+    template: str,
+    *,
+    commit_message: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    tracking_uri: str | None = None,
+) -> tuple[PromptVersionInfo, bool]:
+    """The version of ``name`` whose text is exactly ``template`` (and True), or a new version of it
+    (and False). One process of this machine at a time per prompt (:func:`core.store.registry_lock`),
+    so two sessions or runs registering the same text at once make one version, never two."""
+    from core.store import registry_lock
+
+    with registry_lock(_registry_uri(tracking_uri), name):
+        existing = find_version_with_template(name, template, tracking_uri=tracking_uri)
+        if existing is not None:
+            return existing, True
+        version = register_version(name, template, commit_message=commit_message, tags=tags, tracking_uri=tracking_uri)
+        return version, False
+
+
+def _registry_uri(tracking_uri: str | None) -> str:
+    if tracking_uri is not None:
+        return tracking_uri
+    import mlflow
+
+    return mlflow.get_tracking_uri()
+
+
 def ensure_baseline(
     name: str, template: str, *, commit_message: str, tracking_uri: str | None = None
 ) -> PromptVersionInfo:
     """Register ``template`` as ``name`` unless a version already holds it; point ``@baseline`` at it
     when the prompt has no baseline yet."""
-    existing = find_version_with_template(name, template, tracking_uri=tracking_uri)
-    version = existing or register_version(
+    version, _ = find_or_register(
         name,
         template,
         commit_message=commit_message,

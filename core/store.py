@@ -21,7 +21,8 @@ import random
 import re
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -35,6 +36,8 @@ DEFAULT_EXPERIMENT = "GEPA Explorer"
 HOME_ENV = "GEPA_EXPLORER_HOME"
 UI_URL_ENV = "GEPA_EXPLORER_MLFLOW_UI_URL"
 LOCK_SUFFIX = ".lock"
+# A registration takes well under a second; one that holds a prompt's lock longer than this is stuck.
+REGISTRY_LOCK_TIMEOUT_SECONDS = 120.0
 READY_SUFFIX = ".ready"
 # A first creation takes seconds; a store that took longer than this is stuck, not slow.
 CREATION_TIMEOUT_SECONDS = 300.0
@@ -75,6 +78,37 @@ def save_upload(data: bytes, filename: str) -> Path:
     if not path.exists():
         path.write_bytes(data)
     return path
+
+
+@contextmanager
+def registry_lock(tracking_uri: str, prompt_name: str) -> Iterator[None]:
+    """Hold the lock of one prompt of one store, for "find the version with this text, else register
+    it": two sessions or runs doing that at once would both find nothing and both register the text.
+
+    The lock is a file: beside a SQLite store's database, under ``GEPA_EXPLORER_HOME`` for a server,
+    so it covers every process of this machine (runs on other machines against one server are not
+    serialised by it).
+
+    Raises:
+        StoreError: another process held the lock for minutes (a stuck registration).
+    """
+    import hashlib
+
+    from filelock import FileLock, Timeout
+
+    key = hashlib.sha256(f"{tracking_uri}|{prompt_name}".encode()).hexdigest()[:16]
+    database = StoreInfo(tracking_uri).sqlite_path
+    folder = database.parent if database is not None else explorer_home() / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{database.name if database else 'registry'}.prompt-{key}{LOCK_SUFFIX}"
+    try:
+        with FileLock(str(path), timeout=REGISTRY_LOCK_TIMEOUT_SECONDS):
+            yield
+    except Timeout:
+        raise StoreError(
+            f"Another process has been registering a version of '{prompt_name}' for minutes; if none is "
+            f"running any more, delete {path} and try again."
+        ) from None
 
 
 def default_tracking_uri() -> str:

@@ -13,6 +13,7 @@ CLI_KEYS = (
     "baseline_uri",
     "optimized_uri",
     "registered",
+    "registered_by_run",
     "initial_score",
     "final_score",
     "metric_calls",
@@ -38,8 +39,9 @@ class RunSummary:
     """A run's outcome in numbers; :meth:`cli_dict` is the CLI's last JSON line.
 
     ``registered`` is "new" when the run added a prompt version, "existing" when its best candidate's
-    text was already a version (``optimized_uri`` then names that one), None when nothing was
-    registered (``not_registered_reason`` says why). The ``test_*`` fields are None without a test set
+    text was already a version (``optimized_uri`` then names that one, ``registered_by_run`` the run
+    that registered it, None when no run did), None when nothing was registered
+    (``not_registered_reason`` says why). The ``test_*`` fields are None without a test set
     (or when the run ended before its final evaluation); ``test_delta_ci`` is the paired bootstrap 95%
     interval of the best candidate's gain over the baseline on the test set.
     """
@@ -48,6 +50,7 @@ class RunSummary:
     baseline_uri: str | None
     optimized_uri: str | None
     registered: Literal["new", "existing"] | None
+    registered_by_run: str | None
     initial_score: float | None
     final_score: float | None
     metric_calls: int
@@ -84,6 +87,7 @@ class RunSummary:
             baseline_uri=view.baseline.uri or None,
             optimized_uri=registered.uri if registered else None,
             registered=("existing" if registered.existing else "new") if registered else None,
+            registered_by_run=registered.by_run if registered else None,
             initial_score=view.initial_score,
             final_score=view.final_score,
             metric_calls=view.metric_calls,

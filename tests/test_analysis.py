@@ -449,3 +449,18 @@ def test_explain_front_of_a_run_that_solves_nothing_keeps_the_baseline_for_no_ex
     explained = explain_front(build_run_view(scored_run([[0.0, 0.0]])))
     assert [(m.candidate, m.alone, m.tied) for m in explained.members] == [(0, (), ())]
     assert explained.unsolved == (0, 1)
+
+
+def test_an_existing_version_is_said_as_such_in_the_cli_progress_and_the_summary():
+    from core.cli import _ProgressPrinter
+    from core.summary import RunSummary
+
+    events = scored_run([[0.0, 1.0], [1.0, 1.0]], finished=False)
+    registered = {"uri": "prompts:/qa/2", "version": 2, "existing": True, "by_run": "run-that-made-it"}
+    end = decode_event({"v": 2, "type": "run_finished", "stopped_by": "budget", "registered": registered})
+    printer = _ProgressPrinter()
+    printer.events = [*events, end]
+    line = printer.describe_end()
+    assert "same text as version 2 (prompts:/qa/2), registered by run run-that-made-it; no new version" in line
+    summary = RunSummary.of(build_run_view([*events, end])).cli_dict()
+    assert (summary["registered"], summary["registered_by_run"]) == ("existing", "run-that-made-it")

@@ -194,7 +194,7 @@ def test_complete_run_on_the_offline_model_reaches_optimization_finished(explore
     assert ref  # the run is found again through the URL after a reload
     wait_until(at, lambda a: "Optimization finished" in texts(a))
     page = texts(at)
-    assert "Registered as a new version: `prompts:/short-answer-qa/2`" in page
+    assert "Registered as a new version: prompts:/short-answer-qa/2." in page
     assert "the budget of metric calls was used up" in page or "patience" in page
     scores = at.dataframe[0].value
     assert scores["scorer"].iloc[0].startswith("Exact match")
@@ -228,7 +228,7 @@ def test_stop_mid_run_keeps_everything_and_offers_registration(explorer_home, en
     assert "you pressed Stop" in texts(at)
     register = at.button(key="optimize.register_best")
     register.click().run()
-    assert any("Registered prompts:/short-answer-qa/2" in s for s in shown(at.success))
+    assert any("Registered as a new version: prompts:/short-answer-qa/2" in s for s in shown(at.success))
 
 
 def test_results_page_rebuilds_a_recorded_run(recorded_run):
@@ -292,7 +292,7 @@ def test_results_page_registers_a_chosen_candidate(recorded_run):
     button = next(b for b in at.button if b.label.startswith("Register candidate 4"))
     button.click().run()
     no_exception(at)
-    assert any("Registered prompts:/short-answer-qa/2" in s for s in shown(at.success))
+    assert any("Registered as a new version: prompts:/short-answer-qa/2" in s for s in shown(at.success))
     assert prompts.get_version("short-answer-qa", 1).template == "Answer this question: {{question}}"
 
 
@@ -434,3 +434,18 @@ def test_export_tab_says_chart_files_embed_plotly_js(recorded_run):
     at.run()
     no_exception(at)
     assert "Each file embeds plotly.js (about 5 MB), so it opens offline" in texts(at)
+
+
+def test_a_best_candidate_already_registered_says_which_version_and_run_and_no_new_version(explorer_home):
+    from conftest import fixture_events, record_run
+
+    events = fixture_events("run_short_qa_budget300")
+    events[-1]["registered"] = {"uri": "prompts:/short-answer-qa/2", "version": 2, "existing": True, "by_run": "r0"}
+    run_id = record_run(events)
+    at = app()
+    at.query_params["run"] = run_id
+    open_page(at, "app_pages/optimize.py")
+    no_exception(at)
+    page = texts(at)
+    assert "Same text as version 2 (prompts:/short-answer-qa/2), registered by run r0; no new version." in page
+    assert "Registered as a new version" not in page

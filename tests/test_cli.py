@@ -80,6 +80,10 @@ def test_identical_best_reuses_the_registered_version(run_cli, tracking, explore
     second = run_cli("optimize", "--budget", "100", "--seed", "5")
     assert first.summary["optimized_uri"] == second.summary["optimized_uri"] is not None
     assert len(prompt_versions(explorer_home)) == 3  # two bundled baselines and one optimized version
+    assert (first.summary["registered"], second.summary["registered"]) == ("new", "existing")
+    assert second.summary["registered_by_run"] == first.summary["run_id"]
+    said = f"same text as version 2 (prompts:/short-answer-qa/2), registered by run {first.summary['run_id']}"
+    assert said in second.stderr and "registered as a new version" in first.stderr
 
 
 def test_two_variable_dataset_keeps_both_variables(run_cli, tracking, context_qa):

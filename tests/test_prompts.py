@@ -81,3 +81,34 @@ def test_bundled_baselines_are_registered_once_with_alias(tracking):
     again = prompts.ensure_bundled_prompts()
     assert [p.uri for p in first] == [p.uri for p in again] == ["prompts:/short-answer-qa/1", "prompts:/context-qa/1"]
     assert "baseline" in prompts.load("prompts:/short-answer-qa@baseline").aliases
+
+
+def test_two_runs_registering_the_same_candidate_at_once_make_one_version(tracking, monkeypatch):
+    import threading
+    import time
+
+    from conftest import fixture_events
+    from core.analysis import build_run_view
+    from core.events import decode_event
+    from core.registration import register_candidate
+
+    prompts.ensure_bundled_prompts()
+    view = build_run_view([decode_event(e) for e in fixture_events("run_short_qa_budget300")])
+    slow_register = prompts.register_version
+
+    def register_slowly(*args, **kwargs):
+        time.sleep(0.5)  # both runs have looked for the text before either has registered it
+        return slow_register(*args, **kwargs)
+
+    monkeypatch.setattr(prompts, "register_version", register_slowly)
+    done = []
+    threads = [threading.Thread(target=lambda: done.append(register_candidate(view, 4))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(r.existing for r in done) == [False, True]
+    assert {r.version.uri for r in done} == {"prompts:/short-answer-qa/2"}
+    assert [v.version for v in prompts.list_versions("short-answer-qa")] == [2, 1]
+    again = next(r for r in done if r.existing)
+    assert again.by_run == view.run_id  # the version's tags name the run that registered it

@@ -11,7 +11,8 @@ from typing import Any
 import streamlit as st
 
 from core.analysis import RunView
-from core.registration import registration_blocker
+from core.registration import describe_registered, registration_blocker
+from core.templates import markdown_escape
 from ui import data, shell
 
 
@@ -34,7 +35,8 @@ def render_register_button(
         st.error(shell.one_line(error))
         return
     data.clear_registry_cache()
+    said = markdown_escape(describe_registered(registration.as_event(), this_run=info.run_id))
     if registration.existing:
-        st.info(f"Candidate {candidate} has the same text as `{registration.version.uri}`: no new version.")
+        st.info(f"Candidate {candidate}: {said}")
     else:
-        st.success(f"Registered {registration.version.uri}. Earlier versions are unchanged.")
+        st.success(said)

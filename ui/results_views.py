@@ -11,6 +11,7 @@ from typing import Any
 import streamlit as st
 
 from core import analysis, charts
+from core.registration import describe_registered
 from core.summary import counted
 from core.templates import diff_markdown, markdown_escape, word_diff
 from ui import data, registration, shell
@@ -88,7 +89,7 @@ def render_register(view: analysis.RunView, index: int, uri: str, info: Any) -> 
     if index == 0 or view.is_live:
         return
     if index == view.best_candidate and view.registered:
-        st.caption(f"Registered by the run as `{view.registered.uri}`.")
+        st.caption(markdown_escape(describe_registered(view.registered, this_run=view.run_id)))
         return
     registration.render_register_button(view, info, index, uri, key=f"results.register.{info.run_id}.{index}")
 

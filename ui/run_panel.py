@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core import analysis, charts
+from core.registration import describe_registered
 from core.runs import OpenRun, RunHandle, RunNotFound
 from core.scorers import compare_scorers
 from core.summary import counted, failure_warning
@@ -168,11 +169,12 @@ def render_scores(view: analysis.RunView) -> None:
 
 
 def render_registration(context: shell.AppContext, view: analysis.RunView, opened: OpenRun) -> None:
-    if view.registered and view.registered.existing:
-        st.info(f"The best candidate has the same text as `{view.registered.uri}`, already registered: no new version.")
-        return
     if view.registered:
-        st.success(f"Registered as a new version: `{view.registered.uri}`. Earlier versions are unchanged.")
+        said = markdown_escape(describe_registered(view.registered, this_run=view.run_id))
+        if view.registered.existing:
+            st.info(f"The best candidate: {said}", icon=":material/content_copy:")
+        else:
+            st.success(said, icon=":material/check_circle:")
         return
     st.info(f"No new prompt version: {view.not_registered_reason or 'nothing was registered'}.")
     if view.outcome == "cancelled" and opened.info is not None:
