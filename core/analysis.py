@@ -308,6 +308,18 @@ def _fronts(candidates: Sequence[Candidate]) -> tuple[FrontSnapshot, ...]:
     return tuple(snapshots)
 
 
+def progress_line(view: RunView) -> str:
+    """Where a running optimization is, in one line: its stage after the search, else the iteration,
+    the budget used and the best score so far against the baseline's."""
+    if view.stage is not None:
+        return view.stage.message
+    calls = f"{view.metric_calls} of {view.budget} metric calls"
+    if not view.candidates:
+        return f"scoring the baseline, {calls}"
+    best, initial = view.final_score or 0.0, view.initial_score or 0.0
+    return f"iteration {view.last_iteration}, {calls}, best {best:.1%} (baseline {initial:.1%})"
+
+
 def before_after(view: RunView) -> dict[str, PairedComparison]:
     """The baseline against the best candidate on each split the final evaluation scored ("validation",
     and "test" when there is a test set): the paired test, the bootstrap interval and one sentence

@@ -68,13 +68,15 @@ def runs_home() -> Path:
 
 
 def save_upload(data: bytes, filename: str) -> Path:
-    """Keep an uploaded dataset where a run process can read it; the same bytes reuse one file."""
+    """Keep an uploaded dataset where a run process can read it, under its own file name (a run names
+    its dataset after the file) in a folder named by its content: the same bytes reuse one file, and
+    two different files of one name do not overwrite each other."""
     import hashlib
 
-    folder = explorer_home() / "uploads"
+    safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in Path(filename).name).lstrip(".")
+    folder = explorer_home() / "uploads" / hashlib.sha256(data).hexdigest()[:12]
     folder.mkdir(parents=True, exist_ok=True)
-    safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in Path(filename).name) or "dataset"
-    path = folder / f"{hashlib.sha256(data).hexdigest()[:12]}-{safe}"
+    path = folder / (safe or "dataset")
     if not path.exists():
         path.write_bytes(data)
     return path

@@ -449,3 +449,88 @@ def test_a_best_candidate_already_registered_says_which_version_and_run_and_no_n
     page = texts(at)
     assert "Same text as version 2 (prompts:/short-answer-qa/2), registered by run r0; no new version." in page
     assert "Registered as a new version" not in page
+
+
+def fake_live_run(home, ref: str = "live-here"):
+    """A run folder on this machine whose process is alive (a sleeping child standing in for the
+    worker) and whose events stop after the baseline's validation; returns (ref, process)."""
+    import subprocess
+
+    from conftest import fixture_events
+
+    folder = home / "runs" / ref
+    folder.mkdir(parents=True)
+    events = fixture_events("run_short_qa_budget300")[:3]  # run_started, the baseline, its front
+    (folder / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    process = subprocess.Popen(["sleep", "300"])
+    (folder / "pid").write_text(str(process.pid))
+    return ref, process
+
+
+def test_settings_stay_while_a_run_is_shown_and_after_it_ends(explorer_home):
+    ref, process = fake_live_run(explorer_home)
+    try:
+        at = optimize_page()
+        at.number_input(key="optimize.budget").set_value(320).run()
+        at.number_input(key="optimize.patience").set_value(0).run()
+        at.radio(key="optimize.scorer").set_value("f1").run()
+        at.query_params["run"] = ref  # a run is shown: none of the settings is drawn
+        at.run()
+        no_exception(at)
+        assert not at.number_input and "Stop" in [b.label for b in at.button]
+        at.run()
+    finally:
+        process.kill()
+        process.wait()
+    at.run()  # the run has ended: the set-up is drawn again below it
+    no_exception(at)
+    assert at.number_input(key="optimize.budget").value == 320
+    assert at.number_input(key="optimize.patience").value == 0
+    assert at.radio(key="optimize.scorer").value == "f1"
+
+
+def test_a_run_left_going_for_a_new_set_up_stays_in_view_with_a_link_back(explorer_home):
+    ref, process = fake_live_run(explorer_home)
+    try:
+        at = app()
+        at.query_params["run"] = ref
+        open_page(at, "app_pages/optimize.py")
+        at.button(key="optimize.new").click().run()
+        no_exception(at)
+        assert "**Your previous run is still going**: iteration 0, 40 of 300 metric calls" in texts(at)
+        links = [link.proto for link in at.get("page_link")]
+        assert any(link.label == "Back to the running run" and f"run={ref}" in link.query_string for link in links)
+        # the new set-up starts from that run's settings
+        assert (at.number_input(key="optimize.patience").value, at.number_input(key="optimize.seed").value) == (0, 2)
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_set_up_a_new_run_starts_from_that_runs_settings(explorer_home):
+    from conftest import fixture_events, record_run
+
+    run_id = record_run(fixture_events("run_context_qa"))
+    at = app()
+    at.query_params["run"] = run_id
+    open_page(at, "app_pages/optimize.py")
+    at.button(key="optimize.new").click().run()
+    no_exception(at)
+    assert at.selectbox(key="optimize.dataset").value == "context_qa"
+    assert at.selectbox(key="optimize.prompt").value == "prompts:/context-qa/1"
+    assert (at.number_input(key="optimize.budget").value, at.number_input(key="optimize.patience").value) == (120, 4)
+    assert at.number_input(key="optimize.seed").value == 1
+
+
+def test_an_uploaded_dataset_stays_chosen_after_a_visit_to_another_page(explorer_home):
+    at = optimize_page()
+    at.selectbox(key="optimize.dataset").select("upload").run()
+    rows = b"question,answer\nWho wrote Pride and Prejudice?,Jane Austen\nHow many legs does an insect have?,6\n"
+    at.get("file_uploader")[0].set_value(("books.csv", rows, "text/csv")).run()
+    at.number_input(key="optimize.budget").set_value(90).run()
+    at.switch_page("app_pages/prompts.py").run()
+    at.switch_page("app_pages/optimize.py").run()
+    no_exception(at)
+    assert at.selectbox(key="optimize.dataset").value == "upload"
+    assert at.number_input(key="optimize.budget").value == 90
+    assert "Using books.csv (2 rows), uploaded earlier in this session" in texts(at)

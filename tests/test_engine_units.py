@@ -300,7 +300,16 @@ def test_store_info_links_to_a_server_ui_and_labels_local_files(monkeypatch):
 def test_uploads_are_kept_once_with_a_safe_name(explorer_home):
     first = save_upload(b"question,answer\nq,a\n", "../my data.csv")
     again = save_upload(b"question,answer\nq,a\n", "../my data.csv")
-    assert first == again and first.parent == explorer_home / "uploads" and first.name.endswith("my_data.csv")
+    assert first == again and first.parent.parent == explorer_home / "uploads" and first.name == "my_data.csv"
+
+
+def test_an_upload_keeps_its_file_name_so_runs_name_the_dataset_after_it(explorer_home):
+    from core.datasets import load_dataset
+
+    path = save_upload(b"question,answer\nq,a\n", "capitals.csv")
+    other = save_upload(b"question,answer\nq,b\n", "capitals.csv")
+    assert load_dataset(path).name == "capitals"  # not "3fa2b1c4d5e6-capitals"
+    assert other != path and other.read_bytes() != path.read_bytes()
 
 
 # --- errors at the boundary ---------------------------------------------------------------------

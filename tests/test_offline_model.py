@@ -544,3 +544,12 @@ def test_targets_are_judged_from_the_properties(demo_search):
         "under_30_s": True,
     }
     assert demo_search.harness_rows(10, 3)[1] == [i for i in range(10) if i not in demo_search.harness_rows(10, 3)[0]]
+
+
+def test_own_data_note_says_the_simulated_model_only_knows_the_bundled_questions():
+    from core.offline_model import own_data_note
+
+    note = own_data_note(["What is the capital of Zorbia?", "Who wrote the novel Pride and Prejudice?", "Q3?"])
+    assert note.startswith("The offline demo model is simulated: it knows only the bundled questions, 1 of these 3")
+    assert "OpenAI-compatible endpoint" in note
+    assert own_data_note(["Who wrote the novel Pride and Prejudice?"]) is None

@@ -10,12 +10,14 @@ import streamlit as st
 
 from core import analysis, charts
 from core.registration import describe_registered
-from core.runs import OpenRun, RunHandle, RunNotFound
+from core.runs import OpenRun, RunHandle, RunNotFound, attach
 from core.scorers import compare_scorers
+from core.store import runs_home
 from core.summary import counted, failure_warning
 from core.templates import diff_markdown, markdown_escape, word_diff
 from ui import data, registration, shell
 
+RUN_PARAM = "run"
 STOP_REASONS = {
     "budget": "the budget of metric calls was used up",
     "patience": "several iterations in a row brought no improvement (patience)",
@@ -32,27 +34,46 @@ OUTCOME_MARKS = {
 }
 
 
-def render(context: shell.AppContext, ref: str) -> bool:
-    """Show run ``ref``; returns True while it is still running."""
+def render(context: shell.AppContext, ref: str) -> OpenRun | None:
+    """Show run ``ref``, live while it goes; returns it as found (None when there is no such run)."""
     try:
         opened = data.open_run(ref, context.tracking_uri)
     except RunNotFound as error:
         st.warning(shell.one_line(error))
-        return False
+        return None
     if opened.salvaged:
         st.warning("This run's process ended unexpectedly; what it recorded was saved to MLflow.")
     if opened.is_live and opened.handle is not None:
         render_stop(opened)
         render_live(opened.handle)
-        return True
-    if opened.phase == "elsewhere":
+    elif opened.phase == "elsewhere":
         st.info(markdown_escape(opened.message or ""), icon=":material/hourglass_top:")
-        return False
-    if opened.view is None:
+    elif opened.view is None:
         st.error(markdown_escape(opened.message or "This run recorded nothing."))
-        return False
-    render_finished(context, opened)
-    return False
+    else:
+        render_finished(context, opened)
+    return opened
+
+
+@st.fragment(run_every=2.0)
+def render_left_run(ref: str) -> None:
+    """A run this session left to set up another one: one line of where it is and a link back, read
+    from its folder on this machine (no store query), until it ends."""
+    folder = runs_home() / ref
+    if not folder.is_dir():
+        return
+    handle = attach(folder)
+    events = handle.read_events()
+    live = handle.outcome() is None and handle.is_alive()
+    with st.container(border=True):
+        if live:
+            where = analysis.progress_line(analysis.build_run_view(events)) if events else "starting"
+            st.markdown(f":material/hourglass_top: **Your previous run is still going**: {markdown_escape(where)}.")
+            label = "Back to the running run"
+        else:
+            st.markdown(":material/flag: **Your previous run has ended.**")
+            label = "See how it ended"
+        st.page_link(shell.OPTIMIZE, label=label, icon=":material/monitoring:", query_params={RUN_PARAM: ref})
 
 
 def render_stop(opened: OpenRun) -> None:
