@@ -8,6 +8,7 @@ import time
 import streamlit as st
 
 from core import analysis, charts
+from core.offline_model import own_data_note
 from core.runs import RunInfo
 from core.templates import markdown_escape
 from ui import data, results_views, shell, status
@@ -80,8 +81,12 @@ def render_header(view: analysis.RunView, info: RunInfo) -> None:
     st.caption(
         f"Prompt {view.baseline.uri} · dataset {info.dataset or '?'} "
         f"({len(view.val_examples)} validation rows) · {view.scorer.label} · patience {view.patience or 'off'} · "
-        f"seed {view.seed} · {info.explorer_status}" + (f", stopped by {view.stopped_by}" if view.stopped_by else "")
+        f"seed {view.seed} · {analysis.how_it_ended(view)}"
     )
+    if only := analysis.only_baseline_line(view):
+        st.info(only, icon=":material/info:")
+    if view.models.simulated and (note := own_data_note([analysis.example_inputs_text(e) for e in view.val_examples])):
+        st.warning(markdown_escape(note), icon=":material/science:")
     if view.is_live:
         st.info("This run is still going: the views show what it has recorded so far.", icon=":material/hourglass_top:")
         if info.is_local_process:

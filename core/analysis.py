@@ -308,6 +308,59 @@ def _fronts(candidates: Sequence[Candidate]) -> tuple[FrontSnapshot, ...]:
     return tuple(snapshots)
 
 
+STOP_REASONS = {
+    "budget": "the budget of metric calls was used up",
+    "patience": "several iterations in a row brought no improvement (patience)",
+    "perfect": "a candidate scored 100% on the validation set",
+    "cancelled": "you pressed Stop",
+    "error": "of an error",
+}
+OUTCOME_LABELS = {
+    "accepted": "accepted",
+    "rejected": "rejected",
+    "skipped": "skipped",
+    "reflection_failed": "reflection failed",
+    "invalid_proposal": "discarded",
+}
+
+
+def how_it_ended(view: RunView) -> str:
+    """How the run ended, in a few words: "finished because the budget ...", "stopped with Stop",
+    "failed", "still running"."""
+    if view.finished is None:
+        return "still running"
+    if view.outcome == "cancelled":
+        return "stopped with Stop before its end"
+    if view.outcome == "failed":
+        return "failed"
+    return f"finished because {STOP_REASONS.get(view.stopped_by or '', 'it ended')}"
+
+
+def outcome_counts(view: RunView) -> dict[str, int]:
+    """How many iterations had each outcome (:data:`OUTCOME_LABELS`' keys, in that order)."""
+    counts = dict.fromkeys(OUTCOME_LABELS, 0)
+    for proposal in view.proposals:
+        counts[proposal.outcome] = counts.get(proposal.outcome, 0) + 1
+    return counts
+
+
+def only_baseline_line(view: RunView) -> str | None:
+    """One line for an ended run that found no candidate besides the baseline (there is nothing to
+    compare), saying what its iterations came to; None when there is another candidate."""
+    if view.finished is None or len(view.candidates) != 1:
+        return None
+    if not view.proposals:
+        when = "Stopped before any proposal" if view.outcome == "cancelled" else "No proposal was made"
+        baseline = f"only the baseline was scored ({view.candidates[0].aggregate:.1%})"
+        return f"{when}: {baseline}, so there is nothing to compare or register."
+    counts = outcome_counts(view)
+    made = ", ".join(f"{count} {OUTCOME_LABELS[outcome]}" for outcome, count in counts.items() if count)
+    return (
+        f"The search found no candidate besides the baseline ({view.candidates[0].aggregate:.1%}): of "
+        f"{len(view.proposals)} iterations, {made}. There is nothing to compare or register."
+    )
+
+
 def progress_line(view: RunView) -> str:
     """Where a running optimization is, in one line: its stage after the search, else the iteration,
     the budget used and the best score so far against the baseline's."""

@@ -118,3 +118,18 @@ def register_candidate(view: RunView, candidate: int, *, tracking_uri: str | Non
     except Exception:  # noqa: BLE001 - the link is a convenience; the version exists either way
         _log.warning("could not link %s to run %s", version.uri, run_id)
     return Registration(version, existing)
+
+
+def registration_line(view: RunView, *, registered_later: str | None = None) -> str:
+    """What became of the run's best candidate, in one sentence true to the run's state: the version
+    it became (:func:`describe_registered`), the version registered after the run ended
+    (``registered_later``: the run's ``optimized_uri`` tag, set by a register button), an offer to
+    register the best candidate of a stopped run, or why nothing was registered."""
+    if view.registered is not None:
+        return describe_registered(view.registered, this_run=view.run_id)
+    if registered_later:
+        return f"After the stop, the best candidate was registered as {registered_later}."
+    if view.outcome == "cancelled" and registration_blocker(view, view.best_candidate) is None:
+        return "Stopped before its end, so nothing was registered: the best candidate so far can be, below."
+    reason = registration_blocker(view, view.best_candidate) if view.outcome == "cancelled" else None
+    return f"No new prompt version: {reason or view.not_registered_reason or 'nothing was registered'}."

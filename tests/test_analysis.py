@@ -18,9 +18,11 @@ from core.analysis import (
     explain_front,
     filter_examples,
     front_members_at,
+    how_it_ended,
     kept_because,
     lineage,
     mark_meaning,
+    only_baseline_line,
     run_curve,
     score_matrix,
     what_if,
@@ -464,3 +466,27 @@ def test_an_existing_version_is_said_as_such_in_the_cli_progress_and_the_summary
     assert "same text as version 2 (prompts:/qa/2), registered by run run-that-made-it; no new version" in line
     summary = RunSummary.of(build_run_view([*events, end])).cli_dict()
     assert (summary["registered"], summary["registered_by_run"]) == ("existing", "run-that-made-it")
+
+
+def test_a_run_stopped_before_any_proposal_says_so_in_one_line():
+    view = view_of("run_cancelled_before_proposals")
+    assert only_baseline_line(view) == (
+        "Stopped before any proposal: only the baseline was scored (20.0%), so there is nothing to compare or register."
+    )
+    assert how_it_ended(view) == "stopped with Stop before its end"  # not "cancelled, stopped by cancelled"
+    assert only_baseline_line(view_of("run_short_qa_budget300")) is None
+
+
+def test_a_search_that_accepted_nothing_counts_its_iterations_in_one_line():
+    events = scored_run([[0.0, 1.0]], finished=False)
+    proposals = [
+        decode_event({"v": 2, "type": "iteration", "iteration": i, "outcome": outcome})
+        for i, outcome in enumerate(["rejected", "rejected", "skipped"], start=1)
+    ]
+    end = decode_event({"v": 2, "type": "run_finished", "stopped_by": "patience"})
+    view = build_run_view([*events, *proposals, end])
+    assert only_baseline_line(view) == (
+        "The search found no candidate besides the baseline (50.0%): of 3 iterations, 2 rejected, 1 skipped. "
+        "There is nothing to compare or register."
+    )
+    assert how_it_ended(view) == "finished because several iterations in a row brought no improvement (patience)"

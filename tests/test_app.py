@@ -534,3 +534,74 @@ def test_an_uploaded_dataset_stays_chosen_after_a_visit_to_another_page(explorer
     assert at.selectbox(key="optimize.dataset").value == "upload"
     assert at.number_input(key="optimize.budget").value == 90
     assert "Using books.csv (2 rows), uploaded earlier in this session" in texts(at)
+
+
+def cancelled_after_candidates() -> list[dict]:
+    """The budget-300 run as if Stop had been pressed after iteration 4 (candidates 0 to 4)."""
+    from conftest import fixture_events
+
+    events = [e for e in fixture_events("run_short_qa_budget300") if e["seq"] <= 26]
+    reason = "the run was stopped; register the best candidate from the Results page if you want it"
+    end = {"v": 2, "seq": 27, "t": events[-1]["t"] + 1, "type": "run_finished", "status": "cancelled"}
+    return [*events, end | {"stopped_by": "cancelled", "not_registered_reason": reason}]
+
+
+def test_a_stop_before_any_proposal_is_one_line_without_an_empty_diff(explorer_home):
+    from conftest import fixture_events, record_run
+
+    run_id = record_run(fixture_events("run_cancelled_before_proposals"), explorer_status="cancelled")
+    at = app()
+    at.query_params["run"] = run_id
+    open_page(at, "app_pages/optimize.py")
+    no_exception(at)
+    page = texts(at)
+    assert "Stopped before any proposal: only the baseline was scored (20.0%)" in page
+    assert "Baseline → candidate 0" not in page and "against candidate 0" not in page
+    at.switch_page("app_pages/results.py").run()
+    no_exception(at)
+    assert "stopped with Stop before its end" in texts(at) and "stopped by cancelled" not in texts(at)
+
+
+def test_registering_after_a_stop_replaces_the_note_that_offered_it(explorer_home):
+    from conftest import record_run
+    from core import prompts
+
+    prompts.ensure_bundled_prompts()
+    run_id = record_run(cancelled_after_candidates(), explorer_status="cancelled")
+    at = app()
+    at.query_params["run"] = run_id
+    open_page(at, "app_pages/optimize.py")
+    assert "Stopped before its end, so nothing was registered" in texts(at)
+    at.button(key="optimize.register_best").click().run()
+    no_exception(at)
+    assert "Registered as a new version: prompts:/short-answer-qa/2." in texts(at)
+    at.run()
+    page = texts(at)
+    assert "After the stop, the best candidate was registered as prompts:/short-answer-qa/2." in page
+    assert "if you want it" not in page and "nothing was registered" not in page
+    assert not [b for b in at.button if b.key == "optimize.register_best"]
+
+
+def test_own_data_with_the_simulated_model_says_why_every_score_is_zero(explorer_home):
+    from conftest import fixture_events, record_run
+
+    events = fixture_events("run_short_qa_budget300")
+    for example in events[0]["examples"]:
+        example["inputs"] = {"question": f"What is the name of my cat number {example['id']}?"}
+    run_id = record_run(events)
+    at = app()
+    at.query_params["run"] = run_id
+    open_page(at, "app_pages/optimize.py")
+    no_exception(at)
+    assert "it knows only the bundled questions, 0 of these 40 rows" in texts(at)
+
+
+def test_an_upload_the_simulated_model_does_not_know_is_said_at_once(explorer_home):
+    at = optimize_page()
+    at.selectbox(key="optimize.dataset").select("upload").run()
+    rows = b"question,answer\nWhat is my cat called?,Tom\nWhere do I live?,Oslo\n"
+    at.get("file_uploader")[0].set_value(("mine.csv", rows, "text/csv")).run()
+    no_exception(at)
+    warnings = shown(at.warning)
+    assert any("it knows only the bundled questions, 0 of these 2 rows" in w for w in warnings)
+    assert any("choose OpenAI or an OpenAI-compatible endpoint" in w for w in warnings)

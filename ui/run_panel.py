@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import analysis, charts
-from core.registration import describe_registered
+from core import analysis, charts, tags
+from core.analysis import example_inputs_text
+from core.offline_model import own_data_note
+from core.registration import describe_registered, registration_line
 from core.runs import OpenRun, RunHandle, RunNotFound, attach
 from core.scorers import compare_scorers
 from core.store import runs_home
@@ -18,13 +20,6 @@ from core.templates import diff_markdown, markdown_escape, word_diff
 from ui import data, registration, shell
 
 RUN_PARAM = "run"
-STOP_REASONS = {
-    "budget": "the budget of metric calls was used up",
-    "patience": "several iterations in a row brought no improvement (patience)",
-    "perfect": "a candidate scored 100% on the validation set",
-    "cancelled": "you pressed Stop",
-    "error": "of an error",
-}
 OUTCOME_MARKS = {
     "accepted": ":green[✓ accepted]",
     "rejected": ":red[✗ rejected]",
@@ -150,7 +145,7 @@ def render_feed(view: analysis.RunView) -> None:
 
 def render_finished(context: shell.AppContext, opened: OpenRun) -> None:
     view = opened.view
-    reason = STOP_REASONS.get(view.stopped_by or "", "it ended")
+    reason = analysis.STOP_REASONS.get(view.stopped_by or "", "it ended")
     if view.outcome == "finished":
         st.success(f"**Optimization finished** because {reason}.", icon=":material/flag:")
     elif view.outcome == "cancelled":
@@ -164,11 +159,18 @@ def render_finished(context: shell.AppContext, opened: OpenRun) -> None:
     best = view.best
     if best is None:
         return
-    render_scores(view)
-    render_registration(context, view, opened)
-    st.markdown(f"**Baseline → candidate {best.index}, word by word** (added in bold, removed struck through)")
-    with st.container(border=True):
-        st.markdown(diff_markdown(word_diff(view.baseline.template, best.template)))
+    if view.models.simulated and (note := own_data_note([example_inputs_text(e) for e in view.val_examples])):
+        st.warning(markdown_escape(note), icon=":material/science:")
+    if only := analysis.only_baseline_line(view):
+        st.info(only, icon=":material/info:")
+        if warning := failure_warning(view):
+            st.warning(warning)
+    else:
+        render_scores(view)
+        render_registration(context, view, opened)
+        st.markdown(f"**Baseline → candidate {best.index}, word by word** (added in bold, removed struck through)")
+        with st.container(border=True):
+            st.markdown(diff_markdown(word_diff(view.baseline.template, best.template)))
     render_links(context, opened)
 
 
@@ -190,23 +192,29 @@ def render_scores(view: analysis.RunView) -> None:
 
 
 def render_registration(context: shell.AppContext, view: analysis.RunView, opened: OpenRun) -> None:
-    if view.registered:
-        said = markdown_escape(describe_registered(view.registered, this_run=view.run_id))
-        if view.registered.existing:
-            st.info(f"The best candidate: {said}", icon=":material/content_copy:")
-        else:
-            st.success(said, icon=":material/check_circle:")
-        return
-    st.info(f"No new prompt version: {view.not_registered_reason or 'nothing was registered'}.")
-    if view.outcome == "cancelled" and opened.info is not None:
-        registration.render_register_button(
-            view,
-            opened.info,
-            view.best_candidate,
-            context.tracking_uri,
-            key="optimize.register_best",
-            label=f"Register the best candidate so far (candidate {view.best_candidate}, {_pct(view.final_score)})",
-        )
+    """One line for what became of the best candidate; for a stopped run, the button that registers
+    it, which goes once it has (the line then says what it registered)."""
+    later = opened.info.tags.get(tags.OPTIMIZED_URI) if opened.info is not None and not view.registered else None
+    line, button = st.empty(), st.empty()
+    said = registration_line(view, registered_later=later)
+    success = bool((view.registered and not view.registered.existing) or later)
+    if view.outcome == "cancelled" and not later and opened.info is not None:
+        with button.container():
+            done = registration.render_register_button(
+                view,
+                opened.info,
+                view.best_candidate,
+                context.tracking_uri,
+                key="optimize.register_best",
+                label=f"Register the best candidate so far (candidate {view.best_candidate}, {_pct(view.final_score)})",
+            )
+        if done is not None:
+            button.empty()
+            said, success = describe_registered(done.as_event(), this_run=view.run_id), not done.existing
+    if success:
+        line.success(markdown_escape(said), icon=":material/check_circle:")
+    else:
+        line.info(markdown_escape(said), icon=":material/content_copy:" if view.registered else ":material/info:")
 
 
 def render_links(context: shell.AppContext, opened: OpenRun) -> None:
