@@ -105,7 +105,7 @@ def test_template_problems_show_before_registering(explorer_home):
     errors = shown(at.error)
     assert any("'{{question}' is not closed" in e for e in errors)
     assert any("no 'context' field" in e for e in errors)
-    assert at.button(key="FormSubmitter:prompts.register_form-Register new version").disabled
+    assert at.button(key="prompts.register").disabled
 
 
 def test_register_a_version_then_diff_and_move_alias(explorer_home):
@@ -116,7 +116,7 @@ def test_register_a_version_then_diff_and_move_alias(explorer_home):
     at.text_input(key="prompts.name").input("short-answer-qa")
     at.text_input(key="prompts.message").input("shorter answers")
     at.text_area(key="prompts.tags").input("author=test")
-    at.button(key="FormSubmitter:prompts.register_form-Register new version").click().run()
+    at.button(key="prompts.register").click().run()
     no_exception(at)
     assert any("Registered prompts:/short-answer-qa/2" in s for s in shown(at.success))
     at.run()
@@ -605,3 +605,52 @@ def test_an_upload_the_simulated_model_does_not_know_is_said_at_once(explorer_ho
     warnings = shown(at.warning)
     assert any("it knows only the bundled questions, 0 of these 2 rows" in w for w in warnings)
     assert any("choose OpenAI or an OpenAI-compatible endpoint" in w for w in warnings)
+
+
+def test_the_editor_opens_with_the_name_and_text_of_one_prompt_and_follows_the_opened_one(explorer_home):
+    at = prompts_page()
+    no_exception(at)
+    opened = at.selectbox(key="prompts.open").value
+    assert (at.text_input(key="prompts.name").value, opened) == ("short-answer-qa", "short-answer-qa")
+    assert at.text_area(key="prompts.template").value == "Answer this question: {{question}}"
+    at.selectbox(key="prompts.open").select("context-qa").run()
+    assert at.text_input(key="prompts.name").value == "context-qa"
+    assert "{{context}}" in at.text_area(key="prompts.template").value
+    assert at.selectbox(key="prompts.dataset").value == "context_qa"  # checked against its own data
+
+
+def test_registering_the_latest_versions_text_again_is_refused(tracking):
+    from core import prompts
+
+    at = prompts_page()
+    assert "This text is already version 1 of short-answer-qa, its latest" in "\n".join(shown(at.error))
+    assert at.button(key="prompts.register").disabled
+    with pytest.raises(prompts.PromptError, match="already version 1"):
+        prompts.register_typed_version("short-answer-qa", "Answer this question: {{question}}")
+    assert [v.version for v in prompts.list_versions("short-answer-qa")] == [1]
+
+
+def test_a_version_that_drops_a_variable_waits_for_a_confirmation(tracking):
+    from core import prompts
+
+    at = prompts_page()
+    at.selectbox(key="prompts.open").select("context-qa").run()
+    at.text_area(key="prompts.template").input("Answer this question briefly: {{question}}").run()
+    no_exception(at)
+    assert any("This version drops {{context}}, which version 1 of context-qa uses" in w for w in shown(at.warning))
+    assert at.button(key="prompts.register").disabled
+    next(c for c in at.checkbox if c.key.startswith("prompts.confirm.")).check().run()
+    at.button(key="prompts.register").click().run()
+    no_exception(at)
+    assert any("Registered prompts:/context-qa/2" in s for s in shown(at.success))
+    assert prompts.get_version("context-qa", 2).template == "Answer this question briefly: {{question}}"
+
+
+def test_another_prompts_text_under_an_existing_name_waits_for_a_confirmation(explorer_home):
+    at = prompts_page()
+    at.text_input(key="prompts.name").input("context-qa").run()  # the text is short-answer-qa's v1
+    no_exception(at)
+    warnings = "\n".join(shown(at.warning))
+    assert "This text is version 1 of short-answer-qa, another prompt" in warnings
+    assert "drops {{context}}" in warnings
+    assert at.button(key="prompts.register").disabled

@@ -112,3 +112,28 @@ def test_two_runs_registering_the_same_candidate_at_once_make_one_version(tracki
     assert [v.version for v in prompts.list_versions("short-answer-qa")] == [2, 1]
     again = next(r for r in done if r.existing)
     assert again.by_run == view.run_id  # the version's tags name the run that registered it
+
+
+def version(name: str, number: int, template: str) -> prompts.PromptVersionInfo:
+    return prompts.PromptVersionInfo(name=name, version=number, template=template)
+
+
+def test_check_new_version_refuses_the_latest_text_and_warns_about_dropped_variables_and_other_prompts():
+    context = [version("context-qa", 1, "Read {{context}}. Answer {{question}}")]
+    short = version("short-answer-qa", 1, "Answer this question: {{question}}")
+    assert (
+        "already version 1 of context-qa"
+        in prompts.check_new_version("context-qa", context[0].template, context).refusal
+    )
+    dropped = prompts.check_new_version("context-qa", "Answer {{question}}", context)
+    assert dropped.refusal is None and "drops {{context}}" in dropped.warnings[0]
+    borrowed = prompts.check_new_version("context-qa", short.template, context, [short])
+    assert any("version 1 of short-answer-qa, another prompt" in w for w in borrowed.warnings)
+    opened = prompts.check_new_version(
+        "context-qa", "Read {{context}}: {{question}}", context, opened_from="short-answer-qa"
+    )
+    assert opened.warnings == (
+        "This text was opened from short-answer-qa, but the name is context-qa, another prompt: registering adds "
+        "it as a version of context-qa.",
+    )
+    assert prompts.check_new_version("new-prompt", short.template, [], [short]) == prompts.VersionCheck()
