@@ -3,24 +3,15 @@ lineage, the candidate x example matrix, every example side by side, what-if, an
 
 from __future__ import annotations
 
-import time
-
 import streamlit as st
 
 from core import analysis, charts
 from core.offline_model import own_data_note
-from core.runs import RunInfo
+from core.runs import RunInfo, run_label, run_rows
 from core.templates import markdown_escape
 from ui import data, results_views, shell, status
 
 RUN_PARAM = "run"
-
-
-def run_label(info: RunInfo) -> str:
-    start = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.start_ms / 1000)) if info.start_ms else "?"
-    initial, final = info.metrics.get("initial_eval_score"), info.metrics.get("final_eval_score")
-    scores = f"{initial:.0%} → {final:.0%}" if initial is not None and final is not None else "no score yet"
-    return f"{start} · {info.name} · {info.explorer_status} · {scores}"
 
 
 def render_picker(runs: list[RunInfo]) -> RunInfo:
@@ -31,28 +22,17 @@ def render_picker(runs: list[RunInfo]) -> RunInfo:
         st.warning(f"No optimization run '{wanted}' in this store; showing the newest one.")
     with st.expander(f"All {len(runs)} optimization runs in this store", expanded=False):
         st.dataframe(
-            [
-                {
-                    "run": r.name,
-                    "status": r.explorer_status,
-                    "stopped by": r.stopped_by,
-                    "prompt": r.params.get("baseline_uri", ""),
-                    "dataset": r.dataset,
-                    "scorer": r.scorer,
-                    "budget": r.params.get("budget"),
-                    "patience": r.params.get("patience"),
-                    "seed": r.params.get("seed"),
-                    "baseline": r.metrics.get("initial_eval_score"),
-                    "best": r.metrics.get("final_eval_score"),
-                    "run id": r.run_id,
-                }
-                for r in runs
-            ],
+            run_rows(runs),
             hide_index=True,
             width="stretch",
             column_config={
-                "baseline": st.column_config.NumberColumn(format="percent"),
-                "best": st.column_config.NumberColumn(format="percent"),
+                "baseline": st.column_config.NumberColumn(format="percent", width=70),
+                "best": st.column_config.NumberColumn(format="percent", width=70),
+                "scorer": st.column_config.TextColumn(width=170),
+                "budget": st.column_config.TextColumn(width=60),
+                "patience": st.column_config.TextColumn(width=64),
+                "seed": st.column_config.TextColumn(width=44),
+                "started": st.column_config.TextColumn(width=100),
             },
         )
     chosen = st.selectbox("Run", ids, index=index, format_func=lambda i: run_label(runs[ids.index(i)]))

@@ -750,29 +750,40 @@ def candidate_label(view: RunView, index: int) -> str:
     return f"Candidate {index}{suffix} · {candidate.aggregate:.1%} · iteration {candidate.iteration}"
 
 
-def example_table(frame: pd.DataFrame, *, with_scores: bool = False) -> pd.DataFrame:
-    """The columns of :func:`compare_examples` a person reads, with ✓/✗ marks and category marks.
-
-    ``with_scores`` adds each side's score (for scorers whose scores are not just 0 or 1).
-    """
-    columns = ["row", "category", "expected", "against_output", "against_correct"]
+def example_table(frame: pd.DataFrame, *, with_scores: bool = False, input_label: str = "input") -> pd.DataFrame:
+    """The columns of :func:`compare_examples` a person reads, in reading order: the row, its input
+    (named ``input_label``), the expected answer, then each side's output with its ✓/✗ mark (and its
+    score, ``with_scores``, for scorers whose scores are not just 0 or 1) right after it, then the
+    category mark. The ✓/✗ columns are :data:`EXAMPLE_MARK_COLUMNS`."""
+    columns = ["row", "inputs", "expected", "against_output", "against_correct"]
     columns += ["against_score"] if with_scores else []
     columns += ["candidate_output", "candidate_correct"]
     columns += ["candidate_score"] if with_scores else []
-    table = frame[columns].copy()
+    table = frame[[*columns, "category"]].copy()
     table["category"] = table["category"].map(CATEGORY_MARKS)
     for column in ("against_correct", "candidate_correct"):
         table[column] = table[column].map({True: "✓", False: "✗"})
     return table.rename(
         columns={
+            "inputs": input_label,
             "against_output": "before",
-            "against_correct": "✓ before",
+            "against_correct": EXAMPLE_MARK_COLUMNS[0],
             "against_score": "score before",
             "candidate_output": "after",
-            "candidate_correct": "✓ after",
+            "candidate_correct": EXAMPLE_MARK_COLUMNS[1],
             "candidate_score": "score after",
         }
     )
+
+
+EXAMPLE_MARK_COLUMNS = ("✓ before", "✓ after")
+
+
+def input_label(view: RunView) -> str:
+    """What the per-example tables call a row's input: the template's one variable ("question"),
+    or "inputs" for several."""
+    fields = view.started.dataset.fields
+    return fields[0] if len(fields) == 1 else "inputs"
 
 
 def mark_meaning(scorer: ScorerSpec) -> str:

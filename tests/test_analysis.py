@@ -19,6 +19,7 @@ from core.analysis import (
     filter_examples,
     front_members_at,
     how_it_ended,
+    input_label,
     kept_because,
     lineage,
     mark_meaning,
@@ -397,8 +398,9 @@ def test_what_if_grid_spans_one_proposal_to_the_recorded_budget():
 
 def test_example_table_marks_results_without_colour():
     view = view_of("run_short_qa_seed0")
-    table = example_table(compare_examples(view))
-    assert list(table.columns) == ["row", "category", "expected", "before", "✓ before", "after", "✓ after"]
+    table = example_table(compare_examples(view), input_label=input_label(view))
+    assert list(table.columns) == ["row", "question", "expected", "before", "✓ before", "after", "✓ after", "category"]
+    assert table["question"].iloc[0] == "Who wrote the novel Pride and Prejudice?"  # the input comes first
     assert set(table["✓ after"]) <= {"✓", "✗"} and "✗→✓ fixed" in set(table["category"])
     assert candidate_label(view, 0).startswith("Candidate 0 (baseline) · 20.0%")
 
@@ -408,7 +410,7 @@ def test_example_table_adds_scores_for_graded_scorers_and_says_what_a_mark_means
     table = example_table(compare_examples(view), with_scores=True)
     assert list(table.columns) == [
         "row",
-        "category",
+        "input",
         "expected",
         "before",
         "✓ before",
@@ -416,6 +418,7 @@ def test_example_table_adds_scores_for_graded_scorers_and_says_what_a_mark_means
         "after",
         "✓ after",
         "score after",
+        "category",
     ]
     assert mark_meaning(view.scorer) == "✓ = exact match after normalising (case, whitespace)"
     assert mark_meaning(ScorerSpec("f1", ())).startswith("✓ = full score (1.0) on Token F1 (no normalisation)")

@@ -654,3 +654,17 @@ def test_another_prompts_text_under_an_existing_name_waits_for_a_confirmation(ex
     assert "This text is version 1 of short-answer-qa, another prompt" in warnings
     assert "drops {{context}}" in warnings
     assert at.button(key="prompts.register").disabled
+
+
+def test_results_tables_put_scores_and_the_input_first(recorded_run):
+    at = app()
+    at.query_params["run"] = recorded_run
+    open_page(at, "app_pages/results.py")
+    no_exception(at)
+    runs = at.dataframe[0].value
+    assert list(runs.columns)[:6] == ["baseline", "best", "scorer", "budget", "patience", "seed"]
+    assert at.selectbox[0].format_func(recorded_run).startswith("20% → 95% · budget 300 · patience 0 · seed 2 · ")
+    at.session_state["results.tab"] = "Per example"
+    at.run()
+    table = at.dataframe[-1].value
+    assert list(table.columns) == ["row", "question", "expected", "before", "✓ before", "after", "✓ after", "category"]

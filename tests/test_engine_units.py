@@ -342,3 +342,25 @@ def test_a_plain_value_error_is_not_mistaken_for_bad_input():
         ("core.store", "StoreError"),
     ):
         assert issubclass(getattr(__import__(module, fromlist=[name]), name), InputError)
+
+
+def test_runs_are_named_by_their_scores_then_what_tells_them_apart():
+    from core.runs import RunInfo, run_label, run_rows
+
+    def info(seed: str, scorer: str) -> RunInfo:
+        return RunInfo(
+            run_id=f"id{seed}",
+            name="short-answer-qa v1 · budget 300",
+            experiment_id="1",
+            status="FINISHED",
+            start_ms=0,
+            end_ms=None,
+            params={"scorer": scorer, "budget": "300", "patience": "6", "seed": seed},
+            tags={"gepa_explorer.status": "finished"},
+            metrics={"initial_eval_score": 0.2, "final_eval_score": 0.85},
+        )
+
+    first, second = info("0", "exact_match"), info("1", "f1")
+    assert run_label(first).startswith("20% → 85% · exact match · budget 300 · patience 6 · seed 0 · ")
+    assert run_label(first) != run_label(second) and "F1" in run_label(second)
+    assert list(run_rows([first])[0])[:6] == ["baseline", "best", "scorer", "budget", "patience", "seed"]

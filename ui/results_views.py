@@ -79,9 +79,23 @@ def render_candidate_detail(view: analysis.RunView, index: int) -> None:
 
 
 def render_example_table(view: analysis.RunView, frame: Any) -> None:
+    """The per-example table, sized to read on a 1024 px projector: the input first, each ✓ next to
+    its output, long texts wrapped over three lines."""
     st.caption(markdown_escape(analysis.mark_meaning(view.scorer)))
-    table = analysis.example_table(frame, with_scores=view.scorer.kind != "exact_match")
-    st.dataframe(table, hide_index=True, width="stretch")
+    label = analysis.input_label(view)
+    table = analysis.example_table(frame, with_scores=view.scorer.kind != "exact_match", input_label=label)
+    text, number = st.column_config.TextColumn, st.column_config.NumberColumn
+    config = {
+        "row": number(width=44),
+        label: text(width=170),
+        "expected": text(width=100),
+        "before": text(width=120),
+        "after": text(width=120),
+        "score before": number(width=56, format="%.2f"),
+        "score after": number(width=56, format="%.2f"),
+        "category": text(width=130),
+    } | {column: text(width=30, alignment="center") for column in analysis.EXAMPLE_MARK_COLUMNS}
+    st.dataframe(table, hide_index=True, width="stretch", column_config=config, row_height=68)
 
 
 def render_register(view: analysis.RunView, index: int, uri: str, info: Any) -> None:
@@ -179,9 +193,11 @@ def render_examples(view: analysis.RunView) -> None:
             "Narrow them with the filters or the search to see others."
         )
     for _, row in shown.head(EXAMPLES_IN_DETAIL).iterrows():
+        question = str(row["inputs"]).splitlines()[-1] if row["inputs"] else ""
+        question = question if len(question) <= 70 else question[:69] + "…"
         with st.expander(
-            f"Row {row['row']} · {analysis.CATEGORY_MARKS[row['category']]} · expected "
-            + markdown_escape(repr(row["expected"]))
+            f"Row {row['row']} · {analysis.CATEGORY_MARKS[row['category']]} · "
+            + markdown_escape(f"{question} · expected {row['expected']!r}")
         ):
             st.code(row["inputs"], language=None, wrap_lines=True)
             for side, label in (("against", f"candidate {against}"), ("candidate", f"candidate {candidate}")):
