@@ -124,7 +124,7 @@ def main() -> None:
 
 def render_tabs(view: analysis.RunView, uri: str, runs: list[RunInfo], info: RunInfo) -> None:
     tabs = st.tabs(
-        ["Candidates", "Pareto front", "Lineage", "Score matrix", "Per example", "What if", "Export"],
+        ["Candidates", "Pareto front", "Lineage", "Score matrix", "Per example", "What if", "Export", "Proposals"],
         key="results.tab",
         on_change="rerun",
         bind="query-params",
@@ -138,6 +138,7 @@ def render_tabs(view: analysis.RunView, uri: str, runs: list[RunInfo], info: Run
         lambda: results_views.render_examples(view),
         lambda: results_views.render_what_if(view, uri, runs, info),
         lambda: results_views.render_export(view, info),
+        lambda: results_views.render_proposals(view),
     ]
     for tab, render in zip(tabs, renderers, strict=True):
         if tab.open is not False:

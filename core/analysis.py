@@ -344,6 +344,11 @@ def outcome_counts(view: RunView) -> dict[str, int]:
     return counts
 
 
+def proposals_with(view: RunView, outcomes: Collection[str] | None = None) -> list[Proposal]:
+    """The run's iterations whose outcome is one of ``outcomes`` (None: all), in iteration order."""
+    return [p for p in view.proposals if outcomes is None or p.outcome in outcomes]
+
+
 def only_baseline_line(view: RunView) -> str | None:
     """One line for an ended run that found no candidate besides the baseline (there is nothing to
     compare), saying what its iterations came to; None when there is another candidate."""

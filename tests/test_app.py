@@ -239,7 +239,7 @@ def test_results_page_rebuilds_a_recorded_run(recorded_run):
     no_exception(at)
     assert at.selectbox[0].value == run_id
     assert "Best (candidate" in at.metric[1].label
-    assert len(at.tabs) == 7
+    assert len(at.tabs) == 8
     at.session_state["results.tab"] = "Per example"  # as a click on the tab does
     at.run()
     no_exception(at)
@@ -304,6 +304,9 @@ TAB_CONTENT = {
     "Per example": lambda at: "✗→✓ fixed" in [m.label for m in at.metric],
     "What if": lambda at: len(at.get("plotly_chart")) == 2,
     "Export": lambda at: len(at.get("download_button")) == 8,
+    "Proposals": lambda at: (
+        any(m.key == "results.proposal_filter" for m in at.multiselect) or "made no proposal" in texts(at)
+    ),
 }
 
 
@@ -668,3 +671,19 @@ def test_results_tables_put_scores_and_the_input_first(recorded_run):
     at.run()
     table = at.dataframe[-1].value
     assert list(table.columns) == ["row", "question", "expected", "before", "✓ before", "after", "✓ after", "category"]
+
+
+def test_results_lists_every_proposal_filterable_by_outcome(recorded_run):
+    at = app()
+    at.query_params["run"] = recorded_run
+    open_page(at, "app_pages/results.py")
+    assert [t.label for t in at.tabs][-1] == "Proposals"
+    at.session_state["results.tab"] = "Proposals"
+    at.run()
+    no_exception(at)
+    iterations = [e.label for e in at.expander if e.label.startswith("Iteration ")]
+    assert len(iterations) == 30  # accepted, skipped and discarded: every iteration
+    at.multiselect(key="results.proposal_filter").set_value(["invalid_proposal"]).run()
+    titles = [e.label for e in at.expander if e.label.startswith("Iteration ")]
+    assert len(titles) == 4 and all("discarded" in t for t in titles)
+    assert "Proposed prompt" in texts(at) or at.code  # each opens on the whole proposed prompt

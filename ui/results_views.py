@@ -17,6 +17,14 @@ from core.templates import diff_markdown, markdown_escape, word_diff
 from ui import data, registration, shell
 
 EXAMPLES_IN_DETAIL = 50
+PROPOSALS_SHOWN = 200
+OUTCOME_MARKS = {
+    "accepted": ":green[✓ accepted]",
+    "rejected": ":red[✗ rejected]",
+    "skipped": ":gray[↷ skipped]",
+    "reflection_failed": ":orange[⚠ reflection failed]",
+    "invalid_proposal": ":orange[⊘ discarded]",
+}
 
 
 def selected_candidate(view: analysis.RunView) -> int:
@@ -260,3 +268,47 @@ def render_export(view: analysis.RunView, info: Any) -> None:
             mime="text/html",
             on_click="ignore",
         )
+
+
+def render_proposal(proposal: Any) -> None:
+    """One iteration as an expander: its outcome, parent and minibatch scores in the title; the
+    reason, the whole proposed prompt and the reflection model's reply inside."""
+    before, after = sum(proposal.scores_before), sum(proposal.scores_after)
+    size = len(proposal.minibatch) or 1
+    title = f"Iteration {proposal.iteration} · {OUTCOME_MARKS.get(proposal.outcome, proposal.outcome)}"
+    if proposal.parent is not None:
+        title += f" · parent {proposal.parent}"
+    if proposal.scores_after:
+        title += f" · minibatch {before:g}/{size} → {after:g}/{size}"
+    if proposal.candidate is not None:
+        title += f" · became candidate {proposal.candidate}"
+    with st.expander(title):
+        st.markdown(markdown_escape(proposal.reason or ""))
+        if proposal.template:
+            st.caption("Proposed prompt")
+            st.code(proposal.template, language=None, wrap_lines=True)
+        if proposal.reflection:
+            st.caption("The reflection model's reply")
+            st.code(proposal.reflection, language=None, wrap_lines=True)
+
+
+def render_proposals(view: analysis.RunView) -> None:
+    """Every iteration of the run, filterable by outcome, each expandable."""
+    counts = analysis.outcome_counts(view)
+    present = [outcome for outcome, count in counts.items() if count]
+    if not present:
+        st.info("This run made no proposal: it ended before its first iteration.", icon=":material/info:")
+        return
+    chosen = st.multiselect(
+        "Show",
+        present,
+        default=present,
+        key="results.proposal_filter",
+        format_func=lambda o: f"{analysis.OUTCOME_LABELS[o]} ({counts[o]})",
+    )
+    shown = analysis.proposals_with(view, chosen)
+    st.caption(f"{len(shown)} of {counted(len(view.proposals), 'iteration')}, in order; open one for why it ended so.")
+    if len(shown) > PROPOSALS_SHOWN:
+        st.caption(f"The first {PROPOSALS_SHOWN} are listed: narrow them with the filter to see others.")
+    for proposal in shown[:PROPOSALS_SHOWN]:
+        render_proposal(proposal)

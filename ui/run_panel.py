@@ -17,16 +17,9 @@ from core.scorers import compare_scorers
 from core.store import runs_home
 from core.summary import counted, failure_warning
 from core.templates import diff_markdown, markdown_escape, word_diff
-from ui import data, registration, shell
+from ui import data, registration, results_views, shell
 
 RUN_PARAM = "run"
-OUTCOME_MARKS = {
-    "accepted": ":green[✓ accepted]",
-    "rejected": ":red[✗ rejected]",
-    "skipped": ":gray[↷ skipped]",
-    "reflection_failed": ":orange[⚠ reflection failed]",
-    "invalid_proposal": ":orange[⊘ discarded]",
-}
 
 
 def render(context: shell.AppContext, ref: str) -> OpenRun | None:
@@ -124,23 +117,7 @@ def render_progress(view: analysis.RunView) -> None:
 def render_feed(view: analysis.RunView) -> None:
     st.markdown("**Proposals, newest first**")
     for proposal in list(reversed(view.proposals))[:40]:
-        before, after = sum(proposal.scores_before), sum(proposal.scores_after)
-        size = len(proposal.minibatch) or 1
-        title = f"Iteration {proposal.iteration} · {OUTCOME_MARKS.get(proposal.outcome, proposal.outcome)}"
-        if proposal.parent is not None:
-            title += f" · parent {proposal.parent}"
-        if proposal.scores_after:
-            title += f" · minibatch {before:g}/{size} → {after:g}/{size}"
-        if proposal.candidate is not None:
-            title += f" · became candidate {proposal.candidate}"
-        with st.expander(title):
-            st.markdown(markdown_escape(proposal.reason or ""))
-            if proposal.template:
-                st.caption("Proposed prompt")
-                st.code(proposal.template, language=None, wrap_lines=True)
-            if proposal.reflection:
-                st.caption("The reflection model's reply")
-                st.code(proposal.reflection, language=None, wrap_lines=True)
+        results_views.render_proposal(proposal)
 
 
 def render_finished(context: shell.AppContext, opened: OpenRun) -> None:
@@ -224,6 +201,12 @@ def render_links(context: shell.AppContext, opened: OpenRun) -> None:
     left, right = st.columns(2)
     left.page_link(
         shell.RESULTS, label="Open in Results", icon=":material/insights:", query_params={"run": info.run_id}
+    )
+    left.page_link(
+        shell.RESULTS,
+        label=f"Every proposal ({len(opened.view.proposals)}), on Results",
+        icon=":material/list:",
+        query_params={"run": info.run_id, "results.tab": "Proposals"},
     )
     ui = context.store.ui_url
     if ui:
