@@ -76,14 +76,10 @@ def render_prompt_choice(uri: str, dataset, bundled) -> str | None:
 
 def render_scorer(dataset) -> ScorerSpec:
     kind = st.radio("Scorer", SCORER_KINDS, format_func=SCORER_LABELS.get, horizontal=True, key="optimize.scorer")
-    columns = st.columns(len(ALL_NORMALIZATIONS))
     for step in ALL_NORMALIZATIONS:
         st.session_state.setdefault(f"optimize.norm.{step}", step in DEFAULT_NORMALIZATION)
-    steps = tuple(
-        step
-        for column, step in zip(columns, ALL_NORMALIZATIONS, strict=True)
-        if column.checkbox(f"ignore {step}", key=f"optimize.norm.{step}")
-    )
+    with st.container(horizontal=True, gap="medium"):  # as wide as their labels, wrapping when narrow
+        steps = tuple(step for step in ALL_NORMALIZATIONS if st.checkbox(f"ignore {step}", key=f"optimize.norm.{step}"))
     spec = ScorerSpec(kind, steps)
     with st.expander(f"What counts as a match with {spec.label}?", expanded=False):
         expected = [e.expected for e in dataset.examples[:2]]
@@ -106,7 +102,11 @@ def render_budget(splits: Splits, *, all_on_test: bool) -> tuple[int, int, dict]
     budget_col, patience_col = st.columns(2)
     budget = budget_col.number_input("Budget (metric calls)", 1, 100_000, step=10, key="optimize.budget")
     patience = patience_col.number_input(
-        "Patience (iterations without improvement, 0 = off)", 0, 1000, key="optimize.patience"
+        "Patience (0 = off)",
+        0,
+        1000,
+        key="optimize.patience",
+        help="Stop after this many iterations in a row without a better validation score; 0 never stops early.",
     )
     with st.expander("Advanced"):
         minibatch = st.number_input(

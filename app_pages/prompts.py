@@ -101,16 +101,13 @@ def render_editor(uri: str, opened: str | None, summaries: list) -> None:
         else:
             state["prompts.template"] = state["prompts.loaded_text"] = "Answer this question: {{question}}"
             state["prompts.name"] = "my-prompt"
-    left, right = st.columns([3, 2])
-    with left:
-        name = st.text_input(
-            "Prompt name",
-            key="prompts.name",
-            help="The prompt this text becomes a new version of (a new prompt if no prompt has this name).",
-        )
-        template = st.text_area("Template", key="prompts.template", height=180)
-    with right:
-        picked = dataset_picker.render_dataset_picker("prompts")
+    name = st.text_input(
+        "Prompt name",
+        key="prompts.name",
+        help="The prompt this text becomes a new version of (a new prompt if no prompt has this name).",
+    )
+    template = st.text_area("Template", key="prompts.template", height=160)
+    picked = dataset_picker.render_dataset_picker("prompts")
     dataset = picked[0] if picked else None
     check = check_template(template, dataset.fields if dataset else None)
     variables = ", ".join("{{" + v + "}}" for v in check.variables) or "none yet"
@@ -160,8 +157,8 @@ def render_register(uri: str, name: str, template: str, summaries: list, *, ok: 
                 others,
                 opened_from=st.session_state.get("prompts.origin"),
             )
-        if check.refusal:
-            st.error(markdown_escape(check.refusal))
+        if check.refusal:  # not an error: an unchanged opened version says this too
+            st.info(markdown_escape(check.refusal), icon=":material/content_copy:")
         for warning in check.warnings:
             st.warning(markdown_escape(warning), icon=":material/warning:")
         confirmed = True

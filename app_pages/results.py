@@ -43,21 +43,25 @@ def render_picker(runs: list[RunInfo]) -> RunInfo:
 
 def render_header(view: analysis.RunView, info: RunInfo) -> None:
     best = view.best
-    cols = st.columns(5)
-    cols[0].metric("Baseline", _pct(view.initial_score))
-    cols[1].metric(
-        f"Best (candidate {best.index})" if best else "Best",
-        _pct(view.final_score),
-        delta=f"{view.final_score - view.initial_score:+.1%}" if best else None,
-    )
-    cols[2].metric("Candidates", len(view.candidates))
-    cols[3].metric("Iterations", len(view.proposals))
-    cols[4].metric(
-        "Metric calls",
-        f"{view.metric_calls} / {view.budget}",
-        help="Used against the budget. GEPA checks the budget before each iteration and finishes the one "
-        "it started, so a run can end a little over budget.",
-    )
+    # Each metric as wide as it needs (one row at 1024 px), wrapping to a second line on a narrower
+    # screen, instead of five equal columns that cut "Best (candidate 4)" and "302 / 300".
+    with st.container(horizontal=True, gap="small"):
+        st.metric("Baseline", _pct(view.initial_score), width="content")
+        st.metric(
+            f"Best (candidate {best.index})" if best else "Best",
+            _pct(view.final_score),
+            delta=f"{view.final_score - view.initial_score:+.1%}" if best else None,
+            width="content",
+        )
+        st.metric("Candidates", len(view.candidates), width="content")
+        st.metric("Iterations", len(view.proposals), width="content")
+        st.metric(
+            f"Metric calls (budget {view.budget})",
+            view.metric_calls,
+            help="Used against the budget. GEPA checks the budget before each iteration and finishes the one "
+            "it started, so a run can end a little over budget.",
+            width="content",
+        )
     st.caption(
         f"Prompt {view.baseline.uri} · dataset {info.dataset or '?'} "
         f"({len(view.val_examples)} validation rows) · {view.scorer.label} · patience {view.patience or 'off'} · "

@@ -746,42 +746,44 @@ CATEGORY_MARKS = {
 
 
 def candidate_label(view: RunView, index: int) -> str:
-    """How a candidate is named in pickers: index, role, score, iteration."""
+    """How a candidate is named in pickers: index, role and score, short enough for half a 1024 px
+    screen (the iteration that found it is in the Candidates tab)."""
     candidate = view.candidates[index]
     tags = ["baseline"] if index == 0 else []
     if index == view.best_candidate:
         tags.append("best")
     suffix = f" ({', '.join(tags)})" if tags else ""
-    return f"Candidate {index}{suffix} · {candidate.aggregate:.1%} · iteration {candidate.iteration}"
+    return f"Candidate {index}{suffix} · {candidate.aggregate:.1%}"
 
 
 def example_table(frame: pd.DataFrame, *, with_scores: bool = False, input_label: str = "input") -> pd.DataFrame:
-    """The columns of :func:`compare_examples` a person reads, in reading order: the row, its input
-    (named ``input_label``), the expected answer, then each side's output with its ✓/✗ mark (and its
-    score, ``with_scores``, for scorers whose scores are not just 0 or 1) right after it, then the
-    category mark. The ✓/✗ columns are :data:`EXAMPLE_MARK_COLUMNS`."""
-    columns = ["row", "inputs", "expected", "against_output", "against_correct"]
-    columns += ["against_score"] if with_scores else []
-    columns += ["candidate_output", "candidate_correct"]
-    columns += ["candidate_score"] if with_scores else []
-    table = frame[[*columns, "category"]].copy()
-    table["category"] = table["category"].map(CATEGORY_MARKS)
-    for column in ("against_correct", "candidate_correct"):
-        table[column] = table[column].map({True: "✓", False: "✗"})
+    """The columns of :func:`compare_examples` a person reads, in reading order and narrow enough for a
+    1024 px screen: the row, its input (named ``input_label``), the expected answer, then each side's
+    output with its mark right after it (the columns :data:`EXAMPLE_MARK_COLUMNS`). A mark is ✓ for a
+    full score and ✗ for anything less; ``with_scores`` (for scorers whose scores are not just 0 or 1)
+    writes a partial score itself instead, "0.67". The two marks say the category (✗ then ✓: fixed)."""
+    table = frame[["row", "inputs", "expected", "against_output", "against_score"]].copy()
+    table["against_score"] = [_mark(s, with_scores) for s in frame["against_score"]]
+    table["candidate_output"] = frame["candidate_output"]
+    table["candidate_score"] = [_mark(s, with_scores) for s in frame["candidate_score"]]
     return table.rename(
         columns={
             "inputs": input_label,
             "against_output": "before",
-            "against_correct": EXAMPLE_MARK_COLUMNS[0],
-            "against_score": "score before",
+            "against_score": EXAMPLE_MARK_COLUMNS[0],
             "candidate_output": "after",
-            "candidate_correct": EXAMPLE_MARK_COLUMNS[1],
-            "candidate_score": "score after",
+            "candidate_score": EXAMPLE_MARK_COLUMNS[1],
         }
     )
 
 
 EXAMPLE_MARK_COLUMNS = ("✓ before", "✓ after")
+
+
+def _mark(score: float, with_scores: bool) -> str:
+    if score == 1.0:
+        return "✓"
+    return f"{score:.2f}" if with_scores and score > 0 else "✗"
 
 
 def input_label(view: RunView) -> str:
@@ -795,4 +797,4 @@ def mark_meaning(scorer: ScorerSpec) -> str:
     """What ✓ means for a run's scorer, said next to every table of marks."""
     if scorer.kind == "exact_match":
         return f"✓ = exact match after normalising ({', '.join(scorer.normalization) or 'none'})"
-    return f"✓ = full score (1.0) on {scorer.label}; ✗ = anything less. The scores are in their own columns."
+    return f"✓ = full score (1.0) on {scorer.label}, ✗ = 0, and a partial score is written as it is (0.67)."

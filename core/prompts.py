@@ -332,8 +332,8 @@ def check_new_version(
     latest = max(versions, key=lambda v: v.version, default=None)
     if latest is not None and latest.template == template:
         return VersionCheck(
-            refusal=f"This text is already version {latest.version} of {name}, its latest: change it before "
-            "registering (the registry would hold two identical versions)."
+            refusal=f"This text is already version {latest.version} of {name}, its latest: change it to register "
+            "a new version (the registry would hold two identical versions)."
         )
     warnings = []
     if latest is not None and (lost := lost_variables(latest.template, template)):

@@ -149,6 +149,13 @@ class StoreInfo:
         return (os.environ.get(UI_URL_ENV) or "").rstrip("/") or None
 
     @property
+    def kind(self) -> str:
+        """What kind of store this is, in a few words (no path or address)."""
+        if self.tracking_uri.startswith("sqlite:///"):
+            return "Local SQLite store"
+        return "MLflow server" if self.is_server else "MLflow store"
+
+    @property
     def label(self) -> str:
         if self.tracking_uri.startswith("sqlite:///"):
             return f"Local SQLite store {self.tracking_uri.removeprefix('sqlite:///')}"

@@ -399,27 +399,19 @@ def test_what_if_grid_spans_one_proposal_to_the_recorded_budget():
 def test_example_table_marks_results_without_colour():
     view = view_of("run_short_qa_seed0")
     table = example_table(compare_examples(view), input_label=input_label(view))
-    assert list(table.columns) == ["row", "question", "expected", "before", "✓ before", "after", "✓ after", "category"]
+    assert list(table.columns) == ["row", "question", "expected", "before", "✓ before", "after", "✓ after"]
     assert table["question"].iloc[0] == "Who wrote the novel Pride and Prejudice?"  # the input comes first
-    assert set(table["✓ after"]) <= {"✓", "✗"} and "✗→✓ fixed" in set(table["category"])
+    assert set(table["✓ after"]) <= {"✓", "✗"}
     assert candidate_label(view, 0).startswith("Candidate 0 (baseline) · 20.0%")
 
 
-def test_example_table_adds_scores_for_graded_scorers_and_says_what_a_mark_means():
+def test_example_table_writes_partial_scores_in_the_mark_for_graded_scorers():
     view = view_of("run_short_qa_seed0")
-    table = example_table(compare_examples(view), with_scores=True)
-    assert list(table.columns) == [
-        "row",
-        "input",
-        "expected",
-        "before",
-        "✓ before",
-        "score before",
-        "after",
-        "✓ after",
-        "score after",
-        "category",
-    ]
+    frame = compare_examples(view)
+    frame.loc[0, "candidate_score"] = 2 / 3
+    table = example_table(frame, with_scores=True)
+    assert list(table.columns) == ["row", "input", "expected", "before", "✓ before", "after", "✓ after"]
+    assert table["✓ after"].iloc[0] == "0.67"
     assert mark_meaning(view.scorer) == "✓ = exact match after normalising (case, whitespace)"
     assert mark_meaning(ScorerSpec("f1", ())).startswith("✓ = full score (1.0) on Token F1 (no normalisation)")
 

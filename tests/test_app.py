@@ -45,6 +45,7 @@ def test_welcome_page_explains_the_loop_and_offers_the_default_run(explorer_home
     assert "Evaluate" in at.get("graphviz_chart")[0].proto.spec
     assert at.button(key="welcome.start").label == "Run the default optimization"
     assert "simulated" in texts(at)
+    assert texts(at).count("It is not a language model") == 1  # the simulated note, once (the sidebar's)
 
 
 def test_sidebar_defaults_to_local_store_and_offline_model(explorer_home):
@@ -58,7 +59,8 @@ def test_sidebar_defaults_to_local_store_and_offline_model(explorer_home):
         time.sleep(1)
         at = app().run()  # a fresh session: AppTest drops the sidebar of a session's later runs
     statuses = "\n".join(shown(at.sidebar.success))
-    assert "Store: Local SQLite store" in statuses
+    assert "Store: Local SQLite store answers" in statuses and str(explorer_home) not in statuses  # no long path
+    assert at.sidebar.code[0].value.startswith("mlflow ui --backend-store-uri sqlite:///")  # one line, copyable
     assert "Task model: gepa-offline-demo (simulated) answers" in statuses
 
 
@@ -112,7 +114,7 @@ def test_register_a_version_then_diff_and_move_alias(explorer_home):
     at = prompts_page()
     at.selectbox(key="prompts.open").select("short-answer-qa").run()
     at.text_area(key="prompts.template").input("Answer briefly, digits for numbers: {{question}}").run()
-    assert at.code[-1].value == "Answer briefly, digits for numbers: Who wrote the novel Pride and Prejudice?"
+    assert "Answer briefly, digits for numbers: Who wrote the novel Pride and Prejudice?" in [c.value for c in at.code]
     at.text_input(key="prompts.name").input("short-answer-qa")
     at.text_input(key="prompts.message").input("shorter answers")
     at.text_area(key="prompts.tags").input("author=test")
@@ -626,7 +628,7 @@ def test_registering_the_latest_versions_text_again_is_refused(tracking):
     from core import prompts
 
     at = prompts_page()
-    assert "This text is already version 1 of short-answer-qa, its latest" in "\n".join(shown(at.error))
+    assert "This text is already version 1 of short-answer-qa, its latest" in "\n".join(shown(at.info))
     assert at.button(key="prompts.register").disabled
     with pytest.raises(prompts.PromptError, match="already version 1"):
         prompts.register_typed_version("short-answer-qa", "Answer this question: {{question}}")
@@ -670,7 +672,7 @@ def test_results_tables_put_scores_and_the_input_first(recorded_run):
     at.session_state["results.tab"] = "Per example"
     at.run()
     table = at.dataframe[-1].value
-    assert list(table.columns) == ["row", "question", "expected", "before", "✓ before", "after", "✓ after", "category"]
+    assert list(table.columns) == ["row", "question", "expected", "before", "✓ before", "after", "✓ after"]
 
 
 def test_results_lists_every_proposal_filterable_by_outcome(recorded_run):

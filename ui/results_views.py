@@ -73,7 +73,8 @@ def render_candidate_detail(view: analysis.RunView, index: int) -> None:
     candidate = view.candidates[index]
     st.code(candidate.template, language=None, wrap_lines=True)
     parents = ", ".join(str(p) for p in candidate.parents) or "none (the baseline)"
-    st.caption(f"Parents: {parents} · found after {candidate.metric_calls} metric calls")
+    found = "the baseline" if index == 0 else f"found in iteration {candidate.iteration}"
+    st.caption(f"Parents: {parents} · {found}, after {candidate.metric_calls} metric calls")
     comparisons = [("its parent", candidate.parents[0])] if candidate.parents else []
     if index != 0:
         comparisons.append(("the baseline", 0))
@@ -92,17 +93,18 @@ def render_example_table(view: analysis.RunView, frame: Any) -> None:
     st.caption(markdown_escape(analysis.mark_meaning(view.scorer)))
     label = analysis.input_label(view)
     table = analysis.example_table(frame, with_scores=view.scorer.kind != "exact_match", input_label=label)
-    text, number = st.column_config.TextColumn, st.column_config.NumberColumn
+    text = st.column_config.TextColumn
+    # About 530 px in all: within the main column of a 1024 px screen with the sidebar open.
     config = {
-        "row": number(width=44),
-        label: text(width=170),
-        "expected": text(width=100),
-        "before": text(width=120),
-        "after": text(width=120),
-        "score before": number(width=56, format="%.2f"),
-        "score after": number(width=56, format="%.2f"),
-        "category": text(width=130),
-    } | {column: text(width=30, alignment="center") for column in analysis.EXAMPLE_MARK_COLUMNS}
+        "row": st.column_config.NumberColumn(width=36),
+        label: text(width=136),
+        "expected": text(width=86),
+        "before": text(width=104),
+        "after": text(width=104),
+    } | {
+        column: text("✓", width=30, alignment="center", help=f"{column}: ✓ right, ✗ wrong (or the partial score)")
+        for column in analysis.EXAMPLE_MARK_COLUMNS
+    }
     st.dataframe(table, hide_index=True, width="stretch", column_config=config, row_height=68)
 
 
@@ -182,8 +184,9 @@ def render_examples(view: analysis.RunView) -> None:
     )
     frame = analysis.compare_examples(view, candidate=candidate, against=against)
     counts = analysis.category_counts(frame)
-    for column, category in zip(st.columns(4), analysis.CATEGORIES, strict=True):
-        column.metric(analysis.CATEGORY_MARKS[category], counts[category])
+    with st.container(horizontal=True, gap="medium"):
+        for category in analysis.CATEGORIES:
+            st.metric(analysis.CATEGORY_MARKS[category], counts[category], width="content")
     chosen = st.multiselect(
         "Show",
         analysis.CATEGORIES,
@@ -260,14 +263,16 @@ def render_export(view: analysis.RunView, info: Any) -> None:
         "Charts as standalone HTML files, drawn as here. Each file embeds plotly.js (about 5 MB), so it "
         "opens offline in any browser, without this app:"
     )
-    for column, (name, build) in zip(st.columns(len(figures)), figures.items(), strict=True):
-        column.download_button(
-            f"{name}.html",
-            lambda build=build: charts.figure_html(build()),
-            file_name=f"{info.run_id}-{name}.html",
-            mime="text/html",
-            on_click="ignore",
-        )
+    with st.container(horizontal=True):  # as wide as their names, wrapping on a narrow screen
+        for name, build in figures.items():
+            st.download_button(
+                f"{name}.html",
+                lambda build=build: charts.figure_html(build()),
+                file_name=f"{info.run_id}-{name}.html",
+                mime="text/html",
+                on_click="ignore",
+                width="content",
+            )
 
 
 def render_proposal(proposal: Any) -> None:

@@ -97,11 +97,12 @@ def render_progress(view: analysis.RunView) -> None:
             "GEPA checks the budget before each iteration and finishes the one it started, so a run can "
             "end a little over budget."
         )
-    cols = st.columns(4)
-    cols[0].metric("Baseline", _pct(view.initial_score))
-    cols[1].metric("Best so far", _pct(view.final_score), delta=_delta(view.initial_score, view.final_score))
-    cols[2].metric("Candidates", len(view.candidates))
-    cols[3].metric("Iterations", len(view.proposals))
+    with st.container(horizontal=True, gap="medium"):  # wraps on a narrow screen instead of cutting
+        st.metric("Baseline", _pct(view.initial_score), width="content")
+        delta = _delta(view.initial_score, view.final_score)
+        st.metric("Best so far", _pct(view.final_score), delta=delta, width="content")
+        st.metric("Candidates", len(view.candidates), width="content")
+        st.metric("Iterations", len(view.proposals), width="content")
     failed = sum(c.failed for c in view.candidates)
     if failed:
         st.warning(

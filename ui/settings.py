@@ -16,12 +16,16 @@ import streamlit as st
 
 def keep(page: str, keys: Iterable[str]) -> None:
     """Call at the top of the page, before its widgets: remembers the current value of each of
-    ``keys`` that is set, and puts back the remembered value of each that Streamlit forgot."""
+    ``keys`` that is set, and puts back the remembered value of each that Streamlit forgot.
+
+    Every remembered value is set again on every run, through the Session State API: a widget drawn
+    again after runs without it otherwise holds the value on the server but shows its default in the
+    browser (the browser only takes a value that was set in the run that draws the widget)."""
     kept = st.session_state.setdefault(f"{page}.kept", {})
     for key in keys:
         if key in st.session_state:
             kept[key] = st.session_state[key]
-        elif key in kept:
+        if key in kept:
             st.session_state[key] = kept[key]
 
 
