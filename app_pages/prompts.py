@@ -149,14 +149,12 @@ def render_register(uri: str, name: str, template: str, summaries: list, *, ok: 
             clean = None
         check = prompts.VersionCheck()
         if clean is not None and ok:  # a template with problems is said above, and not registered
-            others = [v for s in summaries if s.name != clean for v in data.cached_versions(uri, s.name)[:1]]
-            check = prompts.check_new_version(
-                clean,
-                template,
-                data.cached_versions(uri, clean),
-                others,
-                opened_from=st.session_state.get("prompts.origin"),
-            )
+            versions = data.cached_versions(uri, clean, with_aliases=False)
+            others = [
+                v for s in summaries if s.name != clean for v in data.cached_versions(uri, s.name, with_aliases=False)
+            ]
+            origin = st.session_state.get("prompts.origin")
+            check = prompts.check_new_version(clean, template, versions, others, opened_from=origin)
         if check.refusal:  # not an error: an unchanged opened version says this too
             st.info(markdown_escape(check.refusal), icon=":material/content_copy:")
         for warning in check.warnings:
