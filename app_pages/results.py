@@ -4,23 +4,15 @@ step-by-step replay of its iterations."""
 
 from __future__ import annotations
 
-import time
-
 import streamlit as st
 
 from core import analysis, charts
-from core.runs import RunInfo
+from core.offline_model import own_data_note
+from core.runs import RunInfo, run_label, run_rows
 from core.templates import markdown_escape
 from ui import data, instructor, replay, results_views, shell, status
 
 RUN_PARAM = "run"
-
-
-def run_label(info: RunInfo) -> str:
-    start = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.start_ms / 1000)) if info.start_ms else "?"
-    initial, final = info.metrics.get("initial_eval_score"), info.metrics.get("final_eval_score")
-    scores = f"{initial:.0%} → {final:.0%}" if initial is not None and final is not None else "no score yet"
-    return f"{start} · {info.name} · {info.explorer_status} · {scores}"
 
 
 def render_picker(runs: list[RunInfo]) -> RunInfo:
@@ -31,28 +23,17 @@ def render_picker(runs: list[RunInfo]) -> RunInfo:
         st.warning(f"No optimization run '{wanted}' in this store; showing the newest one.")
     with st.expander(f"All {len(runs)} optimization runs in this store", expanded=False):
         st.dataframe(
-            [
-                {
-                    "run": r.name,
-                    "status": r.explorer_status,
-                    "stopped by": r.stopped_by,
-                    "prompt": r.params.get("baseline_uri", ""),
-                    "dataset": r.dataset,
-                    "scorer": r.scorer,
-                    "budget": r.params.get("budget"),
-                    "patience": r.params.get("patience"),
-                    "seed": r.params.get("seed"),
-                    "baseline": r.metrics.get("initial_eval_score"),
-                    "best": r.metrics.get("final_eval_score"),
-                    "run id": r.run_id,
-                }
-                for r in runs
-            ],
+            run_rows(runs),
             hide_index=True,
             width="stretch",
             column_config={
-                "baseline": st.column_config.NumberColumn(format="percent"),
-                "best": st.column_config.NumberColumn(format="percent"),
+                "baseline": st.column_config.NumberColumn(format="percent", width=70),
+                "best": st.column_config.NumberColumn(format="percent", width=70),
+                "scorer": st.column_config.TextColumn(width=170),
+                "budget": st.column_config.TextColumn(width=60),
+                "patience": st.column_config.TextColumn(width=64),
+                "seed": st.column_config.TextColumn(width=44),
+                "started": st.column_config.TextColumn(width=100),
             },
         )
     chosen = st.selectbox("Run", ids, index=index, format_func=lambda i: run_label(runs[ids.index(i)]))
@@ -63,26 +44,34 @@ def render_picker(runs: list[RunInfo]) -> RunInfo:
 
 def render_header(view: analysis.RunView, info: RunInfo) -> None:
     best = view.best
-    cols = st.columns(5)
-    cols[0].metric("Baseline", _pct(view.initial_score))
-    cols[1].metric(
-        f"Best (candidate {best.index})" if best else "Best",
-        _pct(view.final_score),
-        delta=f"{view.final_score - view.initial_score:+.1%}" if best else None,
-    )
-    cols[2].metric("Candidates", len(view.candidates))
-    cols[3].metric("Iterations", len(view.proposals))
-    cols[4].metric(
-        "Metric calls",
-        f"{view.metric_calls} / {view.budget}",
-        help="Used against the budget. GEPA checks the budget before each iteration and finishes the one "
-        "it started, so a run can end a little over budget.",
-    )
+    # Each metric as wide as it needs (one row at 1024 px), wrapping to a second line on a narrower
+    # screen, instead of five equal columns that cut "Best (candidate 4)" and "302 / 300".
+    with st.container(horizontal=True, gap="small"):
+        st.metric("Baseline", _pct(view.initial_score), width="content")
+        st.metric(
+            f"Best (candidate {best.index})" if best else "Best",
+            _pct(view.final_score),
+            delta=f"{view.final_score - view.initial_score:+.1%}" if best else None,
+            width="content",
+        )
+        st.metric("Candidates", len(view.candidates), width="content")
+        st.metric("Iterations", len(view.proposals), width="content")
+        st.metric(
+            f"Metric calls (budget {view.budget})",
+            view.metric_calls,
+            help="Used against the budget. GEPA checks the budget before each iteration and finishes the one "
+            "it started, so a run can end a little over budget.",
+            width="content",
+        )
     st.caption(
         f"Prompt {view.baseline.uri} · dataset {info.dataset or '?'} "
         f"({len(view.val_examples)} validation rows) · {view.scorer.label} · patience {view.patience or 'off'} · "
-        f"seed {view.seed} · {info.explorer_status}" + (f", stopped by {view.stopped_by}" if view.stopped_by else "")
+        f"seed {view.seed} · {analysis.how_it_ended(view)}"
     )
+    if only := analysis.only_baseline_line(view):
+        st.info(only, icon=":material/info:")
+    if view.models.simulated and (note := own_data_note([analysis.example_inputs_text(e) for e in view.val_examples])):
+        st.warning(markdown_escape(note), icon=":material/science:")
     if view.is_live:
         st.info("This run is still going: the views show what it has recorded so far.", icon=":material/hourglass_top:")
         if info.is_local_process:
@@ -139,7 +128,17 @@ def main() -> None:
 
 
 def render_tabs(view: analysis.RunView, uri: str, runs: list[RunInfo], info: RunInfo) -> None:
-    names = ["Candidates", "Pareto front", "Lineage", "Score matrix", "Per example", "What if", "Export", "Replay"]
+    names = [
+        "Candidates",
+        "Pareto front",
+        "Lineage",
+        "Score matrix",
+        "Per example",
+        "What if",
+        "Export",
+        "Proposals",
+        "Replay",
+    ]
     tabs = st.tabs(
         names,
         key=instructor.TAB_PARAM,
@@ -155,6 +154,7 @@ def render_tabs(view: analysis.RunView, uri: str, runs: list[RunInfo], info: Run
         lambda: results_views.render_examples(view),
         lambda: results_views.render_what_if(view, uri, runs, info),
         lambda: results_views.render_export(view, info),
+        lambda: results_views.render_proposals(view),
         lambda: replay.render_replay(view, info.run_id),
     ]
     for name, tab, render in zip(names, tabs, renderers, strict=True):

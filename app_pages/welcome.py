@@ -60,9 +60,9 @@ def render_start() -> None:
         "The default run optimizes the plain baseline *Answer this question: {{question}}* on 90 bundled "
         "short-answer questions: GEPA learns from 30, picks by 30 more (validation) and never sees the last "
         f"30 (test), scored once at the end. Exact match, a budget of {DEFAULT_BUDGET} metric calls, a "
-        f"patience of {DEFAULT_PATIENCE}."
+        f"patience of {DEFAULT_PATIENCE}, and the models chosen in the sidebar (by default the offline demo "
+        "model, which the sidebar describes)."
     )
-    st.info(shell.SIMULATED_NOTE, icon=":material/science:")
     if st.button("Run the default optimization", type="primary", key="welcome.start"):
         st.session_state["optimize.autostart"] = True
         st.switch_page(shell.OPTIMIZE)

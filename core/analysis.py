@@ -355,6 +355,76 @@ def _fronts(candidates: Sequence[Candidate]) -> tuple[FrontSnapshot, ...]:
     return tuple(snapshots)
 
 
+STOP_REASONS = {
+    "budget": "the budget of metric calls was used up",
+    "patience": "several iterations in a row brought no improvement (patience)",
+    "perfect": "a candidate scored 100% on the validation set",
+    "cancelled": "you pressed Stop",
+    "error": "of an error",
+}
+OUTCOME_LABELS = {
+    "accepted": "accepted",
+    "rejected": "rejected",
+    "skipped": "skipped",
+    "reflection_failed": "reflection failed",
+    "invalid_proposal": "discarded",
+}
+
+
+def how_it_ended(view: RunView) -> str:
+    """How the run ended, in a few words: "finished because the budget ...", "stopped with Stop",
+    "failed", "still running"."""
+    if view.finished is None:
+        return "still running"
+    if view.outcome == "cancelled":
+        return "stopped with Stop before its end"
+    if view.outcome == "failed":
+        return "failed"
+    return f"finished because {STOP_REASONS.get(view.stopped_by or '', 'it ended')}"
+
+
+def outcome_counts(view: RunView) -> dict[str, int]:
+    """How many iterations had each outcome (:data:`OUTCOME_LABELS`' keys, in that order)."""
+    counts = dict.fromkeys(OUTCOME_LABELS, 0)
+    for proposal in view.proposals:
+        counts[proposal.outcome] = counts.get(proposal.outcome, 0) + 1
+    return counts
+
+
+def proposals_with(view: RunView, outcomes: Collection[str] | None = None) -> list[Proposal]:
+    """The run's iterations whose outcome is one of ``outcomes`` (None: all), in iteration order."""
+    return [p for p in view.proposals if outcomes is None or p.outcome in outcomes]
+
+
+def only_baseline_line(view: RunView) -> str | None:
+    """One line for an ended run that found no candidate besides the baseline (there is nothing to
+    compare), saying what its iterations came to; None when there is another candidate."""
+    if view.finished is None or len(view.candidates) != 1:
+        return None
+    if not view.proposals:
+        when = "Stopped before any proposal" if view.outcome == "cancelled" else "No proposal was made"
+        baseline = f"only the baseline was scored ({view.candidates[0].aggregate:.1%})"
+        return f"{when}: {baseline}, so there is nothing to compare or register."
+    counts = outcome_counts(view)
+    made = ", ".join(f"{count} {OUTCOME_LABELS[outcome]}" for outcome, count in counts.items() if count)
+    return (
+        f"The search found no candidate besides the baseline ({view.candidates[0].aggregate:.1%}): of "
+        f"{len(view.proposals)} iterations, {made}. There is nothing to compare or register."
+    )
+
+
+def progress_line(view: RunView) -> str:
+    """Where a running optimization is, in one line: its stage after the search, else the iteration,
+    the budget used and the best score so far against the baseline's."""
+    if view.stage is not None:
+        return view.stage.message
+    calls = f"{view.metric_calls} of {view.budget} metric calls"
+    if not view.candidates:
+        return f"scoring the baseline, {calls}"
+    best, initial = view.final_score or 0.0, view.initial_score or 0.0
+    return f"iteration {view.last_iteration}, {calls}, best {best:.1%} (baseline {initial:.1%})"
+
+
 def before_after(view: RunView) -> dict[str, PairedComparison]:
     """The baseline against the best candidate on each split the final evaluation scored ("validation",
     and "test" when there is a test set): the paired test, the bootstrap interval and one sentence
@@ -635,6 +705,51 @@ def search_facts(view: RunView) -> SearchFacts:
         metric_calls=view.metric_calls,
         stopped_by=view.stopped_by,
     )
+
+
+@dataclass(frozen=True)
+class FrontReason:
+    """Why one member is on the front: validation *positions* where it alone has the top score
+    (``alone``), and where it shares the top score with other candidates (``tied``); both only where
+    that top score is above 0."""
+
+    candidate: int
+    alone: tuple[int, ...]
+    tied: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class FrontExplanation:
+    """Why each member of a front is kept, and the positions no candidate scores above 0 on
+    (``unsolved``): GEPA's per-example best sets keep ties there for every candidate, so they explain
+    nothing and are counted on their own."""
+
+    members: tuple[FrontReason, ...]
+    unsolved: tuple[int, ...]
+
+
+def explain_front(view: RunView, iteration: int | None = None) -> FrontExplanation:
+    """The front after ``iteration`` (the latest when None), member by member, among the candidates
+    validated by then: see :class:`FrontExplanation`. Empty before the baseline is scored."""
+    count = _validated_by(view, iteration)
+    members = front_members_at(view, view.last_iteration if iteration is None else iteration)
+    if not count:
+        return FrontExplanation((), ())
+    pool = view.val_scores[:count]
+    top = pool.max(axis=0)
+    at_top = pool == top
+    solved = top > 0
+    alone = solved & (at_top.sum(axis=0) == 1)
+    reasons = tuple(
+        FrontReason(
+            member,
+            tuple(np.flatnonzero(at_top[member] & alone).tolist()),
+            tuple(np.flatnonzero(at_top[member] & solved & ~alone).tolist()),
+        )
+        for member in members
+        if member < count
+    )
+    return FrontExplanation(reasons, tuple(np.flatnonzero(~solved).tolist()))
 
 
 def best_so_far(view: RunView, x: XAxis, *, upto_iteration: int | None = None) -> list[tuple[int, float, int]]:
@@ -943,42 +1058,55 @@ CATEGORY_MARKS = {
 
 
 def candidate_label(view: RunView, index: int) -> str:
-    """How a candidate is named in pickers: index, role, score, iteration."""
+    """How a candidate is named in pickers: index, role and score, short enough for half a 1024 px
+    screen (the iteration that found it is in the Candidates tab)."""
     candidate = view.candidates[index]
     tags = ["baseline"] if index == 0 else []
     if index == view.best_candidate:
         tags.append("best")
     suffix = f" ({', '.join(tags)})" if tags else ""
-    return f"Candidate {index}{suffix} · {candidate.aggregate:.1%} · iteration {candidate.iteration}"
+    return f"Candidate {index}{suffix} · {candidate.aggregate:.1%}"
 
 
-def example_table(frame: pd.DataFrame, *, with_scores: bool = False) -> pd.DataFrame:
-    """The columns of :func:`compare_examples` a person reads, with ✓/✗ marks and category marks.
-
-    ``with_scores`` adds each side's score (for scorers whose scores are not just 0 or 1).
-    """
-    columns = ["row", "category", "expected", "against_output", "against_correct"]
-    columns += ["against_score"] if with_scores else []
-    columns += ["candidate_output", "candidate_correct"]
-    columns += ["candidate_score"] if with_scores else []
-    table = frame[columns].copy()
-    table["category"] = table["category"].map(CATEGORY_MARKS)
-    for column in ("against_correct", "candidate_correct"):
-        table[column] = table[column].map({True: "✓", False: "✗"})
+def example_table(frame: pd.DataFrame, *, with_scores: bool = False, input_label: str = "input") -> pd.DataFrame:
+    """The columns of :func:`compare_examples` a person reads, in reading order and narrow enough for a
+    1024 px screen: the row, its input (named ``input_label``), the expected answer, then each side's
+    output with its mark right after it (the columns :data:`EXAMPLE_MARK_COLUMNS`). A mark is ✓ for a
+    full score and ✗ for anything less; ``with_scores`` (for scorers whose scores are not just 0 or 1)
+    writes a partial score itself instead, "0.67". The two marks say the category (✗ then ✓: fixed)."""
+    table = frame[["row", "inputs", "expected", "against_output", "against_score"]].copy()
+    table["against_score"] = [_mark(s, with_scores) for s in frame["against_score"]]
+    table["candidate_output"] = frame["candidate_output"]
+    table["candidate_score"] = [_mark(s, with_scores) for s in frame["candidate_score"]]
     return table.rename(
         columns={
+            "inputs": input_label,
             "against_output": "before",
-            "against_correct": "✓ before",
-            "against_score": "score before",
+            "against_score": EXAMPLE_MARK_COLUMNS[0],
             "candidate_output": "after",
-            "candidate_correct": "✓ after",
-            "candidate_score": "score after",
+            "candidate_score": EXAMPLE_MARK_COLUMNS[1],
         }
     )
+
+
+EXAMPLE_MARK_COLUMNS = ("✓ before", "✓ after")
+
+
+def _mark(score: float, with_scores: bool) -> str:
+    if score == 1.0:
+        return "✓"
+    return f"{score:.2f}" if with_scores and score > 0 else "✗"
+
+
+def input_label(view: RunView) -> str:
+    """What the per-example tables call a row's input: the template's one variable ("question"),
+    or "inputs" for several."""
+    fields = view.started.dataset.fields
+    return fields[0] if len(fields) == 1 else "inputs"
 
 
 def mark_meaning(scorer: ScorerSpec) -> str:
     """What ✓ means for a run's scorer, said next to every table of marks."""
     if scorer.kind == "exact_match":
         return f"✓ = exact match after normalising ({', '.join(scorer.normalization) or 'none'})"
-    return f"✓ = full score (1.0) on {scorer.label}; ✗ = anything less. The scores are in their own columns."
+    return f"✓ = full score (1.0) on {scorer.label}, ✗ = 0, and a partial score is written as it is (0.67)."

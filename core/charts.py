@@ -32,6 +32,7 @@ from core.analysis import (
     what_if,
     what_if_grid,
 )
+from core.summary import counted
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -79,7 +80,7 @@ def _candidate_hover(candidate: Candidate, front: set[int]) -> str:
     status = "on the Pareto front" if candidate.index in front else "not on the Pareto front"
     right = sum(1 for s in candidate.scores if s == 1.0)
     found = "the baseline" if candidate.index == 0 else f"found in iteration {candidate.iteration}"
-    failed = f"<br>{candidate.failed} failed model calls" if candidate.failed else ""
+    failed = f"<br>{counted(candidate.failed, 'failed model call')}" if candidate.failed else ""
     return (
         f"<b>Candidate {candidate.index}</b> ({status})"
         f"<br>Validation score: {candidate.aggregate:.3f} ({right} of {len(candidate.scores)} fully right)"
@@ -620,10 +621,43 @@ def cost_figure(view: RunView) -> go.Figure:
     return fig
 
 
+# The colours Streamlit's light theme draws traces in. In the app a figure carries Streamlit's plotly
+# template, whose colours are placeholders ("#000001", "#000002", ...) that only its frontend replaces,
+# so a file written from such a figure draws every trace black: the export gets these colours itself.
+COLORWAY = (
+    "#0068c9",
+    "#83c9ff",
+    "#ff2b2b",
+    "#ffabab",
+    "#29b09d",
+    "#7defa1",
+    "#ff8700",
+    "#ffd16a",
+    "#6d3fc0",
+    "#d5dae5",
+)
+GRID_COLOR = "#e6eaf1"
+
+
+def export_template() -> go.layout.Template:
+    """The template of an exported chart: plotly's white one with the app's colours, grid and font."""
+    import plotly.io as pio
+
+    template = go.layout.Template(pio.templates["plotly_white"])
+    template.layout.colorway = COLORWAY
+    template.layout.font = {"family": '"Source Sans Pro", "Source Sans", sans-serif', "color": "#31333f"}
+    for axis in (template.layout.xaxis, template.layout.yaxis):
+        axis.gridcolor = GRID_COLOR
+    return template
+
+
 def figure_html(fig: go.Figure) -> str:
-    """A standalone HTML page with plotly.js embedded, so the export opens offline. (The embedded
-    library mentions map-tile and CDN addresses it only uses for map traces, which we never draw.)"""
-    return fig.to_html(include_plotlyjs=True, full_html=True, config={"displaylogo": False})
+    """A standalone HTML page of ``fig`` that looks as in the app (:func:`export_template`), with
+    plotly.js embedded (about 5 MB), so the file opens offline. (The embedded library mentions
+    map-tile and CDN addresses it only uses for map traces, which we never draw.)"""
+    exported = go.Figure(fig)
+    exported.update_layout(template=export_template())
+    return exported.to_html(include_plotlyjs=True, full_html=True, config={"displaylogo": False})
 
 
 def page_figures(view: RunView, run_label: str) -> dict[str, Callable[[], go.Figure]]:

@@ -42,7 +42,11 @@ def _fail(message: str) -> NoReturn:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m core", description="GEPA Explorer: headless prompt optimization.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    # The metavar lists the public commands only; the hidden ones get no help line at all (argparse
+    # prints "==SUPPRESS==" for a subcommand whose help is SUPPRESS).
+    commands = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser, metavar="{optimize,export,serve-offline}"
+    )
 
     opt = commands.add_parser(
         "optimize",
@@ -190,12 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered 429/500")
     serve.add_argument("--seed", type=int, default=0)
 
-    worker = commands.add_parser("worker", help=argparse.SUPPRESS)
+    worker = commands.add_parser("worker")
     worker.add_argument("run_dir")
     # The app's status line, computed in a child process (see core.health).
-    commands.add_parser("check-models", help=argparse.SUPPRESS)
-    commands.add_parser("check-store", help=argparse.SUPPRESS)
-    commands.add_parser("check-reply", help=argparse.SUPPRESS)
+    commands.add_parser("check-models")
+    commands.add_parser("check-store")
+    commands.add_parser("check-reply")
     return parser
 
 
@@ -462,19 +466,21 @@ class _ProgressPrinter:
 
     def describe_end(self) -> str:
         from core.analysis import build_run_view
+        from core.registration import describe_registered
+        from core.summary import failure_warning
 
         view = build_run_view(self.events)
         if view.outcome == "failed":
             return f"Run failed: {view.error}"
         initial, final = view.initial_score, view.final_score
         scores = f"{initial:.1%} -> {final:.1%}" if initial is not None and final is not None else "no score"
-        where = view.registered.uri if view.registered else view.not_registered_reason
-        failures = ""
-        if view.failed_predictions or view.failed_reflections:
-            failures = (
-                f"\nwarning: {view.failed_predictions} failed predictions (scored 0, so the scores are lower "
-                f"bounds) and {view.failed_reflections} failed reflections, after retries"
-            )
+        if view.registered:
+            said = describe_registered(view.registered, this_run=view.run_id)
+            where = said[0].lower() + said[1:]
+        else:
+            where = f"not registered: {view.not_registered_reason}"
+        warning = failure_warning(view)
+        failures = f"\nwarning: {warning}" if warning else ""
         return (
             f"Stopped by {view.stopped_by} after {view.iterations} iterations and {view.metric_calls} metric "
             f"calls (budget {view.budget}; GEPA finishes the iteration it started): {scores}; {where}{failures}"

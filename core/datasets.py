@@ -92,9 +92,19 @@ class Dataset:
         return Dataset(f"{self.name} ({suffix})", self.source, examples, self.fields)
 
     def check_template(self, template: str) -> None:
-        """Raise :class:`DatasetError` listing the rows that lack a variable of ``template``."""
+        """Raise :class:`DatasetError` for the variables of ``template`` the rows lack: one problem naming
+        the file's columns when no row has it, else the rows without it."""
         problems = []
+        columns = ", ".join(dict.fromkeys(k for e in self.examples for k in e.inputs)) or "none"
         for variable in template_variables(template):
+            if not any(variable in example.inputs for example in self.examples):
+                problems.append(
+                    DatasetProblem(
+                        f"the template uses {{{{{variable}}}}} but the file has no '{variable}' column "
+                        f"(its input columns: {columns})"
+                    )
+                )
+                continue
             for example in self.examples:
                 if variable not in example.inputs:
                     problems.append(
@@ -334,6 +344,7 @@ def _too_big(size: int) -> DatasetProblem:
 
 
 _RawRow = tuple[int, object]
+_NO_EXPECTED = "no expected answer: add 'expected_response' (or 'answer')"
 
 
 @dataclass(frozen=True)
@@ -402,25 +413,54 @@ def _validate(raw_rows: Iterable[_RawRow], source: str, name: str) -> Dataset:
     problems: list[DatasetProblem] = []
     examples: list[Example] = []
     field_sets: list[set[str]] = []
-    for count, (row_number, raw) in enumerate(raw_rows, start=1):
-        if count > MAX_ROWS:
+    columns: dict[str, None] = {}
+    rows = 0
+    for rows, (row_number, raw) in enumerate(raw_rows, start=1):
+        if rows > MAX_ROWS:
             raise DatasetError(
                 source, [DatasetProblem(f"more than {MAX_ROWS} rows: use a smaller sample of your data")]
             )
+        if isinstance(raw, dict):
+            columns.update(dict.fromkeys(map(str, raw)))
         example, row_problems = _parse_row(raw, row_number)
         problems.extend(row_problems)
-        if len(problems) >= MAX_REPORTED_PROBLEMS:
-            raise DatasetError(source, problems[:MAX_REPORTED_PROBLEMS])
         if example is not None:
             examples.append(example)
             field_sets.append(set(example.inputs))
     if problems:
-        raise DatasetError(source, problems)
+        raise DatasetError(source, _whole_file(problems, rows, list(columns))[:MAX_REPORTED_PROBLEMS])
     if not examples:
         raise DatasetError(source, [DatasetProblem("the file has no rows")])
     common = set.intersection(*field_sets)
     ordered = tuple(f for f in examples[0].inputs if f in common)
     return Dataset(name=name, source=source, examples=tuple(examples), fields=ordered)
+
+
+def _whole_file(problems: list[DatasetProblem], rows: int, columns: list[str]) -> list[DatasetProblem]:
+    """The same problem on every row of the file is one problem of the file (a missing column, say),
+    said once and naming the columns the file does have; other problems stay row by row."""
+    if rows < 2:
+        return problems
+    every: dict[tuple[str | None, str], int] = {}
+    for problem in problems:
+        if problem.row is not None:
+            every[(problem.field, problem.message)] = every.get((problem.field, problem.message), 0) + 1
+    whole = {key for key, count in every.items() if count == rows}
+    if not whole:
+        return problems
+    found = ", ".join(columns) or "none"
+    said = []
+    for field_name, message in sorted(whole, key=lambda key: (key[0] or "", key[1])):
+        if message == _NO_EXPECTED:
+            said.append(
+                DatasetProblem(
+                    f"no column holds the expected answer: add one named 'expected_response' (or 'answer'); "
+                    f"the file's columns are {found}"
+                )
+            )
+        else:
+            said.append(DatasetProblem(f"{message}, in every row", None, field_name))
+    return said + [p for p in problems if (p.field, p.message) not in whole]
 
 
 def _parse_row(raw: object, row: int) -> tuple[Example | None, list[DatasetProblem]]:
@@ -446,15 +486,15 @@ def _parse_row(raw: object, row: int) -> tuple[Example | None, list[DatasetProbl
             problems.append(DatasetProblem("no value (a null, or a CSV row shorter than the header)", row, str(key)))
         elif text is None:
             problems.append(DatasetProblem(f"expected text, got {type(value).__name__}", row, str(key)))
+        elif not text.strip():
+            problems.append(DatasetProblem("empty: every input needs a value", row, str(key)))
         else:
             inputs[str(key)] = text
-    if not inputs:
+    if not inputs_raw:
         problems.append(DatasetProblem("no input fields: add one per template variable (e.g. 'question')", row))
     expected = _scalar_text(expected_raw)
     if expected_raw is None:
-        problems.append(
-            DatasetProblem("no expected answer: add 'expected_response' (or 'answer')", row, expected_field)
-        )
+        problems.append(DatasetProblem(_NO_EXPECTED, row, expected_field))
     elif expected is None:
         problems.append(DatasetProblem(f"expected text, got {type(expected_raw).__name__}", row, expected_field))
     elif not expected.strip():

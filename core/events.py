@@ -231,11 +231,13 @@ class MlflowRef:
 @dataclass(frozen=True)
 class Registered:
     """The prompt version the run's best candidate is: a new one, or an ``existing`` version that
-    already had exactly its text (so nothing new was registered)."""
+    already had exactly its text (so nothing new was registered); ``by_run`` is then the run that
+    registered that version (None: not an optimization run, or a log from before this field)."""
 
     uri: str
     version: int
     existing: bool = False
+    by_run: str | None = None
 
 
 @dataclass(frozen=True)

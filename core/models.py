@@ -46,7 +46,7 @@ ProviderChoice = Literal["offline", "openai", "compatible"]
 PROVIDER_CHOICES: dict[ProviderChoice, str] = {
     "offline": "Offline demo model (simulated)",
     "openai": "OpenAI",
-    "compatible": "OpenAI-compatible endpoint (Ollama, vLLM, llama.cpp, LM Studio)",
+    "compatible": "OpenAI-compatible endpoint",
 }
 
 

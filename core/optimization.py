@@ -59,7 +59,6 @@ from core.events import (
     ModelsRef,
     PreflightCheck,
     PromptRef,
-    Registered,
     RunFinished,
     RunStarted,
     ScoredOnTest,
@@ -214,10 +213,10 @@ def resolve_baseline(config: OptimizationConfig) -> PromptVersionInfo:
         return prompts.load(config.prompt_uri)
     if config.template is not None and config.prompt_name:
         name = prompts.validate_prompt_name(config.prompt_name)
-        existing = prompts.find_version_with_template(name, config.template)
-        return existing or prompts.register_version(
+        version, _ = prompts.find_or_register(
             name, config.template, commit_message="Registered by GEPA Explorer as an optimization baseline"
         )
+        return version
     path = os.path.abspath(config.dataset_path or default_dataset().path)
     index = next((i for i, b in enumerate(bundled_datasets()) if os.path.abspath(b.path) == path), None)
     if index is None:
@@ -695,7 +694,7 @@ def _finish(run: _Run, models: _Models, stopped_by: StoppedBy) -> RunFinished:
         run.log.emit(Stage(name="registering", message="Registering the best candidate as a new prompt version."))
         try:
             registration = register_candidate(view, view.best_candidate, participant=run.config.participant)
-            registered = Registered(registration.version.uri, registration.version.version, registration.existing)
+            registered = registration.as_event()
         except Exception as error:  # noqa: BLE001 - the search's results stand; say why nothing was added
             reason = f"registering the best candidate failed ({' '.join(str(error).split())[:200]})"
     run.log.emit(run.prepared.accounting.update(view.metric_calls))

@@ -9,13 +9,13 @@ different stores never share global state.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from core import tags
 from core.errors import InputError
-from core.templates import check_template
+from core.templates import check_template, lost_variables
 
 PROMPT_NAME_RULE = re.compile(r"^[a-zA-Z0-9_.-]+$")
 ALIAS_RULE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]*$")
@@ -283,22 +283,129 @@ def find_version_with_template(
     return next((v for v in versions if v.template == template), None)
 
 
+def find_or_register(
+    name: str,
+    template: str,
+    *,
+    commit_message: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    tracking_uri: str | None = None,
+) -> tuple[PromptVersionInfo, bool]:
+    """The version of ``name`` whose text is exactly ``template`` (and True), or a new version of it
+    (and False). One process of this machine at a time per prompt (:func:`core.store.registry_lock`),
+    so two sessions or runs registering the same text at once make one version, never two."""
+    from core.store import registry_lock
+
+    with registry_lock(_registry_uri(tracking_uri), name):
+        existing = find_version_with_template(name, template, tracking_uri=tracking_uri)
+        if existing is not None:
+            return existing, True
+        version = register_version(name, template, commit_message=commit_message, tags=tags, tracking_uri=tracking_uri)
+        return version, False
+
+
+@dataclass(frozen=True)
+class VersionCheck:
+    """What stands between a typed template and a new version of a prompt: ``refusal`` (it may not
+    be registered at all) or ``warnings`` (it may, once someone has read and confirmed them)."""
+
+    refusal: str | None = None
+    warnings: tuple[str, ...] = ()
+
+
+def check_new_version(
+    name: str,
+    template: str,
+    versions: Sequence[PromptVersionInfo],
+    others: Sequence[PromptVersionInfo] = (),
+    *,
+    opened_from: str | None = None,
+) -> VersionCheck:
+    """Whether ``template`` should become a new version of prompt ``name`` (pure: the caller reads
+    the registry).
+
+    Args:
+        versions: the versions of ``name`` (any order; empty for a new prompt).
+        others: versions of other prompts, to notice a text that is one of theirs.
+        opened_from: the prompt whose version the text was opened from, when it was.
+
+    Refused: the text of ``name``'s latest version (the registry would hold two identical versions).
+    Warned: a text that drops a ``{{variable}}`` of that latest version (datasets and runs made for it
+    would no longer fill it in); a text that is another prompt's version, or was opened from another
+    prompt, under the name of an existing prompt.
+    """
+    latest = max(versions, key=lambda v: v.version, default=None)
+    if latest is not None and latest.template == template:
+        return VersionCheck(
+            refusal=f"This text is already version {latest.version} of {name}, its latest: change it to register "
+            "a new version (the registry would hold two identical versions)."
+        )
+    warnings = []
+    if latest is not None and (lost := lost_variables(latest.template, template)):
+        dropped = ", ".join("{{" + v + "}}" for v in lost)
+        warnings.append(
+            f"This version drops {dropped}, which version {latest.version} of {name} uses: datasets and runs "
+            "made for it would no longer fill it in."
+        )
+    same = next((v for v in others if v.name != name and v.template == template), None)
+    if latest is not None and same is not None:
+        warnings.append(
+            f"This text is version {same.version} of {same.name}, another prompt: registering it adds it to "
+            f"{name} as well."
+        )
+    elif latest is not None and opened_from and opened_from != name:
+        warnings.append(
+            f"This text was opened from {opened_from}, but the name is {name}, another prompt: registering "
+            f"adds it as a version of {name}."
+        )
+    return VersionCheck(warnings=tuple(warnings))
+
+
+def register_typed_version(
+    name: str,
+    template: str,
+    *,
+    commit_message: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    tracking_uri: str | None = None,
+) -> PromptVersionInfo:
+    """Register a version someone typed (the Prompts page), refusing the text of the prompt's latest
+    version (:func:`check_new_version`'s refusal), checked again under the prompt's registry lock so
+    two sessions clicking at once cannot both add it.
+
+    Raises:
+        PromptError: refused, or an unusable name or template.
+    """
+    from core.store import registry_lock
+
+    name = validate_prompt_name(name)
+    with registry_lock(_registry_uri(tracking_uri), name):
+        versions = list_versions(name, with_aliases=False, tracking_uri=tracking_uri)
+        if refusal := check_new_version(name, template, versions).refusal:
+            raise PromptError(refusal)
+        return register_version(name, template, commit_message=commit_message, tags=tags, tracking_uri=tracking_uri)
+
+
+def _registry_uri(tracking_uri: str | None) -> str:
+    if tracking_uri is not None:
+        return tracking_uri
+    import mlflow
+
+    return mlflow.get_tracking_uri()
+
+
 def ensure_baseline(
     name: str, template: str, *, commit_message: str, tracking_uri: str | None = None
 ) -> PromptVersionInfo:
     """Register ``template`` as ``name`` unless a version already holds it; point ``@baseline`` at it
     when the prompt has no baseline yet."""
-    from core.store import registry_lock
-
-    with registry_lock(tracking_uri):
-        existing = find_version_with_template(name, template, tracking_uri=tracking_uri)
-        version = existing or register_version(
-            name,
-            template,
-            commit_message=commit_message,
-            tags={tags.SOURCE: "bundled baseline"},
-            tracking_uri=tracking_uri,
-        )
+    version, _ = find_or_register(
+        name,
+        template,
+        commit_message=commit_message,
+        tags={tags.SOURCE: "bundled baseline"},
+        tracking_uri=tracking_uri,
+    )
     if not any(BASELINE_ALIAS in v.aliases for v in list_versions(name, tracking_uri=tracking_uri)):
         set_alias(name, BASELINE_ALIAS, version.version, tracking_uri=tracking_uri)
     return get_version(name, version.version, tracking_uri=tracking_uri)

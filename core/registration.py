@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core import tags
+from core.events import Registered
 from core.templates import lost_variables
 
 if TYPE_CHECKING:
@@ -27,6 +28,26 @@ class Registration:
 
     version: PromptVersionInfo
     existing: bool
+
+    @property
+    def by_run(self) -> str | None:
+        """For an ``existing`` version, the run that registered it (None: not an optimization run)."""
+        return self.version.tags.get(tags.SOURCE_RUN) or None if self.existing else None
+
+    def as_event(self) -> Registered:
+        return Registered(self.version.uri, self.version.version, self.existing, self.by_run)
+
+
+def describe_registered(registered: Registered, *, this_run: str | None = None) -> str:
+    """One sentence for what registering the best candidate did: a new version, or none because a
+    version already had exactly its text, naming that version and the run that registered it."""
+    if not registered.existing:
+        return f"Registered as a new version: {registered.uri}. Earlier versions are unchanged."
+    if registered.by_run and registered.by_run == this_run:
+        by = ", registered by this run"
+    else:
+        by = f", registered by run {registered.by_run}" if registered.by_run else ", already registered"
+    return f"Same text as version {registered.version} ({registered.uri}){by}; no new version."
 
 
 def registration_blocker(view: RunView, candidate: int) -> str | None:
@@ -69,7 +90,9 @@ def register_candidate(
     view: RunView, candidate: int, *, tracking_uri: str | None = None, participant: str | None = None
 ) -> Registration:
     """Make ``candidate`` of the run a version of its baseline's prompt (of the participant's own copy of
-    it, ``participant.name``, in a class: :func:`core.participants.prompt_name_for`), linked to the run.
+    it, ``participant.name``, in a class: :func:`core.participants.prompt_name_for`), linked to the run: the version
+    that already has exactly its text, or a new one (:func:`core.prompts.find_or_register`, so two
+    runs or sessions at once never both add the same text).
 
     Raises:
         PromptError: :func:`registration_blocker` refuses it.
@@ -77,7 +100,7 @@ def register_candidate(
     import mlflow
 
     from core import prompts
-    from core.store import registry_lock, retry_store
+    from core.store import retry_store
 
     if reason := registration_blocker(view, candidate):
         raise prompts.PromptError(f"Not registered: {reason}.")
@@ -86,27 +109,33 @@ def register_candidate(
     chosen, baseline = view.candidates[candidate], view.baseline
     target = prompt_name_for(participant or view.participant, baseline.name)
     run_id = view.run_id or ""
-    with registry_lock(tracking_uri):
-        existing = prompts.find_version_with_template(target, chosen.template, tracking_uri=tracking_uri)
-        if existing is not None:
-            version = existing
-        else:
-            change = f", {view.scorer.kind} {view.candidates[0].aggregate:.1%} -> {chosen.aggregate:.1%}"
-            version = prompts.register_version(
-                target,
-                chosen.template,
-                commit_message=f"GEPA Explorer: candidate {candidate} optimized from {baseline.uri}{change} "
-                f"(run {run_id})",
-                tags={
-                    tags.SOURCE_RUN: run_id,
-                    tags.SOURCE_VERSION: str(baseline.version),
-                    tags.CANDIDATE: str(candidate),
-                },
-                tracking_uri=tracking_uri,
-            )
+    change = f", {view.scorer.kind} {view.candidates[0].aggregate:.1%} -> {chosen.aggregate:.1%}"
+    version, existing = prompts.find_or_register(
+        target,
+        chosen.template,
+        commit_message=f"GEPA Explorer: candidate {candidate} optimized from v{baseline.version}{change} "
+        f"(run {run_id})",
+        tags={tags.SOURCE_RUN: run_id, tags.SOURCE_VERSION: str(baseline.version), tags.CANDIDATE: str(candidate)},
+        tracking_uri=tracking_uri,
+    )
     client = mlflow.MlflowClient(tracking_uri=tracking_uri) if tracking_uri else mlflow.MlflowClient()
     try:
         retry_store(lambda: client.link_prompt_version_to_run(run_id, version.uri))
     except Exception:  # noqa: BLE001 - the link is a convenience; the version exists either way
         _log.warning("could not link %s to run %s", version.uri, run_id)
-    return Registration(version, existing is not None)
+    return Registration(version, existing)
+
+
+def registration_line(view: RunView, *, registered_later: str | None = None) -> str:
+    """What became of the run's best candidate, in one sentence true to the run's state: the version
+    it became (:func:`describe_registered`), the version registered after the run ended
+    (``registered_later``: the run's ``optimized_uri`` tag, set by a register button), an offer to
+    register the best candidate of a stopped run, or why nothing was registered."""
+    if view.registered is not None:
+        return describe_registered(view.registered, this_run=view.run_id)
+    if registered_later:
+        return f"After the stop, the best candidate was registered as {registered_later}."
+    if view.outcome == "cancelled" and registration_blocker(view, view.best_candidate) is None:
+        return "Stopped before its end, so nothing was registered: the best candidate so far can be, below."
+    reason = registration_blocker(view, view.best_candidate) if view.outcome == "cancelled" else None
+    return f"No new prompt version: {reason or view.not_registered_reason or 'nothing was registered'}."

@@ -218,6 +218,46 @@ class RunInfo:
         return self.tags.get(tags.GROUP) or None
 
 
+SCORER_SHORT = {"exact_match": "exact match", "f1": "F1", "contains": "contains"}
+
+
+def _started(info: RunInfo) -> str:
+    return time.strftime("%b %d %H:%M", time.localtime(info.start_ms / 1000)) if info.start_ms else "?"
+
+
+def run_label(info: RunInfo) -> str:
+    """How a run is named in a picker: its scores first, then what tells it from the other runs
+    (scorer, budget, patience, seed, when it started), and its state unless it finished."""
+    initial, final = info.metrics.get("initial_eval_score"), info.metrics.get("final_eval_score")
+    scores = f"{initial:.0%} → {final:.0%}" if initial is not None and final is not None else "no score yet"
+    params = info.params
+    parts = [scores, SCORER_SHORT.get(params.get("scorer", ""), params.get("scorer") or info.scorer)]
+    parts += [f"{name} {params[name]}" for name in ("budget", "patience", "seed") if params.get(name)]
+    parts += [_started(info), "" if info.explorer_status == "finished" else info.explorer_status]
+    return " · ".join(part for part in parts if part)
+
+
+def run_rows(runs: list[RunInfo]) -> list[dict[str, Any]]:
+    """The run list as table rows: scores first, then what distinguishes the runs."""
+    return [
+        {
+            "baseline": r.metrics.get("initial_eval_score"),
+            "best": r.metrics.get("final_eval_score"),
+            "scorer": r.scorer or r.params.get("scorer", ""),
+            "budget": r.params.get("budget"),
+            "patience": r.params.get("patience"),
+            "seed": r.params.get("seed"),
+            "started": _started(r),
+            "dataset": r.dataset,
+            "status": r.explorer_status,
+            "stopped by": r.stopped_by,
+            "prompt": r.params.get("baseline_uri", ""),
+            "run id": r.run_id,
+        }
+        for r in runs
+    ]
+
+
 def _run_info(run: Any) -> RunInfo:
     return RunInfo(
         run_id=run.info.run_id,

@@ -14,7 +14,6 @@ database, and every other process waits for it. Store failures reach users as on
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -23,6 +22,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -36,6 +36,8 @@ DEFAULT_EXPERIMENT = "GEPA Explorer"
 HOME_ENV = "GEPA_EXPLORER_HOME"
 UI_URL_ENV = "GEPA_EXPLORER_MLFLOW_UI_URL"
 LOCK_SUFFIX = ".lock"
+# A registration takes well under a second; one that holds a prompt's lock longer than this is stuck.
+REGISTRY_LOCK_TIMEOUT_SECONDS = 120.0
 READY_SUFFIX = ".ready"
 # A first creation takes seconds; a store that took longer than this is stuck, not slow.
 CREATION_TIMEOUT_SECONDS = 300.0
@@ -66,16 +68,49 @@ def runs_home() -> Path:
 
 
 def save_upload(data: bytes, filename: str) -> Path:
-    """Keep an uploaded dataset where a run process can read it; the same bytes reuse one file."""
+    """Keep an uploaded dataset where a run process can read it, under its own file name (a run names
+    its dataset after the file) in a folder named by its content: the same bytes reuse one file, and
+    two different files of one name do not overwrite each other."""
     import hashlib
 
-    folder = explorer_home() / "uploads"
+    safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in Path(filename).name).lstrip(".")
+    folder = explorer_home() / "uploads" / hashlib.sha256(data).hexdigest()[:12]
     folder.mkdir(parents=True, exist_ok=True)
-    safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in Path(filename).name) or "dataset"
-    path = folder / f"{hashlib.sha256(data).hexdigest()[:12]}-{safe}"
+    path = folder / (safe or "dataset")
     if not path.exists():
         path.write_bytes(data)
     return path
+
+
+@contextmanager
+def registry_lock(tracking_uri: str, prompt_name: str) -> Iterator[None]:
+    """Hold the lock of one prompt of one store, for "find the version with this text, else register
+    it": two sessions or runs doing that at once would both find nothing and both register the text.
+
+    The lock is a file: beside a SQLite store's database, under ``GEPA_EXPLORER_HOME`` for a server,
+    so it covers every process of this machine (runs on other machines against one server are not
+    serialised by it).
+
+    Raises:
+        StoreError: another process held the lock for minutes (a stuck registration).
+    """
+    import hashlib
+
+    from filelock import FileLock, Timeout
+
+    key = hashlib.sha256(f"{tracking_uri}|{prompt_name}".encode()).hexdigest()[:16]
+    database = StoreInfo(tracking_uri).sqlite_path
+    folder = database.parent if database is not None else explorer_home() / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{database.name if database else 'registry'}.prompt-{key}{LOCK_SUFFIX}"
+    try:
+        with FileLock(str(path), timeout=REGISTRY_LOCK_TIMEOUT_SECONDS):
+            yield
+    except Timeout:
+        raise StoreError(
+            f"Another process has been registering a version of '{prompt_name}' for minutes; if none is "
+            f"running any more, delete {path} and try again."
+        ) from None
 
 
 def default_tracking_uri() -> str:
@@ -112,6 +147,13 @@ class StoreInfo:
         if self.is_server:
             return self.tracking_uri.rstrip("/")
         return (os.environ.get(UI_URL_ENV) or "").rstrip("/") or None
+
+    @property
+    def kind(self) -> str:
+        """What kind of store this is, in a few words (no path or address)."""
+        if self.tracking_uri.startswith("sqlite:///"):
+            return "Local SQLite store"
+        return "MLflow server" if self.is_server else "MLflow store"
 
     @property
     def label(self) -> str:
@@ -175,30 +217,6 @@ def prepare_store(tracking_uri: str | None = None, *, timeout: float = CREATION_
         _create_under_lock(info.tracking_uri, path, timeout)
     _prepared.add(info.tracking_uri)
     return info
-
-
-@contextlib.contextmanager
-def registry_lock(tracking_uri: str | None = None, *, timeout: float = 60.0) -> Iterator[None]:
-    """Hold while checking whether a prompt text is registered and registering it, so two processes on
-    one local store never both add the same text as two versions (a server store has no lock file;
-    there the check and the registration are as close together as they can be)."""
-    if tracking_uri is None:
-        import mlflow  # the caller registers through MLflow's process-wide store
-
-        tracking_uri = mlflow.get_tracking_uri()
-    path = StoreInfo(tracking_uri).sqlite_path
-    if path is None:
-        yield
-        return
-    from filelock import FileLock, Timeout
-
-    try:
-        with FileLock(str(path) + ".registry.lock", timeout=timeout):
-            yield
-    except Timeout:
-        raise StoreError(
-            f"Another process has held the prompt registry of {path} for over {timeout:.0f} s: try again."
-        ) from None
 
 
 def store_needs_creation(tracking_uri: str | None = None) -> bool:

@@ -13,6 +13,7 @@ CLI_KEYS = (
     "baseline_uri",
     "optimized_uri",
     "registered",
+    "registered_by_run",
     "initial_score",
     "final_score",
     "metric_calls",
@@ -41,8 +42,9 @@ class RunSummary:
     """A run's outcome in numbers; :meth:`cli_dict` is the CLI's last JSON line.
 
     ``registered`` is "new" when the run added a prompt version, "existing" when its best candidate's
-    text was already a version (``optimized_uri`` then names that one), None when nothing was
-    registered (``not_registered_reason`` says why). The ``test_*`` fields are None without a test set
+    text was already a version (``optimized_uri`` then names that one, ``registered_by_run`` the run
+    that registered it, None when no run did), None when nothing was registered
+    (``not_registered_reason`` says why). The ``test_*`` fields are None without a test set
     (or when the run ended before its final evaluation); ``test_delta_ci`` is the paired bootstrap 95%
     interval of the best candidate's gain over the baseline on the test set. ``tokens`` counts every
     successful model response per role (preflight checks included; ``judge`` all zeros without a
@@ -53,6 +55,7 @@ class RunSummary:
     baseline_uri: str | None
     optimized_uri: str | None
     registered: Literal["new", "existing"] | None
+    registered_by_run: str | None
     initial_score: float | None
     final_score: float | None
     metric_calls: int
@@ -93,6 +96,7 @@ class RunSummary:
             baseline_uri=view.baseline.uri or None,
             optimized_uri=registered.uri if registered else None,
             registered=("existing" if registered.existing else "new") if registered else None,
+            registered_by_run=registered.by_run if registered else None,
             initial_score=view.initial_score,
             final_score=view.final_score,
             metric_calls=view.metric_calls,
@@ -127,3 +131,27 @@ class RunSummary:
         if self.error:
             data["error"] = self.error
         return data
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``count`` and ``noun`` in the right number: "1 model call", "3 model calls"."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
+def failure_warning(view: RunView) -> str | None:
+    """One sentence for the model calls of a run that failed even after retries, naming only what did
+    fail (task-model predictions, reflections); None when nothing failed."""
+    parts = []
+    if view.failed_predictions:
+        parts.append(
+            f"{counted(view.failed_predictions, 'prediction')} failed even after retries: "
+            + ("it is" if view.failed_predictions == 1 else "they are")
+            + " flagged per example on the Results page and scored 0, so the scores are lower bounds"
+        )
+    if view.failed_reflections:
+        parts.append(
+            f"{counted(view.failed_reflections, 'reflection')} failed even after retries, so "
+            + ("that iteration" if view.failed_reflections == 1 else "those iterations")
+            + " proposed nothing"
+        )
+    return "; ".join(parts) + "." if parts else None

@@ -32,19 +32,38 @@ def template_variables(template: str) -> list[str]:
     return list(seen)
 
 
-def malformed_placeholders(template: str) -> list[str]:
-    """Brace fragments that look like a placeholder but are not one.
+# What is left of a template once its real variables are removed, read as attempts at one: a closed
+# "{{ ... }}" that is not a name, an opening "{{" left unclosed (with the word after it), or a name
+# closed by "}}" with at most one brace before it. A "}}" after anything else (the end of a nested
+# JSON object, say) is ordinary text.
+_ATTEMPT = re.compile(r"\{\{[^{}\n]*\}\}|\{\{\s*[^{}\s]*\}?|\{?[a-zA-Z_][a-zA-Z0-9_.]*\}\}")
+_NAME_START = re.compile(r"\s*([a-zA-Z_][a-zA-Z0-9_.]*)")
 
-    Examples: ``{{question}`` (unclosed), ``{{ 1st }}`` (not a name), ``}}`` without an opening,
+
+def malformed_placeholders(template: str) -> list[str]:
+    """Brace fragments that look like a placeholder but are not one, one per mistake.
+
+    Examples: ``{{question}`` (unclosed), ``{{ 1st }}`` (not a name), ``{question}}`` (one brace open).
     ``{question}`` is deliberately *not* reported: single braces are ordinary text (JSON examples).
     """
-    stripped = VARIABLE_PATTERN.sub("", template)
-    problems: list[str] = []
-    for match in _BRACE_RUN.finditer(stripped):
-        start = max(0, match.start() - 12)
-        end = min(len(stripped), match.end() + 12)
-        problems.append(stripped[start:end].strip())
-    return problems
+    stripped = VARIABLE_PATTERN.sub(" ", template)
+    return [match.group(0) for match in _ATTEMPT.finditer(stripped)]
+
+
+def malformed_message(fragment: str) -> str:
+    """The one sentence said for a fragment of :func:`malformed_placeholders`, with the fix."""
+    if fragment.startswith("{{") and fragment.endswith("}}"):
+        return (
+            f"'{fragment}' is not a variable name: start with a letter or _, then letters, digits or _ "
+            "(for example {{question}})."
+        )
+    name = _NAME_START.match(fragment.strip("{}"))
+    wanted = "{{" + name.group(1) + "}}" if name else "{{name}}"
+    if fragment.startswith("{{"):
+        return f"'{fragment}' is not closed: write {wanted}."
+    if fragment.startswith("{"):
+        return f"'{fragment}' opens with one brace: write {wanted}."
+    return f"'{fragment}' is never opened: write {wanted}."
 
 
 @dataclass(frozen=True)
@@ -54,6 +73,7 @@ class TemplateCheck:
     ``missing``: variables the template uses that the dataset rows do not have.
     ``unused``: dataset input fields the template never mentions (a warning, not an error).
     ``malformed``: fragments such as ``{{question}`` that will not be substituted.
+    ``problems``: one sentence per mistake, saying what to write instead.
     """
 
     variables: tuple[str, ...]
@@ -74,10 +94,10 @@ def check_template(template: str, dataset_fields: Iterable[str] | None = None) -
     """
     variables = tuple(template_variables(template))
     malformed = tuple(malformed_placeholders(template))
-    problems = [f"Malformed placeholder near '{fragment}': write variables as {{{{name}}}}." for fragment in malformed]
+    problems = [malformed_message(fragment) for fragment in malformed]
     if not template.strip():
         problems.append("The template is empty: write the instructions and at least one {{variable}}.")
-    elif not variables:
+    elif not variables and not malformed:  # a malformed one is the variable meant: said once, above
         problems.append(
             "The template has no {{variable}}: add one (for example {{question}}) so each example's "
             "input reaches the model."
@@ -87,7 +107,9 @@ def check_template(template: str, dataset_fields: Iterable[str] | None = None) -
     if dataset_fields is not None:
         fields = list(dict.fromkeys(dataset_fields))
         missing = tuple(v for v in variables if v not in fields)
-        unused = tuple(f for f in fields if f not in variables)
+        # A field a malformed placeholder means to use is that mistake, not an unused field.
+        meant = {m.group(1) for fragment in malformed if (m := _NAME_START.match(fragment.strip("{}")))}
+        unused = tuple(f for f in fields if f not in variables and f not in meant)
         for name in missing:
             available = ", ".join(fields) or "none"
             problems.append(

@@ -18,13 +18,17 @@ from core.analysis import (
     children,
     compare_examples,
     example_table,
+    explain_front,
     filter_examples,
     front_members_at,
     fronts_after_iterations,
+    how_it_ended,
+    input_label,
     kept_because,
     lineage,
     longest_front_run,
     mark_meaning,
+    only_baseline_line,
     parent_choices,
     rejections,
     run_curve,
@@ -36,6 +40,7 @@ from core.analysis import (
 from core.events import Candidate, EventLogError, RunStarted, decode_event, of_type, read_events
 from core.pareto import best_on_example
 from core.scorers import FAILED_PREDICTION_PREFIX, ScorerSpec
+from core.summary import counted, failure_warning
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RUNS = (
@@ -407,26 +412,20 @@ def test_what_if_grid_spans_one_proposal_to_the_recorded_budget():
 
 def test_example_table_marks_results_without_colour():
     view = view_of("run_short_qa_seed0")
-    table = example_table(compare_examples(view))
-    assert list(table.columns) == ["row", "category", "expected", "before", "✓ before", "after", "✓ after"]
-    assert set(table["✓ after"]) <= {"✓", "✗"} and "✗→✓ fixed" in set(table["category"])
+    table = example_table(compare_examples(view), input_label=input_label(view))
+    assert list(table.columns) == ["row", "question", "expected", "before", "✓ before", "after", "✓ after"]
+    assert table["question"].iloc[0] == "Who wrote the novel Pride and Prejudice?"  # the input comes first
+    assert set(table["✓ after"]) <= {"✓", "✗"}
     assert candidate_label(view, 0).startswith("Candidate 0 (baseline) · 20.0%")
 
 
-def test_example_table_adds_scores_for_graded_scorers_and_says_what_a_mark_means():
+def test_example_table_writes_partial_scores_in_the_mark_for_graded_scorers():
     view = view_of("run_short_qa_seed0")
-    table = example_table(compare_examples(view), with_scores=True)
-    assert list(table.columns) == [
-        "row",
-        "category",
-        "expected",
-        "before",
-        "✓ before",
-        "score before",
-        "after",
-        "✓ after",
-        "score after",
-    ]
+    frame = compare_examples(view)
+    frame.loc[0, "candidate_score"] = 2 / 3
+    table = example_table(frame, with_scores=True)
+    assert list(table.columns) == ["row", "input", "expected", "before", "✓ before", "after", "✓ after"]
+    assert table["✓ after"].iloc[0] == "0.67"
     assert mark_meaning(view.scorer) == "✓ = exact match after normalising (case, whitespace)"
     assert mark_meaning(ScorerSpec("f1", ())).startswith("✓ = full score (1.0) on Token F1 (no normalisation)")
 
@@ -563,3 +562,74 @@ def test_best_before_the_first_iteration_is_the_baseline_and_none_before_any_sco
     view = view_of("run_default_seed0")
     assert best_before(view, 1) == 0 and best_before(view, 0) is None
     assert best_before(view, 8) == 4  # 4 and 5 tie: the earliest is named, as everywhere
+
+
+def run_with_failures(predictions: int, reflections: int) -> RunView:
+    events = scored_run([[0.0, 1.0], [1.0, 1.0]], finished=False)
+    proposals = [
+        decode_event({"v": 2, "type": "iteration", "iteration": 2 + i, "outcome": "reflection_failed"})
+        for i in range(reflections)
+    ]
+    end = decode_event({"v": 2, "type": "run_finished", "stopped_by": "budget", "failed_predictions": predictions})
+    return build_run_view([*events, *proposals, end])
+
+
+def test_failure_warning_names_only_what_failed_in_the_right_number():
+    assert failure_warning(run_with_failures(0, 0)) is None
+    one = failure_warning(run_with_failures(1, 0))
+    assert one.startswith("1 prediction failed even after retries: it is flagged") and "reflection" not in one
+    two = failure_warning(run_with_failures(0, 2))
+    assert two.startswith("2 reflections failed even after retries") and "prediction" not in two
+    assert counted(1, "model call") == "1 model call" and counted(3, "model call") == "3 model calls"
+
+
+def test_explain_front_separates_best_alone_tied_above_zero_and_unsolved():
+    view = build_run_view(scored_run([[1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]]))
+    explained = explain_front(view)
+    assert [(m.candidate, m.alone, m.tied) for m in explained.members] == [(1, (1,), (0,)), (2, (2,), ())]
+    assert explained.unsolved == (3,)  # every candidate scores 0 there: counted once, for no one
+
+
+def test_explain_front_of_a_run_that_solves_nothing_keeps_the_baseline_for_no_example():
+    explained = explain_front(build_run_view(scored_run([[0.0, 0.0]])))
+    assert [(m.candidate, m.alone, m.tied) for m in explained.members] == [(0, (), ())]
+    assert explained.unsolved == (0, 1)
+
+
+def test_an_existing_version_is_said_as_such_in_the_cli_progress_and_the_summary():
+    from core.cli import _ProgressPrinter
+    from core.summary import RunSummary
+
+    events = scored_run([[0.0, 1.0], [1.0, 1.0]], finished=False)
+    registered = {"uri": "prompts:/qa/2", "version": 2, "existing": True, "by_run": "run-that-made-it"}
+    end = decode_event({"v": 2, "type": "run_finished", "stopped_by": "budget", "registered": registered})
+    printer = _ProgressPrinter()
+    printer.events = [*events, end]
+    line = printer.describe_end()
+    assert "same text as version 2 (prompts:/qa/2), registered by run run-that-made-it; no new version" in line
+    summary = RunSummary.of(build_run_view([*events, end])).cli_dict()
+    assert (summary["registered"], summary["registered_by_run"]) == ("existing", "run-that-made-it")
+
+
+def test_a_run_stopped_before_any_proposal_says_so_in_one_line():
+    view = view_of("run_cancelled_before_proposals")
+    assert only_baseline_line(view) == (
+        "Stopped before any proposal: only the baseline was scored (20.0%), so there is nothing to compare or register."
+    )
+    assert how_it_ended(view) == "stopped with Stop before its end"  # not "cancelled, stopped by cancelled"
+    assert only_baseline_line(view_of("run_short_qa_budget300")) is None
+
+
+def test_a_search_that_accepted_nothing_counts_its_iterations_in_one_line():
+    events = scored_run([[0.0, 1.0]], finished=False)
+    proposals = [
+        decode_event({"v": 2, "type": "iteration", "iteration": i, "outcome": outcome})
+        for i, outcome in enumerate(["rejected", "rejected", "skipped"], start=1)
+    ]
+    end = decode_event({"v": 2, "type": "run_finished", "stopped_by": "patience"})
+    view = build_run_view([*events, *proposals, end])
+    assert only_baseline_line(view) == (
+        "The search found no candidate besides the baseline (50.0%): of 3 iterations, 2 rejected, 1 skipped. "
+        "There is nothing to compare or register."
+    )
+    assert how_it_ended(view) == "finished because several iterations in a row brought no improvement (patience)"

@@ -49,6 +49,7 @@ def test_welcome_page_explains_the_loop_and_offers_the_default_run(explorer_home
     assert [link.label for link in replay_links] == ["1. Evaluate", "2. Reflect", "3. Improve", "4. Select"]
     assert at.button(key="welcome.start").label == "Run the default optimization"
     assert "simulated" in texts(at)
+    assert texts(at).count("It is not a language model") == 1  # the simulated note, once (the sidebar's)
 
 
 def test_sidebar_defaults_to_local_store_and_offline_model(explorer_home):
@@ -62,7 +63,8 @@ def test_sidebar_defaults_to_local_store_and_offline_model(explorer_home):
         time.sleep(1)
         at = app().run()  # a fresh session: AppTest drops the sidebar of a session's later runs
     statuses = "\n".join(shown(at.sidebar.success))
-    assert "Store: Local SQLite store" in statuses
+    assert "Store: Local SQLite store answers" in statuses and str(explorer_home) not in statuses  # no long path
+    assert at.sidebar.code[0].value.startswith("mlflow ui --backend-store-uri sqlite:///")  # one line, copyable
     assert "Task model: gepa-offline-demo (simulated) answers" in statuses
 
 
@@ -107,20 +109,20 @@ def test_template_problems_show_before_registering(explorer_home):
     at.text_area(key="prompts.template").input("Use {{context}} to answer {{question}").run()
     no_exception(at)
     errors = shown(at.error)
-    assert any("Malformed placeholder" in e for e in errors)
+    assert any("'{{question}' is not closed" in e for e in errors)
     assert any("no 'context' field" in e for e in errors)
-    assert at.button(key="FormSubmitter:prompts.register_form-Register new version").disabled
+    assert at.button(key="prompts.register").disabled
 
 
 def test_register_a_version_then_diff_and_move_alias(explorer_home):
     at = prompts_page()
     at.selectbox(key="prompts.open").select("short-answer-qa").run()
     at.text_area(key="prompts.template").input("Answer briefly, digits for numbers: {{question}}").run()
-    assert at.code[-1].value == "Answer briefly, digits for numbers: Who wrote the novel Pride and Prejudice?"
+    assert "Answer briefly, digits for numbers: Who wrote the novel Pride and Prejudice?" in [c.value for c in at.code]
     at.text_input(key="prompts.name").input("short-answer-qa")
     at.text_input(key="prompts.message").input("shorter answers")
     at.text_area(key="prompts.tags").input("author=test")
-    at.button(key="FormSubmitter:prompts.register_form-Register new version").click().run()
+    at.button(key="prompts.register").click().run()
     no_exception(at)
     assert any("Registered prompts:/short-answer-qa/2" in s for s in shown(at.success))
     at.run()
@@ -198,7 +200,7 @@ def test_complete_run_on_the_offline_model_reaches_optimization_finished(explore
     assert ref  # the run is found again through the URL after a reload
     wait_until(at, lambda a: "Optimization finished" in texts(a))
     page = texts(at)
-    assert "Registered as a new version: `prompts:/short-answer-qa/2`" in page
+    assert "Registered as a new version: prompts:/short-answer-qa/2." in page
     assert "the budget of metric calls was used up" in page or "patience" in page
     scores = at.dataframe[0].value
     assert scores["scorer"].iloc[0].startswith("Exact match")
@@ -232,7 +234,7 @@ def test_stop_mid_run_keeps_everything_and_offers_registration(explorer_home, en
     assert "you pressed Stop" in texts(at)
     register = at.button(key="optimize.register_best")
     register.click().run()
-    assert any("Registered prompts:/short-answer-qa/2" in s for s in shown(at.success))
+    assert any("Registered as a new version: prompts:/short-answer-qa/2" in s for s in shown(at.success))
 
 
 def test_results_page_rebuilds_a_recorded_run(recorded_run):
@@ -243,7 +245,7 @@ def test_results_page_rebuilds_a_recorded_run(recorded_run):
     no_exception(at)
     assert at.selectbox[0].value == run_id
     assert "Best (candidate" in at.metric[1].label
-    assert len(at.tabs) == 8
+    assert len(at.tabs) == 9
     at.session_state["results.tab"] = "Per example"  # as a click on the tab does
     at.run()
     no_exception(at)
@@ -296,13 +298,13 @@ def test_results_page_registers_a_chosen_candidate(recorded_run):
     button = next(b for b in at.button if b.label.startswith("Register candidate 4"))
     button.click().run()
     no_exception(at)
-    assert any("Registered prompts:/short-answer-qa/2" in s for s in shown(at.success))
+    assert any("Registered as a new version: prompts:/short-answer-qa/2" in s for s in shown(at.success))
     assert prompts.get_version("short-answer-qa", 1).template == "Answer this question: {{question}}"
 
 
 TAB_CONTENT = {
     "Candidates": lambda at: at.get("plotly_chart") and at.radio(key="results.x") is not None,
-    "Pareto front": lambda at: at.get("plotly_chart") and "is best on" in texts(at),
+    "Pareto front": lambda at: at.get("plotly_chart") and "Why each member of the front" in texts(at),
     "Lineage": lambda at: len(at.get("plotly_chart")) == 1,
     "Score matrix": lambda at: at.get("plotly_chart") and at.radio(key="results.matrix_order") is not None,
     "Per example": lambda at: "✗→✓ fixed" in [m.label for m in at.metric],
@@ -310,6 +312,9 @@ TAB_CONTENT = {
     "Export": lambda at: len(at.get("download_button")) == 9,
     "Replay": lambda at: (
         any(h.value.startswith("Iteration 1 of") for h in at.subheader) or "nothing to replay" in texts(at)
+    ),
+    "Proposals": lambda at: (
+        any(m.key == "results.proposal_filter" for m in at.multiselect) or "made no proposal" in texts(at)
     ),
 }
 
@@ -510,3 +515,302 @@ def test_the_live_feed_shows_what_the_reflection_model_was_shown():
     assert "What the reflection model was shown" in texts(at) and "The instruction text GEPA sent" in texts(at)
     assert len(at.table) == 9  # one per iteration that reflected (12 minus 3 skipped)
     assert any(c.value.startswith("I provided an assistant with the following instructions") for c in at.code)
+
+
+def test_advanced_settings_say_what_they_do(explorer_home):
+    at = optimize_page()
+    no_exception(at)
+    assert "Pareto front" in at.radio(key="optimize.selection").help
+    assert "same run" in at.number_input(key="optimize.seed").help
+    assert "parallel" in at.number_input(key="optimize.concurrency").help
+
+
+def test_a_whole_file_problem_is_one_line_without_a_row_grid(explorer_home):
+    at = optimize_page()
+    at.selectbox(key="optimize.dataset").select("upload").run()
+    at.get("file_uploader")[0].set_value(("mine.csv", b"question,response\nq1,a1\nq2,a2\n", "text/csv")).run()
+    no_exception(at)
+    errors = shown(at.error)
+    assert len(errors) == 1 and "no column holds the expected answer" in errors[0]
+    assert "the file's columns are question, response" in errors[0]
+    assert not at.dataframe  # no row/field grid of "None | None"
+
+
+def test_an_unclosed_brace_is_one_message_on_the_prompts_page(explorer_home):
+    at = prompts_page()
+    at.text_area(key="prompts.template").input("Answer this question: {{question}").run()
+    no_exception(at)
+    assert shown(at.error) == ["'{{question}' is not closed: write {{question}}."]
+    assert not at.warning  # not also "the dataset has question, which this template never uses"
+
+
+def test_pareto_explanation_counts_examples_no_candidate_solves_apart(recorded_run):
+    at = app()
+    at.query_params["run"] = recorded_run
+    open_page(at, "app_pages/results.py")
+    at.session_state["results.tab"] = "Pareto front"
+    at.run()
+    no_exception(at)
+    page = texts(at)
+    assert "- **Candidate 4** (95.0%): best alone on" in page
+    assert "No candidate scores above 0 on 2 examples (rows 13, 20)" in page
+
+
+def test_export_tab_says_chart_files_embed_plotly_js(recorded_run):
+    at = app()
+    at.query_params["run"] = recorded_run
+    open_page(at, "app_pages/results.py")
+    at.session_state["results.tab"] = "Export"
+    at.run()
+    no_exception(at)
+    assert "Each file embeds plotly.js (about 5 MB), so it opens offline" in texts(at)
+
+
+def test_a_best_candidate_already_registered_says_which_version_and_run_and_no_new_version(explorer_home):
+    from conftest import fixture_events, record_run
+
+    events = fixture_events("run_short_qa_budget300")
+    events[-1]["registered"] = {"uri": "prompts:/short-answer-qa/2", "version": 2, "existing": True, "by_run": "r0"}
+    run_id = record_run(events)
+    at = app()
+    at.query_params["run"] = run_id
+    open_page(at, "app_pages/optimize.py")
+    no_exception(at)
+    page = texts(at)
+    assert "Same text as version 2 (prompts:/short-answer-qa/2), registered by run r0; no new version." in page
+    assert "Registered as a new version" not in page
+
+
+def fake_live_run(home, ref: str = "live-here"):
+    """A run folder on this machine whose process is alive (a sleeping child standing in for the
+    worker) and whose events stop after the baseline's validation; returns (ref, process)."""
+    import subprocess
+
+    from conftest import fixture_events
+
+    folder = home / "runs" / ref
+    folder.mkdir(parents=True)
+    events = fixture_events("run_short_qa_budget300")[:3]  # run_started, the baseline, its front
+    (folder / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    process = subprocess.Popen(["sleep", "300"])
+    (folder / "pid").write_text(str(process.pid))
+    return ref, process
+
+
+def test_settings_stay_while_a_run_is_shown_and_after_it_ends(explorer_home):
+    ref, process = fake_live_run(explorer_home)
+    try:
+        at = optimize_page()
+        at.number_input(key="optimize.budget").set_value(320).run()
+        at.number_input(key="optimize.patience").set_value(0).run()
+        at.radio(key="optimize.scorer").set_value("f1").run()
+        at.query_params["run"] = ref  # a run is shown: none of the settings is drawn
+        at.run()
+        no_exception(at)
+        assert not at.number_input and "Stop" in [b.label for b in at.button]
+        at.run()
+    finally:
+        process.kill()
+        process.wait()
+    at.run()  # the run has ended: the set-up is drawn again below it
+    no_exception(at)
+    assert at.number_input(key="optimize.budget").value == 320
+    assert at.number_input(key="optimize.patience").value == 0
+    assert at.radio(key="optimize.scorer").value == "f1"
+
+
+def test_a_run_left_going_for_a_new_set_up_stays_in_view_with_a_link_back(explorer_home):
+    ref, process = fake_live_run(explorer_home)
+    try:
+        at = app()
+        at.query_params["run"] = ref
+        open_page(at, "app_pages/optimize.py")
+        at.button(key="optimize.new").click().run()
+        no_exception(at)
+        assert "**Your previous run is still going**: iteration 0, 40 of 300 metric calls" in texts(at)
+        links = [link.proto for link in at.get("page_link")]
+        assert any(link.label == "Back to the running run" and f"run={ref}" in link.query_string for link in links)
+        # the new set-up starts from that run's settings
+        assert (at.number_input(key="optimize.patience").value, at.number_input(key="optimize.seed").value) == (0, 2)
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_set_up_a_new_run_starts_from_that_runs_settings(explorer_home):
+    from conftest import fixture_events, record_run
+
+    run_id = record_run(fixture_events("run_context_qa"))
+    at = app()
+    at.query_params["run"] = run_id
+    open_page(at, "app_pages/optimize.py")
+    at.button(key="optimize.new").click().run()
+    no_exception(at)
+    assert at.selectbox(key="optimize.dataset").value == "context_qa"
+    assert at.selectbox(key="optimize.prompt").value == "prompts:/context-qa/1"
+    assert (at.number_input(key="optimize.budget").value, at.number_input(key="optimize.patience").value) == (120, 4)
+    assert at.number_input(key="optimize.seed").value == 1
+
+
+def test_an_uploaded_dataset_stays_chosen_after_a_visit_to_another_page(explorer_home):
+    at = optimize_page()
+    at.selectbox(key="optimize.dataset").select("upload").run()
+    rows = b"question,answer\nWho wrote Pride and Prejudice?,Jane Austen\nHow many legs does an insect have?,6\n"
+    at.get("file_uploader")[0].set_value(("books.csv", rows, "text/csv")).run()
+    at.number_input(key="optimize.budget").set_value(90).run()
+    at.switch_page("app_pages/prompts.py").run()
+    at.switch_page("app_pages/optimize.py").run()
+    no_exception(at)
+    assert at.selectbox(key="optimize.dataset").value == "upload"
+    assert at.number_input(key="optimize.budget").value == 90
+    assert "Using books.csv (2 rows), uploaded earlier in this session" in texts(at)
+
+
+def cancelled_after_candidates() -> list[dict]:
+    """The budget-300 run as if Stop had been pressed after iteration 4 (candidates 0 to 4)."""
+    from conftest import fixture_events
+
+    events = [e for e in fixture_events("run_short_qa_budget300") if e["seq"] <= 26]
+    reason = "the run was stopped; register the best candidate from the Results page if you want it"
+    end = {"v": 2, "seq": 27, "t": events[-1]["t"] + 1, "type": "run_finished", "status": "cancelled"}
+    return [*events, end | {"stopped_by": "cancelled", "not_registered_reason": reason}]
+
+
+def test_a_stop_before_any_proposal_is_one_line_without_an_empty_diff(explorer_home):
+    from conftest import fixture_events, record_run
+
+    run_id = record_run(fixture_events("run_cancelled_before_proposals"), explorer_status="cancelled")
+    at = app()
+    at.query_params["run"] = run_id
+    open_page(at, "app_pages/optimize.py")
+    no_exception(at)
+    page = texts(at)
+    assert "Stopped before any proposal: only the baseline was scored (20.0%)" in page
+    assert "Baseline → candidate 0" not in page and "against candidate 0" not in page
+    at.switch_page("app_pages/results.py").run()
+    no_exception(at)
+    assert "stopped with Stop before its end" in texts(at) and "stopped by cancelled" not in texts(at)
+
+
+def test_registering_after_a_stop_replaces_the_note_that_offered_it(explorer_home):
+    from conftest import record_run
+    from core import prompts
+
+    prompts.ensure_bundled_prompts()
+    run_id = record_run(cancelled_after_candidates(), explorer_status="cancelled")
+    at = app()
+    at.query_params["run"] = run_id
+    open_page(at, "app_pages/optimize.py")
+    assert "Stopped before its end, so nothing was registered" in texts(at)
+    at.button(key="optimize.register_best").click().run()
+    no_exception(at)
+    assert "Registered as a new version: prompts:/short-answer-qa/2." in texts(at)
+    at.run()
+    page = texts(at)
+    assert "After the stop, the best candidate was registered as prompts:/short-answer-qa/2." in page
+    assert "if you want it" not in page and "nothing was registered" not in page
+    assert not [b for b in at.button if b.key == "optimize.register_best"]
+
+
+def test_own_data_with_the_simulated_model_says_why_every_score_is_zero(explorer_home):
+    from conftest import fixture_events, record_run
+
+    events = fixture_events("run_short_qa_budget300")
+    for example in events[0]["examples"]:
+        example["inputs"] = {"question": f"What is the name of my cat number {example['id']}?"}
+    run_id = record_run(events)
+    at = app()
+    at.query_params["run"] = run_id
+    open_page(at, "app_pages/optimize.py")
+    no_exception(at)
+    assert "it knows only the bundled questions, 0 of these 40 rows" in texts(at)
+
+
+def test_an_upload_the_simulated_model_does_not_know_is_said_at_once(explorer_home):
+    at = optimize_page()
+    at.selectbox(key="optimize.dataset").select("upload").run()
+    rows = b"question,answer\nWhat is my cat called?,Tom\nWhere do I live?,Oslo\n"
+    at.get("file_uploader")[0].set_value(("mine.csv", rows, "text/csv")).run()
+    no_exception(at)
+    warnings = shown(at.warning)
+    assert any("it knows only the bundled questions, 0 of these 2 rows" in w for w in warnings)
+    assert any("choose OpenAI or an OpenAI-compatible endpoint" in w for w in warnings)
+
+
+def test_the_editor_opens_with_the_name_and_text_of_one_prompt_and_follows_the_opened_one(explorer_home):
+    at = prompts_page()
+    no_exception(at)
+    opened = at.selectbox(key="prompts.open").value
+    assert (at.text_input(key="prompts.name").value, opened) == ("short-answer-qa", "short-answer-qa")
+    assert at.text_area(key="prompts.template").value == "Answer this question: {{question}}"
+    at.selectbox(key="prompts.open").select("context-qa").run()
+    assert at.text_input(key="prompts.name").value == "context-qa"
+    assert "{{context}}" in at.text_area(key="prompts.template").value
+    assert at.selectbox(key="prompts.dataset").value == "context_qa"  # checked against its own data
+
+
+def test_registering_the_latest_versions_text_again_is_refused(tracking):
+    from core import prompts
+
+    at = prompts_page()
+    assert "This text is already version 1 of short-answer-qa, its latest" in "\n".join(shown(at.info))
+    assert at.button(key="prompts.register").disabled
+    with pytest.raises(prompts.PromptError, match="already version 1"):
+        prompts.register_typed_version("short-answer-qa", "Answer this question: {{question}}")
+    assert [v.version for v in prompts.list_versions("short-answer-qa")] == [1]
+
+
+def test_a_version_that_drops_a_variable_waits_for_a_confirmation(tracking):
+    from core import prompts
+
+    at = prompts_page()
+    at.selectbox(key="prompts.open").select("context-qa").run()
+    at.text_area(key="prompts.template").input("Answer this question briefly: {{question}}").run()
+    no_exception(at)
+    assert any("This version drops {{context}}, which version 1 of context-qa uses" in w for w in shown(at.warning))
+    assert at.button(key="prompts.register").disabled
+    next(c for c in at.checkbox if c.key.startswith("prompts.confirm.")).check().run()
+    at.button(key="prompts.register").click().run()
+    no_exception(at)
+    assert any("Registered prompts:/context-qa/2" in s for s in shown(at.success))
+    assert prompts.get_version("context-qa", 2).template == "Answer this question briefly: {{question}}"
+
+
+def test_another_prompts_text_under_an_existing_name_waits_for_a_confirmation(explorer_home):
+    at = prompts_page()
+    at.text_input(key="prompts.name").input("context-qa").run()  # the text is short-answer-qa's v1
+    no_exception(at)
+    warnings = "\n".join(shown(at.warning))
+    assert "This text is version 1 of short-answer-qa, another prompt" in warnings
+    assert "drops {{context}}" in warnings
+    assert at.button(key="prompts.register").disabled
+
+
+def test_results_tables_put_scores_and_the_input_first(recorded_run):
+    at = app()
+    at.query_params["run"] = recorded_run
+    open_page(at, "app_pages/results.py")
+    no_exception(at)
+    runs = at.dataframe[0].value
+    assert list(runs.columns)[:6] == ["baseline", "best", "scorer", "budget", "patience", "seed"]
+    assert at.selectbox[0].format_func(recorded_run).startswith("20% → 95% · budget 300 · patience 0 · seed 2 · ")
+    at.session_state["results.tab"] = "Per example"
+    at.run()
+    table = at.dataframe[-1].value
+    assert list(table.columns) == ["row", "question", "expected", "before", "✓ before", "after", "✓ after"]
+
+
+def test_results_lists_every_proposal_filterable_by_outcome(recorded_run):
+    at = app()
+    at.query_params["run"] = recorded_run
+    open_page(at, "app_pages/results.py")
+    assert "Proposals" in [t.label for t in at.tabs]
+    at.session_state["results.tab"] = "Proposals"
+    at.run()
+    no_exception(at)
+    iterations = [e.label for e in at.expander if e.label.startswith("Iteration ")]
+    assert len(iterations) == 30  # accepted, skipped and discarded: every iteration
+    at.multiselect(key="results.proposal_filter").set_value(["invalid_proposal"]).run()
+    titles = [e.label for e in at.expander if e.label.startswith("Iteration ")]
+    assert len(titles) == 4 and all("discarded" in t for t in titles)
+    assert "Proposed prompt" in texts(at) or at.code  # each opens on the whole proposed prompt

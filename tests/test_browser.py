@@ -7,12 +7,14 @@ Screenshots go to ``test-artifacts/screenshots`` (or ``GEPA_EXPLORER_SCREENSHOTS
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -85,18 +87,26 @@ def cold_app_url(tmp_path: Path):
         yield url, home
 
 
-@pytest.fixture
-def page():
+@pytest.fixture(scope="module")
+def browser():
+    """One Chromium for the module (Debian's, never ``playwright install``); each test gets a fresh
+    context of its own."""
     if not Path(CHROMIUM).exists():
         pytest.fail("Chromium is missing: scripts/test installs it with apt-get install chromium")
     from playwright.sync_api import sync_playwright
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1440, "height": 2200})
-        yield context.new_page()
-        browser.close()
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1440, "height": 2200}, accept_downloads=True)
+    yield context.new_page()
+    context.close()
 
 
 def shot(page, name: str) -> None:
@@ -260,3 +270,190 @@ def test_a_step_of_the_welcome_loop_opens_replay_at_that_step(default_run, app_u
     page.get_by_role("heading", name="3. Reflect").wait_for(timeout=30_000)
     assert page.get_by_role("heading", name="1. Select").count() == 0  # only the chosen step is open
     shot(page, "18-results-replay-from-welcome-reflect")
+
+
+# --------------------------------------------------------------------------------------------------
+# One server for the checks below: a home with the bundled prompts and one recorded run
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory, empty_store: Path) -> Iterator[SimpleNamespace]:
+    """The app on a home of its own, with the bundled prompts registered and the budget-300 run
+    recorded; for the tests that do not need a fresh server, so the module starts one server for them."""
+    from conftest import copy_store, fixture_events, record_run
+
+    home = tmp_path_factory.mktemp("shared") / "home"
+    home.mkdir()
+    copy_store(empty_store, home)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("GEPA_EXPLORER_HOME", str(home))
+        env.delenv("MLFLOW_TRACKING_URI", raising=False)
+        from core import prompts
+
+        run_id = record_run(fixture_events("run_short_qa_budget300"))
+        prompts.ensure_bundled_prompts()
+    with streamlit_app(home) as url:
+        yield SimpleNamespace(url=url, home=home, run_id=run_id)
+
+
+NO_SKELETON = '() => !document.querySelector(\'[data-testid="stSkeleton"], [data-testid="stSkeletonElement"]\')'
+
+
+def open_page(page, url: str, wait_for: str) -> None:
+    """Go to ``url`` and wait until ``wait_for`` (a text of the page) shows, the script run ended and
+    every element has replaced its loading placeholder."""
+    page.goto(url)
+    page.get_by_text(wait_for).first.wait_for(timeout=120_000)
+    settle(page)
+    page.wait_for_function(NO_SKELETON, timeout=60_000)
+    assert_no_traceback(page)
+
+
+def prompt_versions(home: Path) -> int:
+    with sqlite3.connect(home / "mlflow.db") as db:
+        return db.execute("select count(*) from model_versions").fetchone()[0]
+
+
+def test_the_toolbar_has_no_deploy_button_and_no_developer_menu(shared, page):
+    open_page(page, shared.url, "Start in one click")
+    assert page.locator("[data-testid='stAppDeployButton']").count() == 0
+    assert page.get_by_role("button", name="Deploy").count() == 0
+    menu = page.locator("[data-testid='stMainMenu']")
+    if menu.count():  # viewer mode keeps a menu of viewer options only
+        menu.click()
+        items = page.locator("[data-testid='stMainMenuList']").inner_text()
+        assert "Rerun" not in items and "Clear cache" not in items, items
+
+
+def test_enter_in_the_prompt_fields_registers_nothing_only_the_button_does(shared, page):
+    open_page(page, shared.url + "/prompts", "Write and check a template")
+    before = prompt_versions(shared.home)
+    page.get_by_label("Template", exact=True).fill("Answer in a few words: {{question}}")
+    page.get_by_label("Template", exact=True).blur()
+    settle(page)
+    name = page.get_by_label("Prompt name", exact=True)
+    name.fill("short-answer-qa")
+    name.press("Enter")
+    settle(page)
+    tags = page.get_by_label("Tags (one key=value per line)", exact=True)
+    tags.fill("author=class")
+    tags.press("Control+Enter")
+    settle(page)
+    time.sleep(2)
+    assert prompt_versions(shared.home) == before, "a key press registered a version"
+    page.get_by_role("button", name="Register new version").click()
+    page.get_by_text("Registered prompts:/short-answer-qa/").wait_for(timeout=60_000)
+    assert prompt_versions(shared.home) == before + 1
+
+
+CUT = """() => [...document.querySelectorAll('[data-testid="stMetricLabel"], [data-testid="stMetricValue"]')]
+    .flatMap(el => [el, ...el.querySelectorAll('*')])
+    .filter(el => el.scrollWidth > el.clientWidth + 1)
+    .map(el => el.innerText)"""
+TABLE_OVERFLOW = """() => [...document.querySelectorAll('[data-testid="stDataFrame"] .dvn-scroller')]
+    .map(el => el.scrollWidth - el.clientWidth)"""
+RESULTS_TABS = (
+    "Candidates",
+    "Pareto front",
+    "Lineage",
+    "Score matrix",
+    "Per example",
+    "What if",
+    "Export",
+    "Proposals",
+    "Replay",
+)
+
+
+def read_at(page, width: int, name: str) -> None:
+    """Screenshot the page at ``width`` and check nothing is cut: no metric label or value ends in
+    an ellipsis, and the sidebar's mlflow ui command stays on one line."""
+    assert not page.evaluate(CUT), f"{name} at {width} px: metrics cut: {page.evaluate(CUT)}"
+    command = page.locator("[data-testid='stSidebar'] [data-testid='stCode']")
+    if command.count():
+        assert command.first.bounding_box()["height"] < 70, f"{name}: the mlflow ui command wraps"
+    shot(page, f"{width}-{name}")
+
+
+@pytest.mark.parametrize("width", [1024, 1440])
+def test_every_page_reads_at_projector_and_desktop_width(shared, browser, width):
+    context = browser.new_context(viewport={"width": width, "height": 900 if width > 1024 else 768})
+    page = context.new_page()
+    try:
+        page.set_viewport_size({"width": width, "height": 2400})  # the whole page in one picture
+        for path, wait_for, name in (
+            ("", "Start in one click", "welcome"),
+            ("/prompts", "Write and check a template", "prompts"),
+            ("/optimize", "Budget and patience", "optimize-setup"),
+            (f"/optimize?run={shared.run_id}", "Optimization finished", "optimize-finished"),
+        ):
+            open_page(page, shared.url + path, wait_for)
+            read_at(page, width, name)
+        for tab in RESULTS_TABS:
+            open_page(page, f"{shared.url}/results?run={shared.run_id}&results.tab={tab.replace(' ', '+')}", "Best (")
+            if tab in ("Candidates", "Pareto front", "Lineage", "Score matrix", "What if"):
+                page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+            if tab == "Per example":
+                page.locator("[data-testid='stDataFrame']").last.wait_for(timeout=60_000)
+                overflow = page.evaluate(TABLE_OVERFLOW)[-1]
+                assert overflow <= 1, f"the per-example table needs {overflow} px more at {width} px"
+            read_at(page, width, f"results-{tab.lower().replace(' ', '-')}")
+    finally:
+        context.close()
+
+
+def test_an_exported_chart_draws_in_the_colours_of_the_chart_in_the_app_offline(shared, browser, page, tmp_path):
+    open_page(page, f"{shared.url}/results?run={shared.run_id}", "Best (")
+    page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+    drawn = "() => { const gd = document.querySelector('.js-plotly-plot'); return gd._fullLayout.colorway }"
+    in_app = page.evaluate(drawn)
+    page.get_by_role("tab", name="Export").click()
+    settle(page)
+    with page.expect_download(timeout=120_000) as download:
+        page.get_by_role("button", name="candidates.html").click()
+    path = tmp_path / download.value.suggested_filename
+    download.value.save_as(path)
+    offline = browser.new_context(offline=True)  # the file embeds plotly.js: no network needed
+    try:
+        exported = offline.new_page()
+        exported.goto(path.as_uri())
+        exported.locator(".js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=60_000)
+        assert exported.evaluate(drawn) == in_app
+        assert not any(color.startswith("#0000") for color in exported.evaluate(drawn))
+    finally:
+        offline.close()
+
+
+def test_a_live_run_a_new_set_up_beside_it_and_its_stop_read_at_both_widths(shared, page):
+    open_page(page, shared.url + "/optimize", "Budget and patience")
+    budget = page.get_by_label("Budget (metric calls)", exact=True)
+    budget.fill("290")
+    budget.press("Enter")
+    settle(page)
+    page.get_by_text("Simulate a slower or flaky model").click()  # slower, so the run is seen going
+    page.get_by_role("slider", name="Latency per call (ms)").focus()
+    for _ in range(6):
+        page.keyboard.press("ArrowRight")
+    settle(page)
+    page.get_by_role("button", name="Run optimization", exact=True).click()
+    page.get_by_text("metric calls used").first.wait_for(timeout=90_000)
+    for width in (1440, 1024):
+        page.set_viewport_size({"width": width, "height": 2400})
+        read_at(page, width, "optimize-live")
+    page.get_by_role("button", name="Set up a new run").click()
+    page.get_by_text("Your previous run is still going").wait_for(timeout=60_000)
+    for width in (1024, 1440):
+        page.set_viewport_size({"width": width, "height": 2400})
+        read_at(page, width, "optimize-new-set-up-beside-a-live-run")
+    page.get_by_role("link", name="Back to the running run").click()
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_text("early because you pressed Stop").wait_for(timeout=180_000)
+    settle(page)
+    assert_no_traceback(page)
+    # the set-up below the stopped run shows the choices it was started with, in the browser too
+    assert page.get_by_label("Budget (metric calls)", exact=True).input_value() == "290"
+    assert page.get_by_label("ignore case", exact=True).is_checked()
+    for width in (1440, 1024):
+        page.set_viewport_size({"width": width, "height": 2400})
+        read_at(page, width, "optimize-stopped")

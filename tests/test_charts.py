@@ -288,6 +288,43 @@ def test_figure_html_embeds_plotly_js_and_loads_no_external_script():
     assert "cdn.plot.ly/plotly" not in html.lower()
 
 
+# The colours the app's charts are drawn in (read from a chart's layout in Chromium).
+APP_COLORWAY = [
+    "#0068c9",
+    "#83c9ff",
+    "#ff2b2b",
+    "#ffabab",
+    "#29b09d",
+    "#7defa1",
+    "#ff8700",
+    "#ffd16a",
+    "#6d3fc0",
+    "#d5dae5",
+]
+
+
+def exported_figure(html: str) -> dict:
+    """The figure an exported page draws: the data and layout of its ``Plotly.newPlot`` call."""
+    decoder = json.JSONDecoder()
+    start = html.index("Plotly.newPlot(")
+    start = html.index("[", start)
+    data, end = decoder.raw_decode(html, start)
+    layout, _ = decoder.raw_decode(html, html.index("{", end))
+    return {"data": data, "layout": layout}
+
+
+def test_exported_chart_has_the_app_colours_under_streamlits_placeholder_template(monkeypatch):
+    import plotly.io as pio
+    import streamlit.elements.plotly_chart  # noqa: F401 - registers Streamlit's plotly template, as in the app
+
+    monkeypatch.setattr(pio.templates, "default", "streamlit")  # what every figure built in the app gets
+    html = figure_html(candidates_figure(view_of("run_short_qa_seed0")))
+    template = exported_figure(html)["layout"]["template"]
+    assert template["layout"]["colorway"] == APP_COLORWAY  # not Streamlit's "#000001", "#000002", ...
+    placeholders = re.findall(r'"#0000[0-4][0-9]"', json.dumps(exported_figure(html)))
+    assert not placeholders
+
+
 class _Selection:
     def __init__(self, points):
         self.selection = type("State", (), {"points": points})()

@@ -80,6 +80,10 @@ def test_identical_best_reuses_the_registered_version(run_cli, tracking, explore
     second = run_cli("optimize", "--budget", "100", "--seed", "5")
     assert first.summary["optimized_uri"] == second.summary["optimized_uri"] is not None
     assert len(prompt_versions(explorer_home)) == 3  # two bundled baselines and one optimized version
+    assert (first.summary["registered"], second.summary["registered"]) == ("new", "existing")
+    assert second.summary["registered_by_run"] == first.summary["run_id"]
+    said = f"same text as version 2 (prompts:/short-answer-qa/2), registered by run {first.summary['run_id']}"
+    assert said in second.stderr and "registered as a new version" in first.stderr
 
 
 def test_two_variable_dataset_keeps_both_variables(run_cli, tracking, context_qa):
@@ -139,7 +143,7 @@ def test_failed_predictions_are_counted_not_hidden(run_cli, tracking, endpoint_f
     failed = sum(e["failed"] for e in events if e["type"] == "validation")
     assert failed > 0
     assert any(o.startswith("Failed to invoke") for e in events if e["type"] == "validation" for o in e["outputs"])
-    assert f"warning: {summary['failed_predictions']} failed predictions (scored 0" in result.stderr
+    assert f"warning: {summary['failed_predictions']} predictions failed even after retries" in result.stderr
 
 
 def test_endpoint_failing_everything_is_refused_before_the_run(run_cli, explorer_home, endpoint_factory):
@@ -169,7 +173,7 @@ BAD_INPUTS = {
     "bad scorer": (["--scorer", "bleu"], "invalid choice: 'bleu'"),
     "template without name": (["--template", "Q: {{question}}"], "--template needs --prompt-name"),
     "template missing variable": (["--prompt-name", "x", "--template", "{{query}}"], "has no 'query'"),
-    "malformed template": (["--prompt-name", "x", "--template", "Answer {{question}"], "Malformed placeholder"),
+    "malformed template": (["--prompt-name", "x", "--template", "Answer {{question}"], "'{{question}' is not closed"),
     "unreachable endpoint": (
         ["--provider", "openai", "--base-url", "http://127.0.0.1:9/v1", "--max-retries", "0", "--timeout", "2"],
         "127.0.0.1:9",
@@ -463,3 +467,10 @@ def test_export_of_a_run_that_is_not_an_optimization_exits_2_with_one_line(run_c
     result = run_cli("export", run.info.run_id, "--out", str(tmp_path / "run.json"))
     assert result.returncode == 2
     assert result.stderr == f"error: Run '{run.info.run_id}' is not a GEPA Explorer optimization run.\n"
+
+
+def test_top_level_help_lists_only_the_public_commands(run_cli):
+    result = run_cli("--help", timeout=60)
+    assert result.returncode == 0
+    assert "==SUPPRESS==" not in result.stdout
+    assert "{optimize,export,serve-offline}" in result.stdout and "worker" not in result.stdout

@@ -93,10 +93,10 @@ def test_nested_value_is_rejected(write_file):
 
 
 def test_every_problem_is_listed(write_file):
-    path = write_file("d.jsonl", rows_jsonl([{"question": "q"}] * 3))
+    path = write_file("d.jsonl", rows_jsonl([{"question": "q", "answer": "a"}] + [{"question": "q"}] * 3))
     with pytest.raises(DatasetError) as error:
         load_dataset(path)
-    assert [p.row for p in error.value.problems] == [1, 2, 3]
+    assert [p.row for p in error.value.problems] == [2, 3, 4]
 
 
 def test_oversized_file_is_refused_before_reading(write_file, monkeypatch):
@@ -199,3 +199,30 @@ def test_a_test_file_must_have_the_dataset_fields(short_qa, write_file):
     other = load_dataset(write_file("test.jsonl", rows_jsonl([{"query": "q", "answer": "a"}])))
     with pytest.raises(ConfigError, match="has the fields query, but the dataset has question"):
         choose_splits(load_dataset(short_qa), test_file=other)
+
+
+def test_a_column_missing_from_every_row_is_one_problem_naming_the_columns_found(write_file):
+    path = write_file("d.csv", "question,response\nq1,a1\nq2,a2\nq3,a3\n")
+    with pytest.raises(DatasetError) as error:
+        load_dataset(path)
+    assert [(p.row, p.field) for p in error.value.problems] == [(None, None)]
+    assert "no column holds the expected answer" in error.value.problems[0].message
+    assert "the file's columns are question, response" in error.value.problems[0].message
+
+
+def test_a_row_with_an_empty_question_is_refused(write_file):
+    path = write_file("d.jsonl", rows_jsonl([{"question": "Q1", "answer": "A"}, {"question": "  ", "answer": "B"}]))
+    with pytest.raises(DatasetError) as error:
+        load_dataset(path)
+    assert [(p.row, p.field, p.message) for p in error.value.problems] == [
+        (2, "question", "empty: every input needs a value")
+    ]
+
+
+def test_template_variable_no_row_has_is_one_problem_naming_the_columns(write_file):
+    path = write_file("d.jsonl", rows_jsonl([{"query": "q", "answer": "a"}, {"query": "r", "answer": "b"}]))
+    with pytest.raises(DatasetError) as error:
+        load_dataset(path).check_template("{{question}}")
+    assert [p.message for p in error.value.problems] == [
+        "the template uses {{question}} but the file has no 'question' column (its input columns: query)"
+    ]

@@ -352,7 +352,16 @@ def test_store_info_links_to_a_server_ui_and_labels_local_files(monkeypatch):
 def test_uploads_are_kept_once_with_a_safe_name(explorer_home):
     first = save_upload(b"question,answer\nq,a\n", "../my data.csv")
     again = save_upload(b"question,answer\nq,a\n", "../my data.csv")
-    assert first == again and first.parent == explorer_home / "uploads" and first.name.endswith("my_data.csv")
+    assert first == again and first.parent.parent == explorer_home / "uploads" and first.name == "my_data.csv"
+
+
+def test_an_upload_keeps_its_file_name_so_runs_name_the_dataset_after_it(explorer_home):
+    from core.datasets import load_dataset
+
+    path = save_upload(b"question,answer\nq,a\n", "capitals.csv")
+    other = save_upload(b"question,answer\nq,b\n", "capitals.csv")
+    assert load_dataset(path).name == "capitals"  # not "3fa2b1c4d5e6-capitals"
+    assert other != path and other.read_bytes() != path.read_bytes()
 
 
 # --- errors at the boundary ---------------------------------------------------------------------
@@ -420,3 +429,25 @@ def test_a_participant_name_is_checked_and_prefixes_the_prompts_their_runs_regis
     assert prompt_name_for(None, "short-answer-qa") == "short-answer-qa"
     with pytest.raises(ConfigError, match="not a participant name"):
         participant_name("alice smith")
+
+
+def test_runs_are_named_by_their_scores_then_what_tells_them_apart():
+    from core.runs import RunInfo, run_label, run_rows
+
+    def info(seed: str, scorer: str) -> RunInfo:
+        return RunInfo(
+            run_id=f"id{seed}",
+            name="short-answer-qa v1 · budget 300",
+            experiment_id="1",
+            status="FINISHED",
+            start_ms=0,
+            end_ms=None,
+            params={"scorer": scorer, "budget": "300", "patience": "6", "seed": seed},
+            tags={"gepa_explorer.status": "finished"},
+            metrics={"initial_eval_score": 0.2, "final_eval_score": 0.85},
+        )
+
+    first, second = info("0", "exact_match"), info("1", "f1")
+    assert run_label(first).startswith("20% → 85% · exact match · budget 300 · patience 6 · seed 0 · ")
+    assert run_label(first) != run_label(second) and "F1" in run_label(second)
+    assert list(run_rows([first])[0])[:6] == ["baseline", "best", "scorer", "budget", "patience", "seed"]

@@ -448,3 +448,12 @@ def test_baseline_is_weak_and_the_best_rules_are_strong_on_the_bundled_set():
 
     assert 0.10 <= share("") <= 0.30
     assert share(ALL_RULES) >= 0.8
+
+
+def test_own_data_note_says_the_simulated_model_only_knows_the_bundled_questions():
+    from core.offline_model import own_data_note
+
+    note = own_data_note(["What is the capital of Zorbia?", "Who wrote the novel Pride and Prejudice?", "Q3?"])
+    assert note.startswith("The offline demo model is simulated: it knows only the bundled questions, 1 of these 3")
+    assert "OpenAI-compatible endpoint" in note
+    assert own_data_note(["Who wrote the novel Pride and Prejudice?"]) is None

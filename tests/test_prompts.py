@@ -48,7 +48,7 @@ def test_registered_versions_are_never_changed(tracking):
 def test_bad_templates_are_refused_before_registering(tracking):
     with pytest.raises(PromptError, match="no \\{\\{variable\\}\\}"):
         prompts.register_version("qa", "no variables here")
-    with pytest.raises(PromptError, match="Malformed placeholder"):
+    with pytest.raises(PromptError, match="is not closed: write"):
         prompts.register_version("qa", "Answer {{question}")
     assert prompts.list_versions("qa") == []
 
@@ -81,3 +81,59 @@ def test_bundled_baselines_are_registered_once_with_alias(tracking):
     again = prompts.ensure_bundled_prompts()
     assert [p.uri for p in first] == [p.uri for p in again] == ["prompts:/short-answer-qa/1", "prompts:/context-qa/1"]
     assert "baseline" in prompts.load("prompts:/short-answer-qa@baseline").aliases
+
+
+def test_two_runs_registering_the_same_candidate_at_once_make_one_version(tracking, monkeypatch):
+    import threading
+    import time
+
+    from conftest import fixture_events
+    from core.analysis import build_run_view
+    from core.events import decode_event
+    from core.registration import register_candidate
+
+    prompts.ensure_bundled_prompts()
+    view = build_run_view([decode_event(e) for e in fixture_events("run_short_qa_budget300")])
+    slow_register = prompts.register_version
+
+    def register_slowly(*args, **kwargs):
+        time.sleep(0.5)  # both runs have looked for the text before either has registered it
+        return slow_register(*args, **kwargs)
+
+    monkeypatch.setattr(prompts, "register_version", register_slowly)
+    done = []
+    threads = [threading.Thread(target=lambda: done.append(register_candidate(view, 4))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(r.existing for r in done) == [False, True]
+    assert {r.version.uri for r in done} == {"prompts:/short-answer-qa/2"}
+    assert [v.version for v in prompts.list_versions("short-answer-qa")] == [2, 1]
+    again = next(r for r in done if r.existing)
+    assert again.by_run == view.run_id  # the version's tags name the run that registered it
+
+
+def version(name: str, number: int, template: str) -> prompts.PromptVersionInfo:
+    return prompts.PromptVersionInfo(name=name, version=number, template=template)
+
+
+def test_check_new_version_refuses_the_latest_text_and_warns_about_dropped_variables_and_other_prompts():
+    context = [version("context-qa", 1, "Read {{context}}. Answer {{question}}")]
+    short = version("short-answer-qa", 1, "Answer this question: {{question}}")
+    assert (
+        "already version 1 of context-qa"
+        in prompts.check_new_version("context-qa", context[0].template, context).refusal
+    )
+    dropped = prompts.check_new_version("context-qa", "Answer {{question}}", context)
+    assert dropped.refusal is None and "drops {{context}}" in dropped.warnings[0]
+    borrowed = prompts.check_new_version("context-qa", short.template, context, [short])
+    assert any("version 1 of short-answer-qa, another prompt" in w for w in borrowed.warnings)
+    opened = prompts.check_new_version(
+        "context-qa", "Read {{context}}: {{question}}", context, opened_from="short-answer-qa"
+    )
+    assert opened.warnings == (
+        "This text was opened from short-answer-qa, but the name is context-qa, another prompt: registering adds "
+        "it as a version of context-qa.",
+    )
+    assert prompts.check_new_version("new-prompt", short.template, [], [short]) == prompts.VersionCheck()

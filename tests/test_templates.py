@@ -18,7 +18,25 @@ def test_dotted_variables_follow_mlflow_syntax():
 
 
 def test_unclosed_braces_are_malformed():
-    assert malformed_placeholders("Answer {{question}") == ["Answer {{question}"]
+    assert malformed_placeholders("Answer {{question}") == ["{{question}"]
+
+
+def test_an_unclosed_brace_is_one_message_with_the_fix():
+    check = check_template("Answer {{question}", ["question"])
+    assert check.problems == ("'{{question}' is not closed: write {{question}}.",)
+    assert check.unused == ()  # the field it means to use is that same mistake
+
+
+def test_each_kind_of_brace_mistake_is_said_once():
+    assert check_template("Answer {{ 1st }}").problems == (
+        "'{{ 1st }}' is not a variable name: start with a letter or _, then letters, digits or _ "
+        "(for example {{question}}).",
+    )
+    assert check_template("Answer {question}}").problems == ("'{question}}' opens with one brace: write {{question}}.",)
+
+
+def test_nested_json_braces_are_plain_text():
+    assert check_template('Reply as {"a": {"b": 1}} to {{question}}').ok
 
 
 def test_non_name_placeholder_is_malformed():

@@ -13,10 +13,20 @@ import streamlit as st
 
 from core import analysis, charts
 from core.export import export_run
+from core.registration import describe_registered
+from core.summary import counted
 from core.templates import diff_markdown, markdown_escape, word_diff
 from ui import data, registration, shell
 
 EXAMPLES_IN_DETAIL = 50
+PROPOSALS_SHOWN = 200
+OUTCOME_MARKS = {
+    "accepted": ":green[✓ accepted]",
+    "rejected": ":red[✗ rejected]",
+    "skipped": ":gray[↷ skipped]",
+    "reflection_failed": ":orange[⚠ reflection failed]",
+    "invalid_proposal": ":orange[⊘ discarded]",
+}
 
 
 def selected_candidate(view: analysis.RunView) -> int:
@@ -65,7 +75,8 @@ def render_candidate_detail(view: analysis.RunView, index: int) -> None:
     candidate = view.candidates[index]
     st.code(candidate.template, language=None, wrap_lines=True)
     parents = ", ".join(str(p) for p in candidate.parents) or "none (the baseline)"
-    st.caption(f"Parents: {parents} · found after {candidate.metric_calls} metric calls")
+    found = "the baseline" if index == 0 else f"found in iteration {candidate.iteration}"
+    st.caption(f"Parents: {parents} · {found}, after {candidate.metric_calls} metric calls")
     comparisons = [("its parent", candidate.parents[0])] if candidate.parents else []
     if index != 0:
         comparisons.append(("the baseline", 0))
@@ -79,9 +90,24 @@ def render_candidate_detail(view: analysis.RunView, index: int) -> None:
 
 
 def render_example_table(view: analysis.RunView, frame: Any) -> None:
+    """The per-example table, sized to read on a 1024 px projector: the input first, each ✓ next to
+    its output, long texts wrapped over three lines."""
     st.caption(markdown_escape(analysis.mark_meaning(view.scorer)))
-    table = analysis.example_table(frame, with_scores=view.scorer.kind != "exact_match")
-    st.dataframe(table, hide_index=True, width="stretch")
+    label = analysis.input_label(view)
+    table = analysis.example_table(frame, with_scores=view.scorer.kind != "exact_match", input_label=label)
+    text = st.column_config.TextColumn
+    # About 530 px in all: within the main column of a 1024 px screen with the sidebar open.
+    config = {
+        "row": st.column_config.NumberColumn(width=36),
+        label: text(width=136),
+        "expected": text(width=86),
+        "before": text(width=104),
+        "after": text(width=104),
+    } | {
+        column: text("✓", width=30, alignment="center", help=f"{column}: ✓ right, ✗ wrong (or the partial score)")
+        for column in analysis.EXAMPLE_MARK_COLUMNS
+    }
+    st.dataframe(table, hide_index=True, width="stretch", column_config=config, row_height=68)
 
 
 def render_register(view: analysis.RunView, index: int, uri: str, info: Any) -> None:
@@ -89,7 +115,7 @@ def render_register(view: analysis.RunView, index: int, uri: str, info: Any) -> 
     if index == 0 or view.is_live:
         return
     if index == view.best_candidate and view.registered:
-        st.caption(f"Registered by the run as `{view.registered.uri}`.")
+        st.caption(markdown_escape(describe_registered(view.registered, this_run=view.run_id)))
         return
     registration.render_register_button(view, info, index, uri, key=f"results.register.{info.run_id}.{index}")
 
@@ -102,22 +128,35 @@ def render_front(view: analysis.RunView) -> None:
     when = iterations[-1]
     if len(iterations) > 1:
         when = st.select_slider("Explain the front after iteration", iterations, value=when, key="results.front_at")
-    members = analysis.front_members_at(view, when)
-    st.markdown(
-        f"**Why each member of the front after iteration {when} is kept**: the validation examples "
-        "on which it has the top score among the candidates found so far (ties included)"
-    )
+    explained = analysis.explain_front(view, when)
     examples = view.val_examples
-    if len(members) > 20:
-        st.caption(f"The {len(members)} members are listed 20 at a time, best first.")
-        members = sorted(members, key=lambda m: -view.candidates[m].aggregate)[:20]
-    for member in members:
-        positions = analysis.kept_because(view, member, when)
-        rows = ", ".join(str(examples[p].row) for p in positions[:30]) if positions else "none"
-        more = f" and {len(positions) - 30} more" if len(positions) > 30 else ""
-        st.markdown(
-            f"- **Candidate {member}** ({view.candidates[member].aggregate:.1%}) is best on "
-            f"{len(positions)} example(s): rows {rows}{more}"
+    st.markdown(
+        f"**Why each member of the front after iteration {when} is kept**: the validation examples on which "
+        "it has the top score among the candidates found so far, alone or tied with others"
+    )
+    reasons = list(explained.members)
+    if len(reasons) > 20:
+        st.caption(f"The {len(reasons)} members are listed 20 at a time, best first.")
+        reasons = sorted(reasons, key=lambda r: -view.candidates[r.candidate].aggregate)[:20]
+
+    def rows(positions: tuple[int, ...]) -> str:
+        shown = ", ".join(str(examples[p].row) for p in positions[:30])
+        return f" (rows {shown}{f' and {len(positions) - 30} more' if len(positions) > 30 else ''})"
+
+    for reason in reasons:
+        parts = []
+        if reason.alone:
+            parts.append(f"best alone on {counted(len(reason.alone), 'example')}{rows(reason.alone)}")
+        if reason.tied:
+            parts.append(f"tied for best on {counted(len(reason.tied), 'example')}{rows(reason.tied)}")
+        said = "; ".join(parts) or (
+            "the top score on no example, but no other candidate is at least as good on every example"
+        )
+        st.markdown(f"- **Candidate {reason.candidate}** ({view.candidates[reason.candidate].aggregate:.1%}): {said}")
+    if explained.unsolved:
+        st.caption(
+            f"No candidate scores above 0 on {counted(len(explained.unsolved), 'example')}{rows(explained.unsolved)}. "
+            "GEPA counts such a tie at 0 for every candidate, so those examples explain no one's place above."
         )
 
 
@@ -147,8 +186,9 @@ def render_examples(view: analysis.RunView) -> None:
     )
     frame = analysis.compare_examples(view, candidate=candidate, against=against)
     counts = analysis.category_counts(frame)
-    for column, category in zip(st.columns(4), analysis.CATEGORIES, strict=True):
-        column.metric(analysis.CATEGORY_MARKS[category], counts[category])
+    with st.container(horizontal=True, gap="medium"):
+        for category in analysis.CATEGORIES:
+            st.metric(analysis.CATEGORY_MARKS[category], counts[category], width="content")
     chosen = st.multiselect(
         "Show",
         analysis.CATEGORIES,
@@ -166,9 +206,11 @@ def render_examples(view: analysis.RunView) -> None:
             "Narrow them with the filters or the search to see others."
         )
     for _, row in shown.head(EXAMPLES_IN_DETAIL).iterrows():
+        question = str(row["inputs"]).splitlines()[-1] if row["inputs"] else ""
+        question = question if len(question) <= 70 else question[:69] + "…"
         with st.expander(
-            f"Row {row['row']} · {analysis.CATEGORY_MARKS[row['category']]} · expected "
-            + markdown_escape(repr(row["expected"]))
+            f"Row {row['row']} · {analysis.CATEGORY_MARKS[row['category']]} · "
+            + markdown_escape(f"{question} · expected {row['expected']!r}")
         ):
             st.code(row["inputs"], language=None, wrap_lines=True)
             for side, label in (("against", f"candidate {against}"), ("candidate", f"candidate {candidate}")):
@@ -228,12 +270,64 @@ def render_export(view: analysis.RunView, info: Any) -> None:
         on_click="ignore",
     )
     figures = charts.page_figures(view, info.run_id[:8])
-    st.caption("Charts as standalone HTML (plotly.js embedded, they open offline):")
-    for column, (name, build) in zip(st.columns(len(figures)), figures.items(), strict=True):
-        column.download_button(
-            f"{name}.html",
-            lambda build=build: charts.figure_html(build()),
-            file_name=f"{info.run_id}-{name}.html",
-            mime="text/html",
-            on_click="ignore",
-        )
+    st.caption(
+        "Charts as standalone HTML files, drawn as here. Each file embeds plotly.js (about 5 MB), so it "
+        "opens offline in any browser, without this app:"
+    )
+    with st.container(horizontal=True):  # as wide as their names, wrapping on a narrow screen
+        for name, build in figures.items():
+            st.download_button(
+                f"{name}.html",
+                lambda build=build: charts.figure_html(build()),
+                file_name=f"{info.run_id}-{name}.html",
+                mime="text/html",
+                on_click="ignore",
+                width="content",
+            )
+
+
+def render_proposal(proposal: Any, view: analysis.RunView) -> None:
+    """One iteration as an expander: its outcome, parent and minibatch scores in the title; the
+    reason, what the reflection model was shown, the whole proposed prompt and its reply inside."""
+    from ui import replay
+
+    before, after = sum(proposal.scores_before), sum(proposal.scores_after)
+    size = len(proposal.minibatch) or 1
+    title = f"Iteration {proposal.iteration} · {OUTCOME_MARKS.get(proposal.outcome, proposal.outcome)}"
+    if proposal.parent is not None:
+        title += f" · parent {proposal.parent}"
+    if proposal.scores_after:
+        title += f" · minibatch {before:g}/{size} → {after:g}/{size}"
+    if proposal.candidate is not None:
+        title += f" · became candidate {proposal.candidate}"
+    with st.expander(title):
+        st.markdown(markdown_escape(proposal.reason or ""))
+        replay.render_shown(view, proposal)
+        if proposal.template:
+            st.caption("Proposed prompt")
+            st.code(proposal.template, language=None, wrap_lines=True)
+        if proposal.reflection:
+            st.caption("The reflection model's reply")
+            st.code(proposal.reflection, language=None, wrap_lines=True)
+
+
+def render_proposals(view: analysis.RunView) -> None:
+    """Every iteration of the run, filterable by outcome, each expandable."""
+    counts = analysis.outcome_counts(view)
+    present = [outcome for outcome, count in counts.items() if count]
+    if not present:
+        st.info("This run made no proposal: it ended before its first iteration.", icon=":material/info:")
+        return
+    chosen = st.multiselect(
+        "Show",
+        present,
+        default=present,
+        key="results.proposal_filter",
+        format_func=lambda o: f"{analysis.OUTCOME_LABELS[o]} ({counts[o]})",
+    )
+    shown = analysis.proposals_with(view, chosen)
+    st.caption(f"{len(shown)} of {counted(len(view.proposals), 'iteration')}, in order; open one for why it ended so.")
+    if len(shown) > PROPOSALS_SHOWN:
+        st.caption(f"The first {PROPOSALS_SHOWN} are listed: narrow them with the filter to see others.")
+    for proposal in shown[:PROPOSALS_SHOWN]:
+        render_proposal(proposal, view)

@@ -8,49 +8,60 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import analysis, charts
-from core.runs import OpenRun, RunHandle, RunNotFound
+from core import analysis, charts, tags
+from core.analysis import example_inputs_text
+from core.offline_model import own_data_note
+from core.registration import describe_registered, registration_line
+from core.runs import OpenRun, RunHandle, RunNotFound, attach
 from core.scorers import compare_scorers
+from core.store import runs_home
+from core.summary import counted, failure_warning
 from core.templates import diff_markdown, markdown_escape, word_diff
-from ui import data, registration, replay, shell
+from ui import data, registration, results_views, shell
 
-STOP_REASONS = {
-    "budget": "the budget of metric calls was used up",
-    "patience": "several iterations in a row brought no improvement (patience)",
-    "perfect": "a candidate scored 100% on the validation set",
-    "cancelled": "you pressed Stop",
-    "error": "of an error",
-}
-OUTCOME_MARKS = {
-    "accepted": ":green[✓ accepted]",
-    "rejected": ":red[✗ rejected]",
-    "skipped": ":gray[↷ skipped]",
-    "reflection_failed": ":orange[⚠ reflection failed]",
-    "invalid_proposal": ":orange[⊘ discarded]",
-}
+RUN_PARAM = "run"
 
 
-def render(context: shell.AppContext, ref: str) -> bool:
-    """Show run ``ref``; returns True while it is still running."""
+def render(context: shell.AppContext, ref: str) -> OpenRun | None:
+    """Show run ``ref``, live while it goes; returns it as found (None when there is no such run)."""
     try:
         opened = data.open_run(ref, context.tracking_uri)
     except RunNotFound as error:
         st.warning(shell.one_line(error))
-        return False
+        return None
     if opened.salvaged:
         st.warning("This run's process ended unexpectedly; what it recorded was saved to MLflow.")
     if opened.is_live and opened.handle is not None:
         render_stop(opened)
         render_live(opened.handle)
-        return True
-    if opened.phase == "elsewhere":
+    elif opened.phase == "elsewhere":
         st.info(markdown_escape(opened.message or ""), icon=":material/hourglass_top:")
-        return False
-    if opened.view is None:
+    elif opened.view is None:
         st.error(markdown_escape(opened.message or "This run recorded nothing."))
-        return False
-    render_finished(context, opened)
-    return False
+    else:
+        render_finished(context, opened)
+    return opened
+
+
+@st.fragment(run_every=2.0)
+def render_left_run(ref: str) -> None:
+    """A run this session left to set up another one: one line of where it is and a link back, read
+    from its folder on this machine (no store query), until it ends."""
+    folder = runs_home() / ref
+    if not folder.is_dir():
+        return
+    handle = attach(folder)
+    events = handle.read_events()
+    live = handle.outcome() is None and handle.is_alive()
+    with st.container(border=True):
+        if live:
+            where = analysis.progress_line(analysis.build_run_view(events)) if events else "starting"
+            st.markdown(f":material/hourglass_top: **Your previous run is still going**: {markdown_escape(where)}.")
+            label = "Back to the running run"
+        else:
+            st.markdown(":material/flag: **Your previous run has ended.**")
+            label = "See how it ended"
+        st.page_link(shell.OPTIMIZE, label=label, icon=":material/monitoring:", query_params={RUN_PARAM: ref})
 
 
 def render_stop(opened: OpenRun) -> None:
@@ -86,17 +97,19 @@ def render_progress(view: analysis.RunView) -> None:
             "GEPA checks the budget before each iteration and finishes the one it started, so a run can "
             "end a little over budget."
         )
-    cols = st.columns(4)
-    cols[0].metric("Baseline", _pct(view.initial_score))
-    cols[1].metric("Best so far", _pct(view.final_score), delta=_delta(view.initial_score, view.final_score))
-    cols[2].metric("Candidates", len(view.candidates))
-    cols[3].metric("Iterations", len(view.proposals))
+    with st.container(horizontal=True, gap="medium"):  # wraps on a narrow screen instead of cutting
+        st.metric("Baseline", _pct(view.initial_score), width="content")
+        delta = _delta(view.initial_score, view.final_score)
+        st.metric("Best so far", _pct(view.final_score), delta=delta, width="content")
+        st.metric("Candidates", len(view.candidates), width="content")
+        st.metric("Iterations", len(view.proposals), width="content")
     failed = sum(c.failed for c in view.candidates)
     if failed:
         st.warning(
-            f"{failed} model calls failed during validation even after retries. They are flagged as failures "
-            "(not as wrong answers) in the per-example view; GEPA's scores count them as 0, so the scores "
-            "here are lower bounds."
+            f"{counted(failed, 'model call')} failed during validation even after retries. "
+            + ("It is" if failed == 1 else "They are")
+            + " flagged as failures (not as wrong answers) in the per-example view; GEPA's scores count "
+            "them as 0, so the scores here are lower bounds."
         )
     st.plotly_chart(charts.live_scores_figure(view), width="stretch", key="optimize.live_chart")
     render_feed(view)
@@ -105,29 +118,12 @@ def render_progress(view: analysis.RunView) -> None:
 def render_feed(view: analysis.RunView) -> None:
     st.markdown("**Proposals, newest first**")
     for proposal in list(reversed(view.proposals))[:40]:
-        before, after = sum(proposal.scores_before), sum(proposal.scores_after)
-        size = len(proposal.minibatch) or 1
-        title = f"Iteration {proposal.iteration} · {OUTCOME_MARKS.get(proposal.outcome, proposal.outcome)}"
-        if proposal.parent is not None:
-            title += f" · parent {proposal.parent}"
-        if proposal.scores_after:
-            title += f" · minibatch {before:g}/{size} → {after:g}/{size}"
-        if proposal.candidate is not None:
-            title += f" · became candidate {proposal.candidate}"
-        with st.expander(title):
-            st.markdown(markdown_escape(proposal.reason or ""))
-            replay.render_shown(view, proposal)
-            if proposal.template:
-                st.caption("Proposed prompt")
-                st.code(proposal.template, language=None, wrap_lines=True)
-            if proposal.reflection:
-                st.caption("The reflection model's reply")
-                st.code(proposal.reflection, language=None, wrap_lines=True)
+        results_views.render_proposal(proposal, view)
 
 
 def render_finished(context: shell.AppContext, opened: OpenRun) -> None:
     view = opened.view
-    reason = STOP_REASONS.get(view.stopped_by or "", "it ended")
+    reason = analysis.STOP_REASONS.get(view.stopped_by or "", "it ended")
     if view.outcome == "finished":
         st.success(f"**Optimization finished** because {reason}.", icon=":material/flag:")
     elif view.outcome == "cancelled":
@@ -141,11 +137,18 @@ def render_finished(context: shell.AppContext, opened: OpenRun) -> None:
     best = view.best
     if best is None:
         return
-    render_scores(view)
-    render_registration(context, view, opened)
-    st.markdown(f"**Baseline → candidate {best.index}, word by word** (added in bold, removed struck through)")
-    with st.container(border=True):
-        st.markdown(diff_markdown(word_diff(view.baseline.template, best.template)))
+    if view.models.simulated and (note := own_data_note([example_inputs_text(e) for e in view.val_examples])):
+        st.warning(markdown_escape(note), icon=":material/science:")
+    if only := analysis.only_baseline_line(view):
+        st.info(only, icon=":material/info:")
+        if warning := failure_warning(view):
+            st.warning(warning)
+    else:
+        render_scores(view)
+        render_registration(context, view, opened)
+        st.markdown(f"**Baseline → candidate {best.index}, word by word** (added in bold, removed struck through)")
+        with st.container(border=True):
+            st.markdown(diff_markdown(word_diff(view.baseline.template, best.template)))
     render_links(context, opened)
 
 
@@ -162,40 +165,34 @@ def render_scores(view: analysis.RunView) -> None:
         row["change"] = f"{row['change']:+.1%}"
     st.markdown(f"**Scores on the {len(expected)} validation examples**, baseline against candidate {best.index}")
     st.dataframe(rows, hide_index=True, width="stretch")
-    failures = [
-        f"{count} {label}"
-        for count, label in (
-            (view.failed_predictions, "failed predictions"),
-            (view.failed_reflections, "failed reflections"),
-        )
-        if count
-    ]
-    if failures:
-        st.warning(
-            "Model calls failed even after retries: "
-            + ", ".join(failures)
-            + ". Failed predictions are flagged per example on the Results page and count as 0 in these "
-            "scores, which are therefore lower bounds; a failed reflection produced no proposal."
-        )
+    if warning := failure_warning(view):
+        st.warning(warning)
 
 
 def render_registration(context: shell.AppContext, view: analysis.RunView, opened: OpenRun) -> None:
-    if view.registered and view.registered.existing:
-        st.info(f"The best candidate has the same text as `{view.registered.uri}`, already registered: no new version.")
-        return
-    if view.registered:
-        st.success(f"Registered as a new version: `{view.registered.uri}`. Earlier versions are unchanged.")
-        return
-    st.info(f"No new prompt version: {view.not_registered_reason or 'nothing was registered'}.")
-    if view.outcome == "cancelled" and opened.info is not None:
-        registration.render_register_button(
-            view,
-            opened.info,
-            view.best_candidate,
-            context.tracking_uri,
-            key="optimize.register_best",
-            label=f"Register the best candidate so far (candidate {view.best_candidate}, {_pct(view.final_score)})",
-        )
+    """One line for what became of the best candidate; for a stopped run, the button that registers
+    it, which goes once it has (the line then says what it registered)."""
+    later = opened.info.tags.get(tags.OPTIMIZED_URI) if opened.info is not None and not view.registered else None
+    line, button = st.empty(), st.empty()
+    said = registration_line(view, registered_later=later)
+    success = bool((view.registered and not view.registered.existing) or later)
+    if view.outcome == "cancelled" and not later and opened.info is not None:
+        with button.container():
+            done = registration.render_register_button(
+                view,
+                opened.info,
+                view.best_candidate,
+                context.tracking_uri,
+                key="optimize.register_best",
+                label=f"Register the best candidate so far (candidate {view.best_candidate}, {_pct(view.final_score)})",
+            )
+        if done is not None:
+            button.empty()
+            said, success = describe_registered(done.as_event(), this_run=view.run_id), not done.existing
+    if success:
+        line.success(markdown_escape(said), icon=":material/check_circle:")
+    else:
+        line.info(markdown_escape(said), icon=":material/content_copy:" if view.registered else ":material/info:")
 
 
 def render_links(context: shell.AppContext, opened: OpenRun) -> None:
@@ -205,6 +202,12 @@ def render_links(context: shell.AppContext, opened: OpenRun) -> None:
     left, right = st.columns(2)
     left.page_link(
         shell.RESULTS, label="Open in Results", icon=":material/insights:", query_params={"run": info.run_id}
+    )
+    left.page_link(
+        shell.RESULTS,
+        label=f"Every proposal ({len(opened.view.proposals)}), on Results",
+        icon=":material/list:",
+        query_params={"run": info.run_id, "results.tab": "Proposals"},
     )
     ui = context.store.ui_url
     if ui:

@@ -82,6 +82,8 @@ def render_sidebar() -> AppContext:
             list(PROVIDER_CHOICES),
             format_func=PROVIDER_CHOICES.get,
             key="sidebar.provider",
+            help="An OpenAI-compatible endpoint is any server that speaks OpenAI's API: Ollama, vLLM, "
+            "llama.cpp server, LM Studio.",
         )
         if choice == "offline":
             st.caption(SIMULATED_NOTE)

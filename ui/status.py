@@ -145,11 +145,15 @@ def _status_polling(context: AppContext) -> None:
 def _status_lines(context: AppContext, store_result: tuple[bool, str], model_result: Any) -> None:
     st.divider()
     ok, message = store_result
-    (st.success if ok else st.error)(f"Store: {markdown_escape(message)}", icon=":material/database:")
+    if ok:  # where it is, the tracking URI field above and the command below say
+        st.success(f"Store: {context.store.kind} answers", icon=":material/database:")
+    else:
+        st.error(f"Store: {markdown_escape(message)}", icon=":material/database:")
     if context.store.ui_url:
         st.link_button("Open MLflow UI", context.store.ui_url)
     else:
-        st.caption(f"MLflow's own UI for this store: `mlflow ui --backend-store-uri {context.tracking_uri}`")
+        st.caption("MLflow's own UI for this store, in a terminal:")
+        st.code(f"mlflow ui --backend-store-uri {context.tracking_uri}", language="bash", wrap_lines=False)
     for role, line_ok, line in model_result or []:
         (st.success if line_ok else st.error)(
             f"{role.capitalize()} model: {markdown_escape(line)}", icon=":material/smart_toy:"
