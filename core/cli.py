@@ -158,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help=argparse.SUPPRESS)
     worker.add_argument("run_dir")
+    # Warm workers: a process that imports what a run needs, then forks one worker per run (core.forkserver).
+    forkserver = commands.add_parser("forkserver", help=argparse.SUPPRESS)
+    forkserver.add_argument("fd", type=int)
     # The app's status line, computed in a child process (see core.health).
     commands.add_parser("check-models", help=argparse.SUPPRESS)
     commands.add_parser("check-store", help=argparse.SUPPRESS)
@@ -177,6 +180,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(json.dumps(check_store(json.loads(sys.stdin.read())["tracking_uri"])), flush=True)
         return EXIT_OK
+    if args.command == "forkserver":
+        from core.forkserver import serve
+
+        return serve(args.fd)
     from core.runs import worker_main
 
     return worker_main(Path(args.run_dir))

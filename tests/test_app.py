@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -400,3 +401,24 @@ def test_optimize_page_offers_the_split_choices_and_says_the_sizes(explorer_home
     at.checkbox(key="optimize.split").uncheck().run()
     no_exception(at)
     assert "Train 90 · validation 90 (the training rows) · test 0 rows" in texts(at)
+
+
+@pytest.mark.slow
+def test_a_warm_run_outlives_the_session_that_started_it_and_a_new_session_finds_it(explorer_home):
+    from core.executors import default_executor
+    from core.rundir import RunDir
+
+    at = optimize_page()
+    at.button(key="optimize.run").click().run()
+    no_exception(at)
+    ref = at.query_params["run"]
+    pid = RunDir(explorer_home / "runs" / ref).pid()
+    parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    assert parent == default_executor().forkserver.pid  # forked from the warm fork server
+    del at  # the starting session ends; the run does not
+    later = app()
+    later.query_params["run"] = ref
+    open_page(later, "app_pages/optimize.py")
+    no_exception(later)
+    wait_until(later, lambda a: "Optimization finished" in texts(a))
+    assert "Registered as a new version" in texts(later)
