@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     models.add_argument("--base-url", metavar="URL", help="OpenAI-compatible endpoint (Ollama, vLLM, llama.cpp)")
     models.add_argument("--model", metavar="NAME", help="task model name")
-    models.add_argument("--reflection-model", metavar="NAME", help="reflection model name (called through litellm)")
+    models.add_argument("--reflection-model", metavar="NAME", help="reflection model name (GEPA's, same endpoint)")
     models.add_argument("--timeout", type=float, default=60.0, metavar="S", help="seconds per model call (default 60)")
     models.add_argument(
         "--max-retries", type=int, default=4, metavar="N", help="retries of a transient model failure (default 4)"
