@@ -33,9 +33,11 @@ import getpass
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,7 +47,7 @@ from core.analysis import RunView, build_run_view
 from core.budget import BudgetPlan, plan_budget
 from core.config import OptimizationConfig
 from core.datasets import Dataset, Splits, bundled_dataset_at, choose_splits, default_dataset, load_dataset
-from core.errors import ConfigError
+from core.errors import ConfigError, InputError
 from core.evaluation import final_evaluation, score_on_test
 from core.events import (
     BudgetRef,
@@ -137,6 +139,14 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     # MLflow calls predict_fn once up front only to see whether it is traced; we know it is not.
     os.environ["MLFLOW_GENAI_EVAL_SKIP_TRACE_VALIDATION"] = "true"
+    # The final evaluation's spans (one trace, a span per example) go to the store in one batch, one
+    # transaction, when the run flushes its trace: MLflow's default batches of 5 cost about 0.6 s more
+    # for the default run's 61 spans here.
+    os.environ.setdefault("MLFLOW_ASYNC_TRACE_LOGGING_MAX_SPAN_BATCH_SIZE", "100000")
+    # A run is no notebook: MLflow asks whether it is in one (a Databricks one) when tracing starts,
+    # importing IPython only to find out (36 MB and 0.4 s here). Unless a notebook already loaded
+    # IPython, it is absent from this process, and every such check says no at once.
+    sys.modules.setdefault("IPython", None)  # type: ignore[assignment]
     for name in ("mlflow", "gepa", "LiteLLM", "litellm", "httpx", "alembic"):
         logging.getLogger(name).setLevel(logging.ERROR)
     # Its "SQLAlchemy database error" log carries a traceback and SQL; the store error itself reaches
@@ -209,7 +219,7 @@ def prepare_run(config: OptimizationConfig) -> PreparedRun:
             ``PromptError``, ``ModelAccessError``, ``StoreError``); nothing has been registered,
             except a baseline given as a template, once everything else was checked.
     """
-    from core.store import configure_mlflow, ensure_experiment
+    from core.store import configure_mlflow, ensure_experiment, retry_store
 
     splits = prepare_data(config)
     plan = plan_budget(
@@ -224,12 +234,30 @@ def prepare_run(config: OptimizationConfig) -> PreparedRun:
     if config.template is not None:
         # Checked before resolve_baseline registers it: bad input must register nothing.
         check_against_dataset(config.template, splits.dataset)
-    checks = [check_model(config.models, role="task"), check_model(config.models, role="reflection")]
+    # The model checks (a round trip each) and opening the store are independent: they overlap. A
+    # refused model is still said before a store problem, and both come before anything is registered.
+    # Their imports happen here first: importing one package from two threads at once can deadlock.
+    import mlflow
+    import openai  # noqa: F401
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="preflight") as pool:
+        pending = [pool.submit(check_model, config.models, role=role) for role in ("task", "reflection")]
+        try:
+            store = configure_mlflow(config.tracking_uri)
+            experiment_id = ensure_experiment(config.experiment)
+            with store_errors(store.tracking_uri):
+                # Active, MLflow links prompts and traces to it without first looking for a
+                # Databricks notebook (a check that imports IPython, about half a second).
+                retry_store(lambda: mlflow.set_experiment(experiment_id=experiment_id))
+            store_error = None
+        except InputError as error:
+            store_error = error
+        checks = [future.result() for future in pending]
     for check in checks:
         if not check.ok:
             raise ModelAccessError(check.message)
-    store = configure_mlflow(config.tracking_uri)
-    experiment_id = ensure_experiment(config.experiment)
+    if store_error is not None:
+        raise store_error
     with store_errors(store.tracking_uri):
         baseline = resolve_baseline(config)
     check_against_dataset(baseline.template, splits.dataset)
@@ -755,7 +783,10 @@ def _upload_and_end(run: _Run, finished: RunFinished | None) -> None:
         if finished.error:
             outcome[tags.ERROR] = finished.error[:4000]
     try:
-        mlflow.flush_trace_async_logging()
+        # The run records no trace after this one. Terminating the export threads, rather than
+        # flushing and restarting them, spares a second wait of up to a second (MLflow's export queue
+        # is polled once a second); a later trace would be written at once, without them.
+        mlflow.flush_trace_async_logging(terminate=True)
         retry_store(lambda: mlflow.log_artifact(str(run.folder.events_path)))
         if run.folder.gepa_log_path.exists():
             retry_store(lambda: mlflow.log_artifact(str(run.folder.gepa_log_path)))
