@@ -50,6 +50,7 @@ from core.datasets import Dataset, Splits, bundled_dataset_at, choose_splits, de
 from core.errors import ConfigError, InputError
 from core.evaluation import final_evaluation, score_on_test
 from core.events import (
+    BaselineProgress,
     BudgetRef,
     DatasetRef,
     EventLog,
@@ -447,6 +448,7 @@ def _search(run: _Run, models: _Models) -> StoppedBy:
     import mlflow
 
     prepared, config = run.prepared, run.config
+    progress = _BaselineProgress(run.log, total=len(prepared.splits.validation))
     outputs_cache: dict[tuple[str, str], str] = {}
     recorder = Recorder(
         run.log,
@@ -481,7 +483,7 @@ def _search(run: _Run, models: _Models) -> StoppedBy:
     try:
         with _no_trace_lookups():
             mlflow.genai.optimize_prompts(
-                predict_fn=_predict_fn(prepared.baseline.uri, models.task, run.fatal, outputs_cache),
+                predict_fn=_predict_fn(prepared.baseline.uri, models.task, run.fatal, outputs_cache, progress),
                 train_data=prepared.splits.train.to_mlflow_records(),
                 prompt_uris=[prepared.baseline.uri],
                 optimizer=optimizer,
@@ -495,28 +497,63 @@ def _search(run: _Run, models: _Models) -> StoppedBy:
 
 
 def _predict_fn(
-    prompt_uri: str, task_model: TaskModel, fatal: FatalFlag, outputs_cache: dict[tuple[str, str], str]
+    prompt_uri: str,
+    task_model: TaskModel,
+    fatal: FatalFlag,
+    outputs_cache: dict[tuple[str, str], str],
+    progress: _BaselineProgress,
 ) -> Callable[..., str]:
     """The task model on one example, with the prompt loaded once (see the module docstring); a refused
-    key stops the run, and every output is kept for the recorder."""
+    key stops the run, every output is kept for the recorder, and the baseline's scoring is counted."""
     import mlflow
 
     prompt = mlflow.genai.load_prompt(prompt_uri, link_to_model=False)
 
     def predict_fn(**inputs: Any) -> str:
-        if fatal.message:
-            raise ModelAccessError(fatal.message)
-        text = prompt.format(**inputs)
-        template = prompt.template
         try:
-            output = task_model.complete(text)
-        except ModelAccessError as error:
-            fatal.set(str(error))
-            raise
-        outputs_cache[(template, example_key(inputs))] = output
-        return output
+            if fatal.message:
+                raise ModelAccessError(fatal.message)
+            text = prompt.format(**inputs)
+            template = prompt.template
+            try:
+                output = task_model.complete(text)
+            except ModelAccessError as error:
+                fatal.set(str(error))
+                raise
+            outputs_cache[(template, example_key(inputs))] = output
+            return output
+        finally:
+            progress.scored_one()
 
     return predict_fn
+
+
+class _BaselineProgress:
+    """Counts the baseline's scoring on the validation set (GEPA's first ``total`` metric calls) and
+    writes :class:`~core.events.BaselineProgress`: once when it starts, then at most every
+    :attr:`INTERVAL` seconds, so the live view shows progress before the first candidate is in."""
+
+    INTERVAL = 0.25
+
+    def __init__(self, log: EventLog, *, total: int):
+        self._log = log
+        self.total = total
+        self._scored = 0
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+        log.emit(BaselineProgress(scored=0, total=total, metric_calls=0))
+
+    def scored_one(self) -> None:
+        with self._lock:
+            if self._scored >= self.total:
+                return
+            self._scored += 1
+            now = time.monotonic()
+            if self._scored == self.total or now - self._last < self.INTERVAL:
+                return
+            self._last = now
+            scored = self._scored
+        self._log.emit(BaselineProgress(scored=scored, total=self.total, metric_calls=scored))
 
 
 class _NamedStopper:

@@ -71,6 +71,13 @@ class RunHandle:
     def cancel(self, *, register_best: bool = False) -> None:
         self.folder.request_cancel(register_best=register_best)
 
+    def has_events(self) -> bool:
+        """Whether the run has written anything to its event log yet (a file size, nothing parsed)."""
+        try:
+            return self.folder.events_path.stat().st_size > 0
+        except OSError:
+            return False
+
     def read_events(self) -> list[Event]:
         """Every event so far (re-reads from the start; see :meth:`new_events` to tail)."""
         return self.folder.read_events()

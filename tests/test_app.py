@@ -422,3 +422,29 @@ def test_a_warm_run_outlives_the_session_that_started_it_and_a_new_session_finds
     no_exception(later)
     wait_until(later, lambda a: "Optimization finished" in texts(a))
     assert "Registered as a new version" in texts(later)
+
+
+def test_the_live_view_shows_the_baseline_being_scored(explorer_home):
+    import subprocess
+    import sys
+
+    from conftest import fixture_events
+
+    folder = explorer_home / "runs" / "scoring-the-baseline"
+    folder.mkdir(parents=True)
+    started = fixture_events("run_short_qa_seed0")[0]
+    progress = {"v": 2, "seq": 1, "t": started["t"] + 1, "type": "baseline_progress", "scored": 12, "total": 30}
+    lines = [started, progress | {"metric_calls": 12}]
+    (folder / "events.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])  # stands for a live worker
+    try:
+        (folder / "pid").write_text(str(worker.pid))
+        at = app()
+        at.query_params["run"] = folder.name
+        open_page(at, "app_pages/optimize.py")
+        no_exception(at)
+        assert "Scoring the baseline: 12 of 30 validation examples" in texts(at)
+        assert at.button(key="optimize.stop")
+    finally:
+        worker.kill()
+        worker.wait()

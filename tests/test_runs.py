@@ -187,6 +187,27 @@ def test_a_warm_worker_killed_mid_run_is_salvaged(explorer_home, tracking, endpo
     assert any(isinstance(e, Proposal) for e in load_events(get_run(handle.run_id)))  # the salvaged artifact
 
 
+def test_baseline_progress_is_written_before_its_first_validation_event(explorer_home, tracking, endpoint_factory):
+    from core.analysis import build_run_view
+    from core.events import BaselineProgress
+
+    server = endpoint_factory(delay_ms=30)
+    handle = start_run(slow_config(server, concurrency=1))
+    wait_for(lambda: any(isinstance(e, Candidate) for e in handle.read_events()))
+    handle.cancel()
+    events = handle.read_events()
+    first = next(i for i, e in enumerate(events) if isinstance(e, Candidate))
+    progress = [e for e in events[:first] if isinstance(e, BaselineProgress)]
+    assert isinstance(events[0], RunStarted) and isinstance(events[1], BaselineProgress)
+    assert progress[0].scored == 0 and progress[0].total == 30
+    assert any(0 < e.scored < 30 for e in progress), progress  # 30 calls of 30 ms: seen on the way
+    assert [e.scored for e in progress] == sorted(e.scored for e in progress)
+    assert not any(isinstance(e, BaselineProgress) for e in events[first:])
+    assert build_run_view(events[:first]).baseline_progress == progress[-1]
+    assert build_run_view(events).baseline_progress is None
+    assert wait_for(handle.outcome).status == "cancelled"
+
+
 def test_the_api_key_never_reaches_a_file_or_a_workers_command_line(explorer_home, tracking, endpoint_factory):
     from pathlib import Path
 
