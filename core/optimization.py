@@ -193,8 +193,12 @@ def resolve_baseline(config: OptimizationConfig) -> PromptVersionInfo:
 
     if config.prompt_uri:
         name, _, _ = prompts.parse_prompt_uri(config.prompt_uri)
-        if name in {b.prompt_name for b in bundled_datasets()}:
-            prompts.ensure_bundled_prompts()  # a bundled URI (e.g. @baseline) works on a fresh store too
+        try:
+            return prompts.load(config.prompt_uri)
+        except prompts.PromptError:
+            if name not in {b.prompt_name for b in bundled_datasets()}:
+                raise
+        prompts.ensure_bundled_prompts()  # a bundled URI (e.g. @baseline) works on a fresh store too
         return prompts.load(config.prompt_uri)
     if config.template is not None and config.prompt_name:
         name = prompts.validate_prompt_name(config.prompt_name)
