@@ -5,6 +5,7 @@ The entry point is a router: page objects, the shared sidebar, then the current 
 
 import streamlit as st
 
+from core import runs
 from ui import shell, status
 
 st.set_page_config(page_title="GEPA Explorer", page_icon=":material/genetics:", layout="wide")
@@ -13,5 +14,6 @@ page = shell.navigation()
 context = shell.render_sidebar()
 st.session_state["app.context"] = context
 status.prepare_store(context)
+runs.warm_up()  # runs start from a process that has already imported what they need
 page.run()
 status.render_status(context)

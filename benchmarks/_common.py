@@ -8,6 +8,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -49,12 +50,22 @@ def offline_endpoint(delay_ms: float = 0.0):
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> float:
+    return timed_with_memory(cmd, env)[0]
+
+
+def timed_with_memory(cmd: list[str], env: dict[str, str], cwd: Path = ROOT) -> tuple[float, float]:
+    """Seconds the command took, and its process's peak resident memory in MB (``ru_maxrss``)."""
     started = time.perf_counter()
-    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stderr[-2000:]}")
-    return seconds
+    with tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            err.seek(0)
+            tail = err.read().decode("utf-8", "replace")[-2000:]
+            raise RuntimeError(f"{' '.join(cmd)} failed ({process.returncode}):\n{tail}")
+    return seconds, usage.ru_maxrss / 1024
 
 
 def base_env(**extra: str) -> dict[str, str]:

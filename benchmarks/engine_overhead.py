@@ -3,7 +3,8 @@
 Both run as fresh processes on the same OpenAI-compatible endpoint (the offline demo model served
 from its own process), the same 40-row dataset, scorer, seed and budget (300 metric calls), in
 alternation so machine noise hits both alike. The MLflow store is warmed by one untimed run first
-(creating the SQLite schema is a one-off cost, printed separately).
+(creating the SQLite schema is a one-off cost, printed separately). The peak resident memory of each
+process (``ru_maxrss``) is printed too.
 
     python benchmarks/engine_overhead.py [--repeats 5] [--budget 300]
 """
@@ -15,7 +16,7 @@ import sys
 import tempfile
 import time
 
-from _common import ROOT, base_env, median, offline_endpoint, timed
+from _common import ROOT, base_env, median, offline_endpoint, timed, timed_with_memory
 
 MODEL = "gepa-offline-demo"
 
@@ -63,15 +64,24 @@ def main() -> None:
         started = time.perf_counter()
         timed(ours, env)
         print(f"first run on an empty store (creates the schema): {time.perf_counter() - started:.2f}s")
-        bare_times, our_times = [], []
+        bare_times, our_times, bare_memory, our_memory = [], [], [], []
         for i in range(args.repeats):
-            bare_times.append(timed(bare, env))
-            our_times.append(timed(ours, env))
-            print(f"repeat {i + 1}: bare {bare_times[-1]:.2f}s  ours {our_times[-1]:.2f}s")
+            seconds, memory = timed_with_memory(bare, env)
+            bare_times.append(seconds)
+            bare_memory.append(memory)
+            seconds, memory = timed_with_memory(ours, env)
+            our_times.append(seconds)
+            our_memory.append(memory)
+            print(
+                f"repeat {i + 1}: bare {bare_times[-1]:.2f}s ({bare_memory[-1]:.0f} MB)  "
+                f"ours {our_times[-1]:.2f}s ({our_memory[-1]:.0f} MB)"
+            )
         b, o = median(bare_times), median(our_times)
         print(f"bare_gepa_median_seconds={b:.2f}")
         print(f"explorer_cli_median_seconds={o:.2f}")
         print(f"ratio={o / b:.2f}")
+        print(f"bare_gepa_peak_rss_median_mb={median(bare_memory):.0f}")
+        print(f"explorer_cli_peak_rss_median_mb={median(our_memory):.0f}")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from core.events import (
+    BaselineProgress,
     Candidate,
     EstimateRecord,
     Evaluation,
@@ -106,9 +107,10 @@ class RunView:
     """Everything the pages show about one run, rebuilt from its events (:func:`build_run_view`).
 
     ``started`` and ``finished`` are the run's first and last events (``finished`` is None while the
-    run goes); ``stage`` is the latest stage of a run that is past its search. ``candidates[i]`` is
-    candidate ``i`` (GEPA numbers them 0, 1, 2, ... as it validates them); ``proposals`` are the
-    finished iterations in order. ``iterations`` counts the finished GEPA iterations;
+    run goes); ``baseline_progress`` says how far the baseline's scoring is while no candidate has
+    been validated yet (None after); ``stage`` is the latest stage of a run that is past its search.
+    ``candidates[i]`` is candidate ``i`` (GEPA numbers them 0, 1, 2, ... as it validates them);
+    ``proposals`` are the finished iterations in order. ``iterations`` counts the finished GEPA iterations;
     ``metric_calls`` is the latest budget use seen in any event. ``best_candidate`` has the highest
     validation aggregate, the earliest on ties (0 while no candidate has been validated yet).
     ``val_scores`` is the candidates x validation-positions score matrix (a read-only numpy array;
@@ -131,6 +133,8 @@ class RunView:
     baseline_metric_calls: int = 0
     on_test: Mapping[int, ScoredOnTest] = field(default_factory=dict)
     usage_updates: tuple[UsageUpdate, ...] = ()
+
+    baseline_progress: BaselineProgress | None = None
     val_scores: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False, compare=False)
 
     # -- how the run went -----------------------------------------------------------------------
@@ -292,6 +296,7 @@ def build_run_view(events: Sequence[Event]) -> RunView:
     iterations: dict[int, Proposal] = {}
     finished: RunFinished | None = None
     stage: Stage | None = None
+    progress: BaselineProgress | None = None
     metric_calls = 0
     for event in events:
         if isinstance(event, RunStarted):
@@ -303,6 +308,8 @@ def build_run_view(events: Sequence[Event]) -> RunView:
             iterations[event.iteration] = event
         elif isinstance(event, Stage):
             stage = event
+        elif isinstance(event, BaselineProgress):
+            progress = event
         elif isinstance(event, ScoredOnTest):
             on_test[event.index] = event
         elif isinstance(event, UsageUpdate):
@@ -341,6 +348,7 @@ def build_run_view(events: Sequence[Event]) -> RunView:
         baseline_metric_calls=candidates[0].metric_calls if candidates else 0,
         on_test=on_test,
         usage_updates=tuple(usage),
+        baseline_progress=progress if not candidates else None,
         val_scores=matrix,
     )
 

@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     models.add_argument("--base-url", metavar="URL", help="OpenAI-compatible endpoint (Ollama, vLLM, llama.cpp)")
     models.add_argument("--model", metavar="NAME", help="task model name")
-    models.add_argument("--reflection-model", metavar="NAME", help="reflection model name (called through litellm)")
+    models.add_argument("--reflection-model", metavar="NAME", help="reflection model name (GEPA's, same endpoint)")
     models.add_argument("--timeout", type=float, default=60.0, metavar="S", help="seconds per model call (default 60)")
     for role in ("task", "reflection", "judge"):
         models.add_argument(
@@ -196,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker")
     worker.add_argument("run_dir")
+    # Warm workers: a process that imports what a run needs, then forks one worker per run (core.forkserver).
+    forkserver = commands.add_parser("forkserver", help=argparse.SUPPRESS)
+    forkserver.add_argument("fd", type=int)
     # The app's status line, computed in a child process (see core.health).
     commands.add_parser("check-models")
     commands.add_parser("check-store")
@@ -220,6 +223,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(json.dumps(check_store(json.loads(sys.stdin.read())["tracking_uri"])), flush=True)
         return EXIT_OK
+    if args.command == "forkserver":
+        from core.forkserver import serve
+
+        return serve(args.fd)
     from core.runs import worker_main
 
     return worker_main(Path(args.run_dir))

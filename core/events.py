@@ -13,6 +13,9 @@ since the epoch) and ``type``. The types, in the order a run emits them:
 ``run_started`` (:class:`RunStarted`)
     The settings, models, scorer, dataset rows and splits, the baseline prompt, the budget preflight,
     the model preflight checks and where the MLflow run is.
+``baseline_progress`` (:class:`BaselineProgress`)
+    While the baseline is scored on the validation set, before its ``validation`` event: how many
+    examples so far (a few times a second at most).
 ``validation`` (:class:`Candidate`)
     A candidate scored on the whole validation set.
 ``pareto_front`` (:class:`FrontUpdated`)
@@ -319,6 +322,19 @@ class RunStarted(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class BaselineProgress(Event):
+    """The baseline being scored on the validation set, before its ``validation`` event: ``scored``
+    of ``total`` examples so far (each one metric call, so ``metric_calls`` is ``scored``). Written
+    when that scoring starts and then at most a few times a second; never for the last example
+    (the ``validation`` event follows)."""
+
+    TYPE: ClassVar[str] = "baseline_progress"
+    scored: int = 0
+    total: int = 0
+    metric_calls: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
 class Candidate(Event):
     """A prompt scored on the whole validation set (written as a ``validation`` line, its index under
     the key ``candidate``).
@@ -468,6 +484,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.TYPE: cls
     for cls in (
         RunStarted,
+        BaselineProgress,
         Candidate,
         FrontUpdated,
         BudgetUsed,

@@ -104,7 +104,7 @@ def model_status(models: ModelConfig) -> list[StatusRow]:
 
     rows = []
     for role in ("task", "reflection"):
-        result = check_model(models, role=role, through_litellm=False)
+        result = check_model(models, role=role)
         label = f"{result.model} answers" if result.ok else result.message
         if models.is_offline and result.ok:
             label = f"{OFFLINE_MODEL} (simulated) answers"

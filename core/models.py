@@ -1,8 +1,10 @@
 """Task and reflection models: configuration, clients, retries, reachability checks.
 
-The task model is called with the ``openai`` client; the reflection model through litellm, inside
-GEPA. Both point at the same base URL. Providers: the built-in offline demo (simulated), OpenAI, or
-any OpenAI-compatible endpoint (Ollama, vLLM, llama.cpp server, LM Studio) given by its base URL.
+Both the task model and GEPA's reflection model are called with the ``openai`` client, at the same
+base URL. (GEPA's own default calls the reflection model through litellm; every provider here speaks
+OpenAI's protocol, and importing litellm costs a run process about 4 s and 120 MB, so runs do not.)
+Providers: the built-in offline demo (simulated), OpenAI, or any OpenAI-compatible endpoint (Ollama,
+vLLM, llama.cpp server, LM Studio) given by its base URL.
 
 Failures are classified once, here: transient ones (429 honouring Retry-After, 5xx, timeouts,
 connection resets, unparseable bodies) are retried with exponential backoff; permanent ones (401,
@@ -528,7 +530,8 @@ class TaskModel:
 
 
 class ReflectionModel:
-    """GEPA's reflection language model, called through litellm with our retries and counts.
+    """GEPA's reflection language model, called with the ``openai`` client (as the task model is) with
+    our retries and counts. Thread-safe.
 
     Conforms to GEPA's ``LanguageModel`` protocol: ``(prompt or messages) -> str``.
     """
@@ -541,33 +544,28 @@ class ReflectionModel:
         *,
         meter: UsageMeter | None = None,
     ):
+        import openai
+
         self.config = config
         self.endpoint = endpoint
         self.policy = policy or RetryPolicy(max_retries=config.max_retries)
         self.stats = CallStats()
         self.meter = meter if meter is not None else UsageMeter()
-
-    @property
-    def litellm_model(self) -> str:
-        return f"openai/{self.config.reflection_model_name}"
+        self._client = openai.OpenAI(
+            base_url=endpoint.base_url,
+            api_key=endpoint.api_key,
+            max_retries=0,  # retries are ours: counted, classified, Retry-After honoured
+            timeout=config.timeout_seconds,
+        )
 
     def __call__(self, prompt: str | list[dict[str, Any]]) -> str:
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        import litellm
-
-        litellm.suppress_debug_info = True  # otherwise every failure prints a help banner to stdout
         messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
 
         def call() -> str:
             started = time.perf_counter()
-            completion = litellm.completion(
-                model=self.litellm_model,
-                messages=messages,
-                api_base=self.endpoint.base_url,
-                api_key=self.endpoint.api_key,
-                timeout=self.config.timeout_seconds,
-                num_retries=0,
-                drop_params=True,
+            completion = self._client.chat.completions.create(
+                model=self.config.reflection_model_name,
+                messages=messages,  # type: ignore[arg-type]
             )
             text = _content(completion)
             prompt_tokens, completion_tokens = reported_usage(completion)
@@ -610,17 +608,15 @@ def check_model(
     *,
     role: Role,
     policy: RetryPolicy | None = None,
-    through_litellm: bool = True,
     meter: UsageMeter | None = None,
     model: str | None = None,
     prompt: str = PROBE_PROMPT,
 ) -> ModelCheck:
     """One short chat call that proves the endpoint answers, the key is accepted and the model exists.
 
-    The reflection model is checked through litellm, the path GEPA will use (``through_litellm``
-    False uses the ``openai`` client instead: the app's status line, which should not pay litellm's
-    five-second import); the task and judge models through the ``openai`` client (the judge's full
-    path, through MLflow, is :func:`core.judges.check_judge`). ``model`` names the model to probe
+    The reflection model is checked through :class:`ReflectionModel`, the path GEPA will use; the task
+    and judge models through :class:`TaskModel` (the judge's full path, through MLflow, is
+    :func:`core.judges.check_judge`); all with the ``openai`` client. ``model`` names the model to probe
     (default: the role's model; for the judge, the task model). The call's usage is returned and,
     with ``meter``, recorded there under ``role``. Pass a real rendered example as ``prompt`` to see
     how long the model's replies are (:func:`core.estimate.estimate_run` wants that).
@@ -632,7 +628,7 @@ def check_model(
     name = model or (config.reflection_model_name if role == "reflection" else config.task_model)
     probe_meter = UsageMeter()
     try:
-        if role == "reflection" and through_litellm:
+        if role == "reflection":
             probe_config = (
                 config if name == config.reflection_model_name else dataclasses.replace(config, reflection_model=name)
             )

@@ -33,9 +33,11 @@ import getpass
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,9 +48,10 @@ from core.analysis import RunView, build_run_view
 from core.budget import BudgetPlan, plan_budget
 from core.config import OptimizationConfig
 from core.datasets import Dataset, Splits, bundled_dataset_at, choose_splits, default_dataset, load_dataset
-from core.errors import ConfigError
+from core.errors import ConfigError, InputError
 from core.evaluation import final_evaluation, score_on_test
 from core.events import (
+    BaselineProgress,
     BudgetRef,
     DatasetRef,
     EventLog,
@@ -163,6 +166,14 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     # MLflow calls predict_fn once up front only to see whether it is traced; we know it is not.
     os.environ["MLFLOW_GENAI_EVAL_SKIP_TRACE_VALIDATION"] = "true"
+    # The final evaluation's spans (one trace, a span per example) go to the store in one batch, one
+    # transaction, when the run flushes its trace: MLflow's default batches of 5 cost about 0.6 s more
+    # for the default run's 61 spans here.
+    os.environ.setdefault("MLFLOW_ASYNC_TRACE_LOGGING_MAX_SPAN_BATCH_SIZE", "100000")
+    # A run is no notebook: MLflow asks whether it is in one (a Databricks one) when tracing starts,
+    # importing IPython only to find out (36 MB and 0.4 s here). Unless a notebook already loaded
+    # IPython, it is absent from this process, and every such check says no at once.
+    sys.modules.setdefault("IPython", None)  # type: ignore[assignment]
     for name in ("mlflow", "gepa", "LiteLLM", "litellm", "httpx", "alembic"):
         logging.getLogger(name).setLevel(logging.ERROR)
     # Its "SQLAlchemy database error" log carries a traceback and SQL; the store error itself reaches
@@ -208,8 +219,12 @@ def resolve_baseline(config: OptimizationConfig) -> PromptVersionInfo:
 
     if config.prompt_uri:
         name, _, _ = prompts.parse_prompt_uri(config.prompt_uri)
-        if name in {b.prompt_name for b in bundled_datasets()}:
-            prompts.ensure_bundled_prompts()  # a bundled URI (e.g. @baseline) works on a fresh store too
+        try:
+            return prompts.load(config.prompt_uri)
+        except prompts.PromptError:
+            if name not in {b.prompt_name for b in bundled_datasets()}:
+                raise
+        prompts.ensure_bundled_prompts()  # a bundled URI (e.g. @baseline) works on a fresh store too
         return prompts.load(config.prompt_uri)
     if config.template is not None and config.prompt_name:
         name = prompts.validate_prompt_name(config.prompt_name)
@@ -235,7 +250,7 @@ def prepare_run(config: OptimizationConfig) -> PreparedRun:
             ``PromptError``, ``ModelAccessError``, ``StoreError``); nothing has been registered,
             except a baseline given as a template, once everything else was checked.
     """
-    from core.store import configure_mlflow, ensure_experiment
+    from core.store import configure_mlflow, ensure_experiment, retry_store
 
     splits = prepare_data(config)
     plan = plan_budget(
@@ -251,18 +266,36 @@ def prepare_run(config: OptimizationConfig) -> PreparedRun:
         # Checked before resolve_baseline registers it: bad input must register nothing.
         check_against_dataset(config.template, splits.dataset)
     accounting = Accounting.for_config(config)
-    checks = [
-        check_model(config.models, role="task", meter=accounting.meter),
-        check_model(config.models, role="reflection", meter=accounting.meter),
-    ]
+    # The model checks (a round trip each) and opening the store are independent: they overlap. A
+    # refused model is still said before a store problem, and both come before anything is registered.
+    # Their imports happen here first: importing one package from two threads at once can deadlock.
+    import mlflow
+    import openai  # noqa: F401
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="preflight") as pool:
+        pending = [
+            pool.submit(check_model, config.models, role=role, meter=accounting.meter)
+            for role in ("task", "reflection")
+        ]
+        try:
+            store = configure_mlflow(config.tracking_uri)
+            experiment_id = ensure_experiment(config.experiment)
+            with store_errors(store.tracking_uri):
+                # Active, MLflow links prompts and traces to it without first looking for a
+                # Databricks notebook (a check that imports IPython, about half a second).
+                retry_store(lambda: mlflow.set_experiment(experiment_id=experiment_id))
+            store_error = None
+        except InputError as error:
+            store_error = error
+        checks = [future.result() for future in pending]
     judge = JudgeConfig(config.models, config.scorer.judge_model) if config.scorer.needs_model else None
     if judge is not None and checks[0].ok:
         checks.append(check_judge(judge, meter=accounting.meter))
     for check in checks:
         if not check.ok:
             raise ModelAccessError(check.message)
-    store = configure_mlflow(config.tracking_uri)
-    experiment_id = ensure_experiment(config.experiment)
+    if store_error is not None:
+        raise store_error
     with store_errors(store.tracking_uri):
         baseline = resolve_baseline(config)
     check_against_dataset(baseline.template, splits.dataset)
@@ -470,6 +503,7 @@ def _search(run: _Run, models: _Models) -> StoppedBy:
     import mlflow
 
     prepared, config = run.prepared, run.config
+    progress = _BaselineProgress(run.log, total=len(prepared.splits.validation))
     outputs_cache: dict[tuple[str, str], str] = {}
     recorder = Recorder(
         run.log,
@@ -506,7 +540,7 @@ def _search(run: _Run, models: _Models) -> StoppedBy:
     try:
         with _no_trace_lookups():
             mlflow.genai.optimize_prompts(
-                predict_fn=_predict_fn(prepared.baseline.uri, models.task, run.fatal, outputs_cache),
+                predict_fn=_predict_fn(prepared.baseline.uri, models.task, run.fatal, outputs_cache, progress),
                 train_data=prepared.splits.train.to_mlflow_records(),
                 prompt_uris=[prepared.baseline.uri],
                 optimizer=optimizer,
@@ -520,28 +554,63 @@ def _search(run: _Run, models: _Models) -> StoppedBy:
 
 
 def _predict_fn(
-    prompt_uri: str, task_model: TaskModel, fatal: FatalFlag, outputs_cache: dict[tuple[str, str], str]
+    prompt_uri: str,
+    task_model: TaskModel,
+    fatal: FatalFlag,
+    outputs_cache: dict[tuple[str, str], str],
+    progress: _BaselineProgress,
 ) -> Callable[..., str]:
     """The task model on one example, with the prompt loaded once (see the module docstring); a refused
-    key stops the run, and every output is kept for the recorder."""
+    key stops the run, every output is kept for the recorder, and the baseline's scoring is counted."""
     import mlflow
 
     prompt = mlflow.genai.load_prompt(prompt_uri, link_to_model=False)
 
     def predict_fn(**inputs: Any) -> str:
-        if fatal.message:
-            raise ModelAccessError(fatal.message)
-        text = prompt.format(**inputs)
-        template = prompt.template
         try:
-            output = task_model.complete(text)
-        except ModelAccessError as error:
-            fatal.set(str(error))
-            raise
-        outputs_cache[(template, example_key(inputs))] = output
-        return output
+            if fatal.message:
+                raise ModelAccessError(fatal.message)
+            text = prompt.format(**inputs)
+            template = prompt.template
+            try:
+                output = task_model.complete(text)
+            except ModelAccessError as error:
+                fatal.set(str(error))
+                raise
+            outputs_cache[(template, example_key(inputs))] = output
+            return output
+        finally:
+            progress.scored_one()
 
     return predict_fn
+
+
+class _BaselineProgress:
+    """Counts the baseline's scoring on the validation set (GEPA's first ``total`` metric calls) and
+    writes :class:`~core.events.BaselineProgress`: once when it starts, then at most every
+    :attr:`INTERVAL` seconds, so the live view shows progress before the first candidate is in."""
+
+    INTERVAL = 0.25
+
+    def __init__(self, log: EventLog, *, total: int):
+        self._log = log
+        self.total = total
+        self._scored = 0
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+        log.emit(BaselineProgress(scored=0, total=total, metric_calls=0))
+
+    def scored_one(self) -> None:
+        with self._lock:
+            if self._scored >= self.total:
+                return
+            self._scored += 1
+            now = time.monotonic()
+            if self._scored == self.total or now - self._last < self.INTERVAL:
+                return
+            self._last = now
+            scored = self._scored
+        self._log.emit(BaselineProgress(scored=scored, total=self.total, metric_calls=scored))
 
 
 class _NamedStopper:
@@ -823,7 +892,10 @@ def _upload_and_end(run: _Run, finished: RunFinished | None) -> None:
         if finished.error:
             outcome[tags.ERROR] = finished.error[:4000]
     try:
-        mlflow.flush_trace_async_logging()
+        # The run records no trace after this one. Terminating the export threads, rather than
+        # flushing and restarting them, spares a second wait of up to a second (MLflow's export queue
+        # is polled once a second); a later trace would be written at once, without them.
+        mlflow.flush_trace_async_logging(terminate=True)
         retry_store(lambda: mlflow.log_artifact(str(run.folder.events_path)))
         if run.folder.gepa_log_path.exists():
             retry_store(lambda: mlflow.log_artifact(str(run.folder.gepa_log_path)))

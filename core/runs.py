@@ -1,7 +1,9 @@
 """Optimization runs as processes, and finding any run again: start, watch, cancel, open.
 
-Each run is a ``python -m core worker RUN_DIR`` process (MLflow's optimizer patches classes, so two
-runs in one process would corrupt each other) with its folder on this machine (:mod:`core.rundir`).
+Each run is a process of its own (MLflow's optimizer patches classes, so two runs in one process
+would corrupt each other) with its folder on this machine (:mod:`core.rundir`), started by an
+executor (:mod:`core.executors`: warm, forked from a process that has already imported what a run
+needs, or a fresh ``python -m core worker RUN_DIR``).
 Anything a results view needs is also in the MLflow run, so a run started elsewhere, or by the CLI,
 is read the same way. :func:`open_run` is the one place that decides where a run's events come from
 (its live folder, its MLflow artifact, a salvage of a dead worker) and which phase it is in.
@@ -13,9 +15,6 @@ import dataclasses
 import os
 import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -27,6 +26,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from core import tags
 from core.errors import InputError
 from core.events import EVENTS_FILE, Event, EventLogError, RunFinished, parse_events, tail_events
+from core.executors import API_KEY_ENV, default_executor, process_alive
+from core.executors import PROJECT_ROOT as PROJECT_ROOT  # where callers have always found it
 from core.rundir import RunDir, WorkerOutcome
 from core.store import runs_home
 
@@ -34,12 +35,6 @@ if TYPE_CHECKING:
     from core.analysis import RunView
     from core.config import OptimizationConfig
     from core.registration import Registration
-
-API_KEY_ENV = "GEPA_EXPLORER_API_KEY"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-_children: dict[int, subprocess.Popen] = {}
-_children_lock = threading.Lock()
 
 
 class RunNotFound(InputError, LookupError):
@@ -76,6 +71,13 @@ class RunHandle:
     def cancel(self, *, register_best: bool = False) -> None:
         self.folder.request_cancel(register_best=register_best)
 
+    def has_events(self) -> bool:
+        """Whether the run has written anything to its event log yet (a file size, nothing parsed)."""
+        try:
+            return self.folder.events_path.stat().st_size > 0
+        except OSError:
+            return False
+
     def read_events(self) -> list[Event]:
         """Every event so far (re-reads from the start; see :meth:`new_events` to tail)."""
         return self.folder.read_events()
@@ -86,51 +88,20 @@ class RunHandle:
 
 
 def start_run(config: OptimizationConfig, *, run_dir: Path | None = None) -> RunHandle:
-    """Start ``config`` in its own process."""
+    """Start ``config`` in its own process (through :func:`core.executors.default_executor`)."""
     folder = RunDir(run_dir) if run_dir else RunDir.create(runs_home())
     folder.write_config(config.to_dict())
-    env = dict(os.environ)
-    env.pop(API_KEY_ENV, None)
-    if config.models.api_key:
-        env[API_KEY_ENV] = config.models.api_key
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
-    log = folder.log_path.open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "core", "worker", str(folder.path)],
-        cwd=str(PROJECT_ROOT),
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=log,
-        start_new_session=True,  # survives the app's reruns; Stop is our cancel file, not a signal
-    )
-    log.close()
-    with _children_lock:
-        _children[process.pid] = process
-    folder.write_pid(process.pid)
-    return RunHandle(folder.path, process.pid)
+    return default_executor().start(folder, api_key=config.models.api_key)
+
+
+def warm_up() -> None:
+    """Get the executor ready to start runs at once (the app calls it when it starts); cheap to repeat."""
+    default_executor().warm_up()
 
 
 def attach(run_dir: Path) -> RunHandle:
     """A handle on an existing run folder (after a page reload, say)."""
     return RunHandle(run_dir, RunDir(run_dir).pid())
-
-
-def process_alive(pid: int) -> bool:
-    with _children_lock:
-        child = _children.get(pid)
-    if child is not None:
-        return child.poll() is None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie has exited
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def worker_main(run_dir: Path) -> int:
@@ -415,9 +386,8 @@ def find_run(ref: str, *, tracking_uri: str | None = None) -> tuple[RunHandle | 
     run exists there; raises :class:`RunNotFound` when neither is known.
     """
     ref = ref.strip()
-    folder = runs_home() / ref
-    if ref and "/" not in ref and folder.is_dir():
-        handle = attach(folder)
+    handle = default_executor().find(ref)
+    if handle is not None:
         run_id = handle.run_id
         return handle, get_run(run_id, tracking_uri=tracking_uri) if run_id else None
     info = get_run(ref, tracking_uri=tracking_uri)

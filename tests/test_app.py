@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -814,3 +815,50 @@ def test_results_lists_every_proposal_filterable_by_outcome(recorded_run):
     titles = [e.label for e in at.expander if e.label.startswith("Iteration ")]
     assert len(titles) == 4 and all("discarded" in t for t in titles)
     assert "Proposed prompt" in texts(at) or at.code  # each opens on the whole proposed prompt
+
+
+@pytest.mark.slow
+def test_a_warm_run_outlives_the_session_that_started_it_and_a_new_session_finds_it(explorer_home):
+    from core.executors import default_executor
+    from core.rundir import RunDir
+
+    at = optimize_page()
+    at.button(key="optimize.run").click().run()
+    no_exception(at)
+    ref = at.query_params["run"]
+    pid = RunDir(explorer_home / "runs" / ref).pid()
+    parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    assert parent == default_executor().forkserver.pid  # forked from the warm fork server
+    del at  # the starting session ends; the run does not
+    later = app()
+    later.query_params["run"] = ref
+    open_page(later, "app_pages/optimize.py")
+    no_exception(later)
+    wait_until(later, lambda a: "Optimization finished" in texts(a))
+    assert "Registered as a new version" in texts(later)
+
+
+def test_the_live_view_shows_the_baseline_being_scored(explorer_home):
+    import subprocess
+    import sys
+
+    from conftest import fixture_events
+
+    folder = explorer_home / "runs" / "scoring-the-baseline"
+    folder.mkdir(parents=True)
+    started = fixture_events("run_short_qa_seed0")[0]
+    progress = {"v": 2, "seq": 1, "t": started["t"] + 1, "type": "baseline_progress", "scored": 12, "total": 30}
+    lines = [started, progress | {"metric_calls": 12}]
+    (folder / "events.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])  # stands for a live worker
+    try:
+        (folder / "pid").write_text(str(worker.pid))
+        at = app()
+        at.query_params["run"] = folder.name
+        open_page(at, "app_pages/optimize.py")
+        no_exception(at)
+        assert "Scoring the baseline: 12 of 30 validation examples" in texts(at)
+        assert at.button(key="optimize.stop")
+    finally:
+        worker.kill()
+        worker.wait()

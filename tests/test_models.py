@@ -84,7 +84,7 @@ def test_unreachable_endpoint_is_reported_after_retries():
         model.complete("hi")
 
 
-def test_reflection_goes_through_litellm_with_the_same_retries(endpoint_factory):
+def test_reflection_is_retried_like_the_task_model(endpoint_factory):
     server = endpoint_factory(fault_plan=("429", "garbage"))
     config = ModelConfig("openai", model=MODEL_NAME, base_url=server.base_url, api_key="x")
     reflection = ReflectionModel(config, Endpoint(server.base_url, "x"), FAST)

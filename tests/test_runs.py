@@ -147,3 +147,98 @@ def test_open_run_of_a_finished_run_reads_its_mlflow_artifact(explorer_home, tra
     run_id = record_run(fixture_events("run_short_qa_seed0"))
     opened = open_run(run_id)
     assert opened.phase == "finished" and opened.view.best_candidate == 3 and opened.info.run_id == run_id
+
+
+# --------------------------------------------------------------------------------------------------
+# Warm workers: runs forked from the fork server (core.forkserver), the default executor's way
+# --------------------------------------------------------------------------------------------------
+
+
+def parent_pid(pid: int) -> int:
+    from pathlib import Path
+
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def forked_warm(handle) -> bool:
+    """Whether the run's process is a child of this process's fork server (the warm path)."""
+    from core.executors import default_executor
+
+    server = default_executor().forkserver
+    return server.pid is not None and parent_pid(handle.pid) == server.pid
+
+
+def test_a_warm_worker_killed_mid_run_is_salvaged(explorer_home, tracking, endpoint_factory):
+    import os
+    import signal
+
+    from core.runs import open_run
+
+    server = endpoint_factory(delay_ms=40)
+    handle = start_run(slow_config(server))
+    assert forked_warm(handle)
+    wait_for(lambda: any(isinstance(e, Proposal) for e in handle.read_events()))
+    assert get_run(handle.run_id).tags["gepa_explorer.pid"] == str(handle.pid)
+    os.kill(handle.pid, signal.SIGKILL)
+    wait_for(lambda: not handle.is_alive(), timeout=20)
+    opened = open_run(handle.run_dir.name)
+    assert opened.phase == "failed" and opened.salvaged and "ended unexpectedly" in opened.message
+    assert opened.info.status == "FAILED" and any(isinstance(e, Proposal) for e in opened.events)
+    assert any(isinstance(e, Proposal) for e in load_events(get_run(handle.run_id)))  # the salvaged artifact
+
+
+def test_baseline_progress_is_written_before_its_first_validation_event(explorer_home, tracking, endpoint_factory):
+    from core.analysis import build_run_view
+    from core.events import BaselineProgress
+
+    server = endpoint_factory(delay_ms=30)
+    handle = start_run(slow_config(server, concurrency=1))
+    wait_for(lambda: any(isinstance(e, Candidate) for e in handle.read_events()))
+    handle.cancel()
+    events = handle.read_events()
+    first = next(i for i, e in enumerate(events) if isinstance(e, Candidate))
+    progress = [e for e in events[:first] if isinstance(e, BaselineProgress)]
+    assert isinstance(events[0], RunStarted) and isinstance(events[1], BaselineProgress)
+    assert progress[0].scored == 0 and progress[0].total == 30
+    assert any(0 < e.scored < 30 for e in progress), progress  # 30 calls of 30 ms: seen on the way
+    assert [e.scored for e in progress] == sorted(e.scored for e in progress)
+    assert not any(isinstance(e, BaselineProgress) for e in events[first:])
+    assert build_run_view(events[:first]).baseline_progress == progress[-1]
+    assert build_run_view(events).baseline_progress is None
+    assert wait_for(handle.outcome).status == "cancelled"
+
+
+def test_the_api_key_never_reaches_a_file_or_a_workers_command_line(explorer_home, tracking, endpoint_factory):
+    from pathlib import Path
+
+    from core.executors import default_executor
+
+    key = "sk-warm-test-0123456789abcdef"
+    server = endpoint_factory(api_key=key)  # refuses any other key: the run finishing proves it had it
+    models = ModelConfig("openai", model="gepa-offline-demo", base_url=server.base_url, api_key=key)
+    handle = start_run(OptimizationConfig(models=models, budget=100, patience=0))
+    assert forked_warm(handle)
+    for pid in (handle.pid, default_executor().forkserver.pid):
+        for part in ("cmdline", "environ"):
+            assert key.encode() not in Path(f"/proc/{pid}/{part}").read_bytes(), (pid, part)
+    outcome = wait_for(handle.outcome)
+    assert outcome.status == "finished", outcome
+    leaks = [str(p) for p in explorer_home.rglob("*") if p.is_file() and key.encode() in p.read_bytes()]
+    assert leaks == []
+
+
+def test_with_warm_workers_off_a_run_is_a_fresh_worker_process(explorer_home, tracking, tmp_path, monkeypatch):
+    import os
+
+    from core.executors import LocalExecutor
+    from core.rundir import RunDir
+
+    monkeypatch.setenv("GEPA_EXPLORER_WARM_WORKERS", "0")
+    executor = LocalExecutor()
+    assert not executor.warm
+    folder = RunDir.create(explorer_home / "runs")
+    folder.write_config(OptimizationConfig(dataset_path=str(tmp_path / "missing.jsonl")).to_dict())
+    handle = executor.start(folder, api_key=None)
+    assert parent_pid(handle.pid) == os.getpid() and folder.pid() == handle.pid
+    outcome = wait_for(handle.outcome)
+    assert outcome.status == "rejected" and "no such file" in outcome.error

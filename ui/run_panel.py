@@ -33,7 +33,10 @@ def render(context: shell.AppContext, ref: str) -> OpenRun | None:
         st.warning("This run's process ended unexpectedly; what it recorded was saved to MLflow.")
     if opened.is_live and opened.handle is not None:
         render_stop(opened)
-        render_live(opened.handle)
+        if opened.phase == "starting":
+            render_starting(opened.handle)
+        else:
+            render_live(opened.handle)
     elif opened.phase == "elsewhere":
         st.info(markdown_escape(opened.message or ""), icon=":material/hourglass_top:")
     elif opened.view is None:
@@ -75,6 +78,15 @@ def render_stop(opened: OpenRun) -> None:
         st.rerun()
 
 
+@st.fragment(run_every=0.25)
+def render_starting(handle: RunHandle) -> None:
+    """Until the run's first event: checked often (a warm run writes it within a second of the click),
+    and the whole panel is drawn again as soon as it is there."""
+    if handle.outcome() is not None or not handle.is_alive() or handle.has_events():
+        st.rerun()
+    st.info("Starting: checking the store and that the models answer...", icon=":material/hourglass_top:")
+
+
 @st.fragment(run_every=1.0)
 def render_live(handle: RunHandle) -> None:
     if handle.outcome() is not None or not handle.is_alive():
@@ -86,6 +98,12 @@ def render_live(handle: RunHandle) -> None:
     view = analysis.build_run_view(events)
     if view.stage is not None:
         st.info(view.stage.message, icon=":material/hourglass_top:")
+    if view.baseline_progress is not None:
+        scoring = view.baseline_progress
+        st.info(
+            f"Scoring the baseline: {scoring.scored} of {scoring.total} validation examples",
+            icon=":material/hourglass_top:",
+        )
     render_progress(view)
 
 

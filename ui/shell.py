@@ -120,7 +120,7 @@ def render_provider_fields(choice: str) -> None:
         "Reflection model",
         key="sidebar.reflection_model",
         placeholder="gpt-4o" if choice == "openai" else "same as the task model",
-        help="Called through litellm inside GEPA to propose new prompts.",
+        help="Called by GEPA (with the openai client, at the same endpoint) to propose new prompts.",
     )
     st.text_input(
         "API key",
