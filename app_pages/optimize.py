@@ -191,6 +191,8 @@ def render_setup(context: shell.AppContext) -> None:
                 patience=patience,
                 models=context.models,
                 tracking_uri=uri,
+                participant=context.participant,
+                **context.price_fields(),
                 **split.fields,
                 **advanced,
             )
@@ -211,7 +213,12 @@ def start(config: OptimizationConfig) -> None:
 
 
 def default_config(context: shell.AppContext) -> OptimizationConfig:
-    return OptimizationConfig(models=context.models, tracking_uri=context.tracking_uri)
+    return OptimizationConfig(
+        models=context.models,
+        tracking_uri=context.tracking_uri,
+        participant=context.participant,
+        **context.price_fields(),
+    )
 
 
 def settings_of_run(view) -> dict:

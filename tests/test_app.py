@@ -862,3 +862,29 @@ def test_the_live_view_shows_the_baseline_being_scored(explorer_home):
     finally:
         worker.kill()
         worker.wait()
+
+
+def test_the_participant_name_comes_from_the_address_and_a_bad_one_is_one_line(explorer_home):
+    at = app()
+    at.query_params["participant"] = "Alice"
+    at.run()
+    no_exception(at)
+    assert at.text_input(key="participant").value == "Alice"
+    assert at.session_state["app.context"].participant == "alice"
+    at.text_input(key="participant").input("not a name!").run()
+    assert at.session_state["app.context"].participant is None
+    assert [e for e in shown(at.sidebar.error) if e.startswith("Your name: 'not a name!' is not a participant name")]
+
+
+def test_sidebar_prices_reach_the_run_settings_and_a_wrong_price_is_named(explorer_home):
+    at = app()
+    at.session_state["sidebar.provider"] = "compatible"
+    at.session_state["sidebar.base_url"] = "http://127.0.0.1:9/v1"
+    at.session_state["sidebar.model"] = "my-model"
+    at.session_state["sidebar.price.task"] = "0.15, 0.60"
+    at.session_state["sidebar.price.judge"] = "cheap"
+    at.run()
+    no_exception(at)
+    context = at.session_state["app.context"]
+    assert context.price_fields() == {"task_price": (0.15, 0.6), "reflection_price": None, "judge_price": None}
+    assert any("Judge model price: The price 'cheap' is not two numbers" in e for e in shown(at.sidebar.error))

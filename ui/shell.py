@@ -6,7 +6,8 @@ cleared after writes; nothing cached is ever mutated.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import streamlit as st
@@ -23,6 +24,9 @@ SIMULATED_NOTE = (
     "It is not a language model."
 )
 
+
+PARTICIPANT_PARAM = "participant"  # the sidebar's name field, bound to the address
+PRICE_ROLES = ("task", "reflection", "judge")
 
 WELCOME = "app_pages/welcome.py"
 PROMPTS = "app_pages/prompts.py"
@@ -48,6 +52,13 @@ class AppContext:
     tracking_uri: str
     models: ModelConfig | None
     model_error: str | None
+    participant: str | None = None
+    prices: Mapping[str, tuple[float, float] | None] = field(default_factory=dict)
+    setting_errors: tuple[str, ...] = ()
+
+    def price_fields(self) -> dict[str, tuple[float, float] | None]:
+        """The prices given in the sidebar as :class:`~core.config.OptimizationConfig` fields."""
+        return {f"{role}_price": self.prices.get(role) for role in PRICE_ROLES}
 
     @property
     def store(self) -> store.StoreInfo:
@@ -63,12 +74,23 @@ def init_state() -> None:
     st.session_state.setdefault("sidebar.api_key", "")
     st.session_state.setdefault("sidebar.offline_delay", 0)
     st.session_state.setdefault("sidebar.offline_errors", 0.0)
+    for role in PRICE_ROLES:
+        st.session_state.setdefault(f"sidebar.price.{role}", "")
 
 
 def render_sidebar() -> AppContext:
     """Store and model settings; returns the context pages use. The status line is filled later."""
     init_state()
     with st.sidebar:
+        st.text_input(
+            "Your name",
+            key=PARTICIPANT_PARAM,
+            bind="query-params",
+            placeholder="e.g. alice (optional)",
+            help="In a class: tags your runs and registers your optimized prompts as yourname.prompt, so "
+            "they never mix with anyone else's; Results can show only yours. Kept in the address, so a "
+            "bookmark or a reload keeps it.",
+        )
         st.subheader("MLflow store")
         st.text_input(
             "Tracking URI",
@@ -106,10 +128,26 @@ def render_sidebar() -> AppContext:
                 )
         else:
             render_provider_fields(choice)
+        render_price_fields(choice)
     context = current_context()
     if context.model_error:
         st.sidebar.error(context.model_error)
+    for problem in context.setting_errors:
+        st.sidebar.error(problem)
     return context
+
+
+def render_price_fields(choice: str) -> None:
+    """Prices per million tokens, for models litellm's bundled list does not know (or to override it)."""
+    if choice == "offline":
+        return  # the simulated model costs nothing, and says so
+    with st.expander("Prices (USD per million tokens)"):
+        st.caption(
+            "Input, output: for example 0.15, 0.60. Empty: OpenAI's own models are priced from litellm's "
+            "bundled list; any other model's cost is shown as unknown, never as $0."
+        )
+        for role in PRICE_ROLES:
+            st.text_input(f"{role.capitalize()} model", key=f"sidebar.price.{role}", placeholder="in, out")
 
 
 def render_provider_fields(choice: str) -> None:
@@ -160,7 +198,35 @@ def current_context() -> AppContext:
             )
     except ValueError as error:
         return AppContext(uri, None, str(error))
-    return AppContext(uri, models, None)
+    participant, prices, problems = _participant_and_prices(state)
+    return AppContext(uri, models, None, participant, prices, problems)
+
+
+def _participant_and_prices(state: Any) -> tuple[str | None, dict[str, tuple[float, float] | None], tuple[str, ...]]:
+    """The sidebar's participant name and prices, and one line per field that does not parse."""
+    from core.errors import InputError
+    from core.participants import participant_name
+    from core.pricing import Price
+
+    problems = []
+    try:
+        participant = participant_name(str(state.get(PARTICIPANT_PARAM) or ""))
+    except InputError as error:
+        participant = None
+        problems.append(f"Your name: {error}")
+    prices: dict[str, tuple[float, float] | None] = {}
+    if state.get("sidebar.provider", "offline") != "offline":
+        for role in PRICE_ROLES:
+            text = str(state.get(f"sidebar.price.{role}") or "").strip()
+            prices[role] = None
+            if text:
+                try:
+                    price = Price.parse(text)
+                except ValueError as error:
+                    problems.append(f"{role.capitalize()} model price: {error}")
+                else:
+                    prices[role] = (price.input_per_million, price.output_per_million)
+    return participant, prices, tuple(problems)
 
 
 def one_line(error: BaseException) -> str:
