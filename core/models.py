@@ -197,6 +197,23 @@ class Endpoint:
 
     base_url: str
     api_key: str = field(repr=False)
+    # The offline demo model answers the openai client in this process (an httpx transport, no
+    # socket); ``base_url`` still serves it over HTTP, for the judge's path through MLflow and litellm.
+    transport: Any = field(default=None, repr=False, compare=False)
+
+    def client(self, timeout: float) -> Any:
+        """An ``openai.OpenAI`` client for this endpoint, without the client's own retries (ours are
+        counted, classified and honour Retry-After)."""
+        import openai
+
+        http_client = None
+        if self.transport is not None:
+            import httpx
+
+            http_client = httpx.Client(transport=self.transport, timeout=timeout)
+        return openai.OpenAI(
+            base_url=self.base_url, api_key=self.api_key, max_retries=0, timeout=timeout, http_client=http_client
+        )
 
 
 def resolve_endpoint(config: ModelConfig) -> Endpoint:
@@ -205,7 +222,7 @@ def resolve_endpoint(config: ModelConfig) -> Endpoint:
         from core.offline_model.server import shared_offline_server
 
         server = shared_offline_server(config.simulated_delay_ms, config.simulated_error_rate)
-        return Endpoint(server.base_url, NO_KEY_PLACEHOLDER)
+        return Endpoint(server.base_url, NO_KEY_PLACEHOLDER, server.transport())
     base_url = config.base_url or "https://api.openai.com/v1"
     return Endpoint(base_url, config.api_key or NO_KEY_PLACEHOLDER)
 
@@ -487,7 +504,6 @@ class TaskModel:
         meter: UsageMeter | None = None,
         role: Role = "task",
     ):
-        import openai
 
         self.config = config
         self.endpoint = endpoint
@@ -495,12 +511,7 @@ class TaskModel:
         self.stats = CallStats()
         self.meter = meter if meter is not None else UsageMeter()
         self.role = role
-        self._client = openai.OpenAI(
-            base_url=endpoint.base_url,
-            api_key=endpoint.api_key,
-            max_retries=0,  # retries are ours: counted, classified, Retry-After honoured
-            timeout=config.timeout_seconds,
-        )
+        self._client = endpoint.client(config.timeout_seconds)
 
     def complete(self, prompt: str) -> str:
         def call() -> str:
@@ -544,19 +555,13 @@ class ReflectionModel:
         *,
         meter: UsageMeter | None = None,
     ):
-        import openai
 
         self.config = config
         self.endpoint = endpoint
         self.policy = policy or RetryPolicy(max_retries=config.max_retries)
         self.stats = CallStats()
         self.meter = meter if meter is not None else UsageMeter()
-        self._client = openai.OpenAI(
-            base_url=endpoint.base_url,
-            api_key=endpoint.api_key,
-            max_retries=0,  # retries are ours: counted, classified, Retry-After honoured
-            timeout=config.timeout_seconds,
-        )
+        self._client = endpoint.client(config.timeout_seconds)
 
     def __call__(self, prompt: str | list[dict[str, Any]]) -> str:
         messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt

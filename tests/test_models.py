@@ -169,3 +169,40 @@ def test_an_error_with_a_success_status_is_an_unreadable_response_and_retried():
         UnreadableBody("Unable to get json response"), who="judge", model="m", base_url="http://h/v1"
     )
     assert not failure.permanent and failure.retry and "could not be read" in failure.message
+
+
+def in_process_model(server, *, timeout: float = 5.0) -> TaskModel:
+    """The task model as a run builds it for the offline provider: answered in this process."""
+    config = ModelConfig("openai", model=MODEL_NAME, base_url=server.base_url, api_key="x", timeout_seconds=timeout)
+    return TaskModel(config, Endpoint(server.base_url, "x", server.transport()), RetryPolicy(4, 0.01, 0.05))
+
+
+@pytest.mark.parametrize("fault", ["429", "500", "garbage", "timeout"])
+def test_the_in_process_path_meets_the_same_faults_and_retries_as_http(endpoint_factory, fault):
+    server = endpoint_factory(fault_plan=(fault,), timeout_fault_seconds=3)
+    model = in_process_model(server, timeout=0.5)
+    assert model.complete(PROMPT) == "An insect has six legs."
+    assert model.stats.snapshot()["retries"] == 1 and model.stats.failures == 0
+    assert server.served.snapshot()["task"].responses == 1  # one reply served, from the shared totals
+
+
+def test_the_in_process_path_sends_nothing_over_the_network_and_meters_the_same_usage(endpoint_factory):
+    server = endpoint_factory()
+    over_http, in_process = task_model(server), in_process_model(server)
+    assert over_http.complete(PROMPT) == in_process.complete(PROMPT)
+    http_usage, local_usage = over_http.meter.usage("task"), in_process.meter.usage("task")
+    assert (http_usage.prompt_tokens, http_usage.completion_tokens) == (
+        local_usage.prompt_tokens,
+        local_usage.completion_tokens,
+    )
+    server.stop()  # no socket is needed any more
+    assert in_process.complete(PROMPT) == "An insect has six legs."
+
+
+def test_a_refused_key_is_refused_in_process_too(endpoint_factory):
+    server = endpoint_factory(api_key="right")
+    config = ModelConfig("openai", model=MODEL_NAME, base_url=server.base_url, api_key="wrong")
+    model = TaskModel(config, Endpoint(server.base_url, "wrong", server.transport()), FAST)
+    with pytest.raises(ModelAccessError):
+        model.complete(PROMPT)
+    assert model.stats.retries == 0
