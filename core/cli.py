@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker")
     worker.add_argument("run_dir")
     # Warm workers: a process that imports what a run needs, then forks one worker per run (core.forkserver).
-    forkserver = commands.add_parser("forkserver", help=argparse.SUPPRESS)
+    forkserver = commands.add_parser("forkserver")
     forkserver.add_argument("fd", type=int)
     # The app's status line, computed in a child process (see core.health).
     commands.add_parser("check-models")
