@@ -4,14 +4,28 @@ exact match disagree."""
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
 from core import analysis
 from core.templates import markdown_escape
 
+if TYPE_CHECKING:
+    from core.config import OptimizationConfig
+    from core.datasets import Splits
+    from core.health import ReplyProbe
+    from core.models import ModelConfig
+
 ROLES = ("task", "reflection", "judge")
+# A model that has not replied by then gets no estimate (one line), not a page that waits.
+PROBE_TIMEOUT_SECONDS = 30.0
+# A probe is one real call: kept ten minutes per model configuration and prompt (a failed one too, so a
+# model that cannot be reached costs one wait, not one per click; "Measure again" clears it).
+PROBE_TTL_SECONDS = 600
 
 
 def dollars(value: float | None, *, simulated: bool = False) -> str:
@@ -22,9 +36,58 @@ def dollars(value: float | None, *, simulated: bool = False) -> str:
     return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
 
 
-def render_estimate(estimate: Any) -> None:
+def models_key(models: ModelConfig) -> str:
+    """A model configuration as a cache key: its public fields and a digest of the key, never the key."""
+    public = dataclasses.asdict(models)
+    key = public.pop("api_key", None)
+    public["key_digest"] = hashlib.sha256(key.encode()).hexdigest()[:16] if key else None
+    return json.dumps(public, sort_keys=True, default=str)
+
+
+@st.cache_data(ttl=PROBE_TTL_SECONDS, show_spinner=False, max_entries=64)
+def cached_reply_probe(models_key: str, prompt: str, _models: ModelConfig) -> ReplyProbe:
+    """:func:`core.health.reply_probe_in_child` for ``_models`` (cached under ``models_key``) and ``prompt``:
+    in a child process, so a slow model never holds the app's interpreter."""
+    from core.health import reply_probe_in_child
+
+    return reply_probe_in_child(_models, prompt, timeout=PROBE_TIMEOUT_SECONDS)
+
+
+def render_pre_run_estimate(config: OptimizationConfig, splits: Splits, template: str) -> None:
+    """The estimate of the run ``config`` would start, from one real example sent to the task model
+    (cached); one line instead when the model cannot be reached."""
+    from core.accounting import Accounting, estimate_run_shape
+    from core.templates import render
+
+    prompt = render(template, splits.train.examples[0].inputs)
+    with st.spinner("Sending one example to the task model to measure its replies, for the estimate..."):
+        probe = cached_reply_probe(models_key(config.models), prompt, config.models)
+    if not probe.ok:
+        with st.container(horizontal=True, vertical_alignment="center"):
+            st.warning(f"No estimate: {markdown_escape(' '.join(probe.message.split()))}", icon=":material/calculate:")
+            if st.button("Measure again", key="optimize.estimate_again"):
+                cached_reply_probe.clear()
+                st.rerun()
+        return
+    prices = Accounting.for_config(config).prices
+    estimate = estimate_run_shape(config, splits, template, probe.completion_tokens, probe.seconds, prices)
+    render_estimate(estimate, concurrency=config.concurrency, probe=probe)
+
+
+def render_estimate(estimate: Any, *, concurrency: int | None = None, probe: ReplyProbe | None = None) -> None:
     """The pre-run estimate (:class:`core.estimate.Estimate`) beside the budget preflight."""
     st.info(markdown_escape(estimate.summary()), icon=":material/calculate:")
+    tokens_in = sum(r.prompt_tokens for r in estimate.by_role.values())
+    tokens_out = sum(r.completion_tokens for r in estimate.by_role.values())
+    said = f"About {round(tokens_in + tokens_out):,} tokens ({round(tokens_in):,} in, {round(tokens_out):,} out)"
+    if concurrency is not None:
+        said += f"; the time is at {concurrency} model calls at once"
+    if probe is not None:
+        said += (
+            f", from one example sent to the task model ({probe.completion_tokens:.0f} tokens per reply, "
+            f"{probe.seconds:.3f} s per call)"
+        )
+    st.caption(said + ".")
     rows = [
         {
             "role": role,
