@@ -114,19 +114,25 @@ def render_usage(view: analysis.RunView) -> None:
         return
     cost = view.cost
     simulated = bool(cost and cost.simulated)
-    cols = st.columns(4)
-    cols[0].metric("Model calls", f"{sum(r.responses for r in usage.by_role.values()):,}")
-    cols[1].metric("Tokens", f"{sum(r.prompt_tokens + r.completion_tokens for r in usage.by_role.values()):,}")
-    cols[2].metric(
-        "Cost" if view.finished else "Cost so far", dollars(cost.total if cost else None, simulated=simulated)
-    )
-    if view.is_live:
-        rate, left = analysis.pace(view)
-        cols[3].metric("Pace", f"{rate:.1f} calls/s" if rate else "–", help="Metric calls per second so far.")
-        if left is not None:
-            st.caption(f"About {left:.0f} s left at this pace to spend the budget (patience may stop it sooner).")
-    else:
-        cols[3].metric("Time", f"{view.seconds:.0f} s" if view.seconds is not None else "–")
+    left = None
+    with st.container(horizontal=True, gap="large"):  # as wide as their values, wrapping when narrow
+        st.metric("Model calls", f"{sum(r.responses for r in usage.by_role.values()):,}", width="content")
+        tokens = sum(r.prompt_tokens + r.completion_tokens for r in usage.by_role.values())
+        st.metric("Tokens", f"{tokens:,}", width="content")
+        label = "Cost" if view.finished else "Cost so far"
+        if simulated:  # "$0 (simulated)" is too wide for a metric: the label says it
+            st.metric(f"{label} (simulated model)", "$0", width="content")
+        else:
+            st.metric(label, dollars(cost.total if cost else None), width="content")
+        if view.is_live:
+            rate, left = analysis.pace(view)
+            pace = f"{rate:.1f} calls/s" if rate else "–"
+            st.metric("Pace", pace, help="Metric calls per second so far.", width="content")
+            st.metric("Time left", f"about {left:.0f} s" if left is not None else "–", width="content")
+        else:
+            st.metric("Time", f"{view.seconds:.0f} s" if view.seconds is not None else "–", width="content")
+    if left is not None:
+        st.caption("Time left at this pace to spend the budget; patience may stop the run sooner.")
     if cost is not None and cost.total is None and not simulated:
         st.caption(markdown_escape(cost.describe()) + ": give its price in the sidebar to see dollars.")
 
@@ -141,7 +147,7 @@ def render_usage_table(view: analysis.RunView) -> None:
             "calls": record.responses,
             "tokens in": record.prompt_tokens,
             "tokens out": record.completion_tokens,
-            "seconds in calls": round(record.seconds, 1),
+            "seconds in calls (summed; calls overlap)": round(record.seconds, 1),
         }
         for role, record in usage.by_role.items()
     ]
@@ -187,7 +193,7 @@ def render_estimate_vs_actual(view: analysis.RunView) -> None:
 def render_agreement(view: analysis.RunView) -> None:
     """For a run scored by the LLM judge: where it and exact match agree, and the examples they do not."""
     for found in analysis.judge_agreement(view):
-        st.markdown(f"**The judge against exact match, on the {found.candidate}'s validation outputs**")
+        st.markdown(f"**The judge against exact match, on the validation outputs of the {found.candidate}**")
         st.dataframe(found.agreement.table(), hide_index=True, width="content")
         st.markdown(markdown_escape(found.lesson))
         if found.disagreements:
