@@ -97,8 +97,10 @@ def render_scorer(dataset, models) -> ScorerSpec:
     if kind == "llm_judge":
         st.caption("With the judge, these apply to the exact match it is compared with after the run.")
     spec = ScorerSpec(kind, steps, judge_model)
-    with st.expander(f"What counts as a match with {spec.label}?", expanded=False):
-        render_match_preview(spec, dataset, simulated=models is not None and models.is_offline)
+    simulated = models is not None and models.is_offline
+    label = "the simulated judge" if spec.needs_model and simulated else spec.label
+    with st.expander(f"What counts as a match with {label}?", expanded=False):
+        render_match_preview(spec, dataset, simulated=simulated)
     return spec
 
 
