@@ -10,19 +10,22 @@ from core.budget import DEFAULT_BUDGET, DEFAULT_PATIENCE, plan_budget
 from core.config import OptimizationConfig
 from core.datasets import Splits
 from core.errors import InputError
+from core.models import OFFLINE_MODEL_NAME
 from core.scorers import (
     ALL_NORMALIZATIONS,
+    ALL_SCORER_KINDS,
     DEFAULT_NORMALIZATION,
-    SCORER_KINDS,
     SCORER_LABELS,
     ScorerSpec,
     preview,
     sample_outputs,
+    simulated_judge_preview,
 )
-from core.templates import template_variables
-from ui import data, dataset_picker, run_panel, settings, shell, splits, status
+from core.templates import markdown_escape, template_variables
+from ui import costs, data, dataset_picker, groups, run_panel, settings, shell, splits, status
 
 RUN_PARAM = "run"
+GROUP_PARAM = "group"  # the Results page opens a group's view at ?group=<group id> too
 DEFAULTS = {
     "optimize.budget": DEFAULT_BUDGET,
     "optimize.patience": DEFAULT_PATIENCE,
@@ -42,14 +45,16 @@ SETTINGS = (
     "optimize.prompt",
     "optimize.prompt_for",
     "optimize.scorer",
+    "optimize.judge_model",
+    "optimize.repeats",
     *(f"optimize.norm.{step}" for step in ALL_NORMALIZATIONS),
     "optimize.selection",
     *DEFAULTS,
 )
 
 
-def render_prompt_choice(uri: str, dataset, bundled) -> str | None:
-    """The prompt version to optimize, among those whose variables the dataset has."""
+def render_prompt_choice(uri: str, dataset, bundled):
+    """The prompt version to optimize, among those whose variables the dataset has (None: none fits)."""
     baselines = data.bundled_prompts(uri)
     fitting = []
     for summary in data.cached_prompts(uri):
@@ -70,30 +75,82 @@ def render_prompt_choice(uri: str, dataset, bundled) -> str | None:
         state["optimize.prompt"] = default
     st.session_state["optimize.prompt_for"] = dataset.source
     chosen = st.selectbox("Prompt to optimize", uris, key="optimize.prompt")
-    st.code(next(v.template for v in fitting if v.uri == chosen), language=None, wrap_lines=True)
-    return chosen
+    version = next(v for v in fitting if v.uri == chosen)
+    st.code(version.template, language=None, wrap_lines=True)
+    return version
 
 
-def render_scorer(dataset) -> ScorerSpec:
-    kind = st.radio("Scorer", SCORER_KINDS, format_func=SCORER_LABELS.get, horizontal=True, key="optimize.scorer")
+JUDGE_TRADE_OFF = (
+    'A judge accepts answers worded differently ("twelve" for "12", a full sentence), which exact match '
+    "rejects; but every example scored inside the loop is one more model call, so it costs more and takes "
+    "longer (the estimate below says how much)."
+)
+
+
+def render_scorer(dataset, models) -> ScorerSpec:
+    kind = st.radio("Scorer", ALL_SCORER_KINDS, format_func=SCORER_LABELS.get, horizontal=True, key="optimize.scorer")
+    judge_model = render_judge_model(models) if kind == "llm_judge" else None
     for step in ALL_NORMALIZATIONS:
         st.session_state.setdefault(f"optimize.norm.{step}", step in DEFAULT_NORMALIZATION)
     with st.container(horizontal=True, gap="medium"):  # as wide as their labels, wrapping when narrow
         steps = tuple(step for step in ALL_NORMALIZATIONS if st.checkbox(f"ignore {step}", key=f"optimize.norm.{step}"))
-    spec = ScorerSpec(kind, steps)
-    with st.expander(f"What counts as a match with {spec.label}?", expanded=False):
-        expected = [e.expected for e in dataset.examples[:2]]
-        pairs = [(output, answer) for answer in expected for output in sample_outputs(answer)]
-        tried = st.text_input(
-            "Try a model output", key="optimize.try", placeholder=f"e.g. The answer is {expected[0]}."
-        )
-        if tried:
-            pairs.insert(0, (tried, expected[0]))
-        rows = preview(spec, pairs)
-        for row in rows:
-            row["match"] = "✓" if row["score"] == 1.0 else ("≈" if row["score"] > 0 else "✗")
-        st.dataframe(rows, hide_index=True, width="stretch")
+    if kind == "llm_judge":
+        st.caption("With the judge, these apply to the exact match it is compared with after the run.")
+    spec = ScorerSpec(kind, steps, judge_model)
+    simulated = models is not None and models.is_offline
+    label = "the simulated judge" if spec.needs_model and simulated else spec.label
+    with st.expander(f"What counts as a match with {label}?", expanded=False):
+        render_match_preview(spec, dataset, simulated=simulated)
     return spec
+
+
+def render_judge_model(models) -> str | None:
+    """The judge model's name (None: the task model). The offline demo has one judge, the simulated one."""
+    st.caption(markdown_escape(JUDGE_TRADE_OFF))
+    if models is None:
+        return None
+    if models.is_offline:
+        st.text_input(
+            "Judge model",
+            value=f"{OFFLINE_MODEL_NAME} (simulated judge)",
+            disabled=True,
+            help="The offline demo model judges with deterministic rules (a simulated judge, not a language "
+            "model). Choose OpenAI or an OpenAI-compatible endpoint in the sidebar for a real judge.",
+        )
+        return None
+    st.session_state.setdefault("optimize.judge_model", "")
+    name = st.text_input(
+        "Judge model",
+        key="optimize.judge_model",
+        placeholder=models.task_model,
+        help=f"A model on the same endpoint. Empty: the task model ({models.task_model}).",
+    )
+    return name.strip() or None
+
+
+def render_match_preview(spec: ScorerSpec, dataset, *, simulated: bool) -> None:
+    expected = [e.expected for e in dataset.examples[:2]]
+    pairs = [(output, answer) for answer in expected for output in sample_outputs(answer)]
+    if spec.needs_model:
+        pairs += [(f"I'm not sure, but maybe {answer}", answer) for answer in expected[:1]]
+    tried = st.text_input("Try a model output", key="optimize.try", placeholder=f"e.g. The answer is {expected[0]}.")
+    if tried:
+        pairs.insert(0, (tried, expected[0]))
+    if spec.needs_model and not simulated:
+        st.info(
+            f"A real judge ({markdown_escape(spec.judge_model or 'the task model')}) can only say by being called, "
+            "which costs a call per row: its verdicts show in the per-example view after the run.",
+            icon=":material/info:",
+        )
+        return
+    if spec.needs_model:
+        rows = simulated_judge_preview(pairs, spec.normalization)
+        st.caption("The simulated judge's rules, applied here without a call; exact match beside it for comparison.")
+    else:
+        rows = preview(spec, pairs)
+    for row in rows:
+        row["match"] = "✓" if row["score"] == 1.0 else ("≈" if row["score"] > 0 else "✗")
+    st.dataframe(rows, hide_index=True, width="stretch")
 
 
 def render_budget(splits: Splits, *, all_on_test: bool) -> tuple[int, int, dict]:
@@ -174,18 +231,20 @@ def render_setup(context: shell.AppContext) -> None:
     if split is None:
         return
     st.subheader("2 · Prompt")
-    prompt_uri = render_prompt_choice(uri, dataset, bundled)
+    prompt = render_prompt_choice(uri, dataset, bundled)
     st.subheader("3 · Scorer")
-    spec = render_scorer(dataset)
+    spec = render_scorer(dataset, context.models)
     st.subheader("4 · Budget and patience")
     all_on_test = split.fields.get("score_candidates_on_test", offline)
     budget, patience, advanced = render_budget(split.splits, all_on_test=bool(all_on_test))
-    ready = prompt_uri is not None and context.models is not None and advanced.pop("plan_ok")
-    if st.button("Run optimization", type="primary", disabled=not ready, key="optimize.run"):
+    estimate_slot = st.container()  # filled last: the estimate waits for a model call, the button does not
+    plan_ok = advanced.pop("plan_ok")
+    config, problem = None, None
+    if prompt is not None and context.models is not None:
         try:
             config = OptimizationConfig(
                 dataset_path=str(dataset.source),
-                prompt_uri=prompt_uri,
+                prompt_uri=prompt.uri,
                 scorer=spec,
                 budget=budget,
                 patience=patience,
@@ -197,17 +256,36 @@ def render_setup(context: shell.AppContext) -> None:
                 **advanced,
             )
         except InputError as error:
-            st.error(shell.one_line(error))
-            return
-        start(config)
+            problem = shell.one_line(error)
+    if problem:
+        st.error(problem)
+    repeats = groups.render_seed_choice()
+    if st.button("Run optimization", type="primary", disabled=config is None or not plan_ok, key="optimize.run"):
+        start(config, repeats=repeats)
+    if config is not None and plan_ok:
+        with estimate_slot:
+            costs.render_pre_run_estimate(config, split.splits, prompt.template)
 
 
-def start(config: OptimizationConfig) -> None:
+def start(config: OptimizationConfig, *, repeats: int = 1) -> None:
+    """Start the run (or, with ``repeats`` above 1, one run per seed from the chosen one on) and show it."""
+    st.session_state.pop("optimize.watching", None)
+    if repeats > 1:
+        from core.groups import new_group_id, start_group
+
+        group = new_group_id()
+        handles = start_group(config, [config.seed + n for n in range(repeats)], group=group)
+        st.session_state["optimize.group"] = {"id": group, "refs": [h.run_dir.name for h in handles]}
+        st.session_state.pop("optimize.run_ref", None)
+        st.query_params.pop(RUN_PARAM, None)
+        st.query_params[GROUP_PARAM] = group
+        st.rerun()
     from core.runs import start_run
 
     handle = start_run(config)
     st.session_state["optimize.run_ref"] = handle.run_dir.name
-    st.session_state.pop("optimize.watching", None)
+    st.session_state.pop("optimize.group", None)
+    st.query_params.pop(GROUP_PARAM, None)
     st.query_params[RUN_PARAM] = handle.run_dir.name
     st.rerun()
 
@@ -221,8 +299,9 @@ def default_config(context: shell.AppContext) -> OptimizationConfig:
     )
 
 
-def settings_of_run(view) -> dict:
-    """The set-up's widget values that repeat the run ``view`` (its recorded settings)."""
+def settings_of_run(view, *, repeats: int = 1) -> dict:
+    """The set-up's widget values that repeat the run ``view`` (its recorded settings), ``repeats``
+    times over seeds."""
     from core.datasets import bundled_dataset_at, default_dataset
 
     config = view.started.config
@@ -235,6 +314,8 @@ def settings_of_run(view) -> dict:
         "optimize.seed": view.seed,
         "optimize.concurrency": int(config.get("concurrency") or DEFAULTS["optimize.concurrency"]),
         "optimize.scorer": scorer.kind,
+        "optimize.judge_model": (config.get("scorer") or {}).get("judge_model") or "",
+        "optimize.repeats": repeats if repeats in groups.SEED_CHOICES else 1,
         **{f"optimize.norm.{step}": step in scorer.normalization for step in ALL_NORMALIZATIONS},
     }
     path = config.get("dataset_path") or str(default_dataset().path)
@@ -258,6 +339,60 @@ def set_up_new_run(opened) -> None:
         st.session_state["optimize.watching"] = st.session_state.get("optimize.run_ref")
     st.session_state.pop("optimize.run_ref", None)
     st.query_params.pop(RUN_PARAM, None)
+
+
+def group_refs(context: shell.AppContext, group: str) -> list[str]:
+    """The runs of ``group``: their folders when this session started it, else found in the store."""
+    kept = st.session_state.get("optimize.group")
+    if kept and kept.get("id") == group:
+        return list(kept["refs"])
+    return [info.run_id for info in data.cached_runs(context.tracking_uri) if info.group == group]
+
+
+def render_group(context: shell.AppContext, group: str) -> list:
+    """A repeat over seeds: one live line per run while any goes, then the group's summary. Returns the
+    runs as found (empty when there are none)."""
+    from core.runs import RunNotFound
+
+    refs = group_refs(context, group)
+    opened = []
+    for ref in refs:
+        try:
+            opened.append(data.open_run(ref, context.tracking_uri))
+        except RunNotFound:
+            continue
+    if not opened:
+        st.warning(f"No run of the repeat {markdown_escape(group)} was found in this store.")
+        return []
+    st.subheader(f"The same settings over {len(refs)} seeds")
+    st.page_link(
+        shell.RESULTS,
+        label="The group on Results: every seed's scores, mean and spread",
+        icon=":material/insights:",
+        query_params={GROUP_PARAM: group},
+    )
+    if any(run.is_live for run in opened):
+        if st.button("Stop all", key="optimize.stop_group", help="Ends every run after its current iteration."):
+            for run in opened:
+                if run.is_live and run.handle is not None:
+                    run.handle.cancel()
+        st.session_state.pop("optimize.group_listed", None)
+        groups.render_group_live(context, refs)
+        return opened
+    if st.session_state.get("optimize.group_listed") != group:
+        data.cached_runs.clear()  # the list may predate the runs' ends
+        st.session_state["optimize.group_listed"] = group
+    groups.render_group_summary(context.tracking_uri, data.cached_runs(context.tracking_uri), group)
+    return opened
+
+
+def set_up_new_run_from_group(opened: list) -> None:
+    """Leave the group shown for a new set-up with its settings, repeated as often."""
+    views = sorted((run.view for run in opened if run.view is not None), key=lambda view: view.seed)
+    if views:
+        settings.put("optimize", settings_of_run(views[0], repeats=len(opened)))
+    st.session_state.pop("optimize.group", None)
+    st.query_params.pop(GROUP_PARAM, None)
 
 
 def render_run_left(context: shell.AppContext) -> None:
@@ -290,6 +425,15 @@ def main() -> None:
             set_up_new_run(opened)
             st.rerun()
         if opened is not None and opened.is_live:
+            return
+        st.divider()
+    elif group := st.query_params.get(GROUP_PARAM) or (st.session_state.get("optimize.group") or {}).get("id"):
+        st.query_params[GROUP_PARAM] = group
+        runs = render_group(context, group)
+        if st.button("Set up a new run", key="optimize.new_group", help="Opens the settings of these runs."):
+            set_up_new_run_from_group(runs)
+            st.rerun()
+        if any(run.is_live for run in runs):
             return
         st.divider()
     else:

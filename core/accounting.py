@@ -121,11 +121,21 @@ def estimate_run_shape(
         concurrency=config.concurrency,
         final_evaluation_calls=final_calls,
     )
+    # The test rows' outputs were never judged in the search: the baseline's are all new to the judge's
+    # cache, and of every other candidate scored on test, the share no earlier candidate gave.
+    fresh = 1.0 - shape.output_overlap
+    shape = dataclasses.replace(shape, final_new_outputs=test * (1 + fresh))
     first = estimate_run(shape)
     if test and config.scores_candidates_on_test:
         # Every candidate scored on test too: about one candidate per accepted proposal, plus the baseline.
         candidates = 1 + round(first.iterations * (1 - shape.skip_rate) * shape.acceptance_rate)
-        first = estimate_run(dataclasses.replace(shape, final_evaluation_calls=final_calls + candidates * test))
+        first = estimate_run(
+            dataclasses.replace(
+                shape,
+                final_evaluation_calls=final_calls + candidates * test,
+                final_new_outputs=test * (1 + fresh * max(1, candidates - 1)),
+            )
+        )
     return first
 
 

@@ -18,7 +18,8 @@ default run and three seeds of ``benchmarks/demo_search.py``; see ``benchmarks/j
   set (``final_evaluation_calls``, default 2 x validation), and checks each model once before it;
 * every metric call and final-evaluation call asks the judge, unless its (output, expected) pair was
   judged before: ``judge_hit_rate`` of them are answered by the cache. Left at None, the rate follows
-  from the search for a deterministic task model: the final evaluation repeats outputs already judged;
+  from the search for a deterministic task model: the final evaluation repeats outputs already judged,
+  apart from ``final_new_outputs`` of them (the test rows, which the search never scored);
   when the train set is the validation set (``train_is_validation``) so do the parent's minibatch and
   an accepted child's minibatch examples; and ``output_overlap`` of a proposed candidate's outputs are
   answers an earlier candidate already gave on that example (short answers converge: 0.23 on the
@@ -95,6 +96,7 @@ class RunShape:
     reflection_seconds_per_call: float | None = None
     judge_seconds_per_call: float | None = None
     final_evaluation_calls: int | None = None
+    final_new_outputs: float = 0.0
 
     def __post_init__(self) -> None:
         if self.budget < 1 or self.validation_size < 1 or self.train_size < 1 or self.minibatch_size < 1:
@@ -276,8 +278,10 @@ def _estimate(shape: RunShape) -> Estimate:
 def _hit_rate(shape: RunShape, search: _Search, final_calls: float) -> float:
     if shape.judge_hit_rate is not None:
         return shape.judge_hit_rate
-    scorings = search.metric_calls + final_calls  # the final evaluation repeats outputs judged in the search
-    return 1.0 - search.new_outputs / scorings if scorings else 0.0
+    # The final evaluation repeats outputs judged in the search, apart from its final_new_outputs (test rows).
+    scorings = search.metric_calls + final_calls
+    new = search.new_outputs + min(shape.final_new_outputs, final_calls)
+    return max(0.0, 1.0 - new / scorings) if scorings else 0.0
 
 
 def _cost(price: Price | None, calls: float, prompt: float, completion: float) -> float | None:

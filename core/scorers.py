@@ -213,6 +213,31 @@ def preview(spec: ScorerSpec, pairs: Iterable[tuple[str, str]]) -> list[dict[str
     ]
 
 
+def simulated_judge_preview(
+    pairs: Iterable[tuple[str, str]], normalization: Iterable[Normalization] = DEFAULT_NORMALIZATION
+) -> list[dict[str, object]]:
+    """One row per (output, expected) pair: the simulated judge's verdict and reason (its deterministic
+    rules, :func:`core.offline_model.behaviour.judge_answer`, applied here without a call: the same
+    rules the offline endpoint answers judge requests with) beside exact match with ``normalization``.
+    A real judge model's verdicts cannot be previewed without calling it."""
+    from core.offline_model.behaviour import judge_answer
+
+    exact = ScorerSpec("exact_match", tuple(normalization))
+    rows = []
+    for output, expected in pairs:
+        decision = judge_answer(output, expected)
+        rows.append(
+            {
+                "output": output,
+                "expected": expected,
+                "score": 1.0 if decision.correct else 0.0,
+                "exact match": exact.score(output, expected),
+                "judge's reason": decision.rationale,
+            }
+        )
+    return rows
+
+
 def compare_scorers(
     expected: list[str], before: list[str], after: list[str], normalization: Iterable[Normalization]
 ) -> list[dict[str, object]]:

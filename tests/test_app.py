@@ -151,13 +151,18 @@ def test_optimize_page_shows_rows_preview_and_budget_preflight(explorer_home):
     assert at.button(key="optimize.run").disabled
 
 
+def match_preview(at: AppTest):
+    """The "What counts as a match" table."""
+    return next(d.value for d in at.dataframe if "match" in d.value.columns)
+
+
 def test_scorer_preview_follows_the_normalisation(explorer_home):
     at = optimize_page()
     at.text_input(key="optimize.try").input("jane austen.").run()
-    first = at.dataframe[-1].value.iloc[0]
+    first = match_preview(at).iloc[0]
     assert first["match"] == "✗"
     at.checkbox(key="optimize.norm.punctuation").check().run()
-    assert at.dataframe[-1].value.iloc[0]["match"] == "✓"
+    assert match_preview(at).iloc[0]["match"] == "✓"
 
 
 def test_bad_upload_lists_row_errors(explorer_home):
@@ -888,3 +893,147 @@ def test_sidebar_prices_reach_the_run_settings_and_a_wrong_price_is_named(explor
     context = at.session_state["app.context"]
     assert context.price_fields() == {"task_price": (0.15, 0.6), "reflection_price": None, "judge_price": None}
     assert any("Judge model price: The price 'cheap' is not two numbers" in e for e in shown(at.sidebar.error))
+
+
+def estimate_line(at: AppTest) -> str:
+    return next(text for text in shown(at.info) if "model calls (" in text)
+
+
+def test_the_estimate_states_calls_cost_and_time_and_what_the_judge_adds(explorer_home):
+    at = optimize_page()
+    no_exception(at)
+    line = estimate_line(at)
+    assert re.search(
+        r"About [\d,]+ model calls \([\d,]+ task, \d+ reflection\), nothing \(simulated model\), \d+ s", line
+    )
+    assert "the time is at 8 model calls at once" in texts(at)
+    assert "With the judge" not in line
+    at.radio(key="optimize.scorer").set_value("llm_judge").run()
+    no_exception(at)
+    judged = estimate_line(at)
+    assert re.search(r"\d+ judge\)", judged)
+    assert re.search(
+        r"With the judge: the judge (doubles|triples|adds|multiplies) .* costs nothing \(simulated\)", judged
+    )
+
+
+def test_the_judge_scorer_has_a_judge_model_and_previews_the_simulated_judge(explorer_home):
+    at = optimize_page()
+    assert "LLM judge" in at.radio(key="optimize.scorer").options
+    at.radio(key="optimize.scorer").set_value("llm_judge").run()
+    no_exception(at)
+    judge = next(t for t in at.text_input if t.label == "Judge model")
+    assert judge.disabled and judge.value == "gepa-offline-demo (simulated judge)"
+    assert "costs more and takes longer" in texts(at)
+    at.text_input(key="optimize.try").input("The novel was written by Jane Austen.").run()
+    first = match_preview(at).iloc[0]
+    assert (first["match"], first["exact match"]) == ("✓", 0.0)
+    assert "states the expected answer" in first["judge's reason"]
+
+
+def test_a_real_judge_model_is_named_and_an_unreachable_model_leaves_one_line_instead_of_the_estimate(explorer_home):
+    at = optimize_page(
+        **{"sidebar.provider": "compatible", "sidebar.base_url": "http://127.0.0.1:9/v1", "sidebar.model": "my-model"}
+    )
+    at.radio(key="optimize.scorer").set_value("llm_judge").run()
+    no_exception(at)
+    assert at.text_input(key="optimize.judge_model").placeholder == "my-model"
+    assert "can only say by being called" in texts(at)
+    assert any(w.startswith("No estimate:") for w in shown(at.warning))
+    assert not [t for t in shown(at.info) if "model calls (" in t]
+
+
+def finished_run_page(fixture: str, **edits) -> AppTest:
+    from conftest import fixture_events, record_run
+
+    at = app()
+    at.query_params["run"] = record_run(fixture_events(fixture))
+    return open_page(at, "app_pages/optimize.py")
+
+
+def test_a_finished_default_run_shows_before_and_after_on_validation_and_test_with_sizes(explorer_home):
+    at = finished_run_page("run_default_final")
+    no_exception(at)
+    page = texts(at)
+    assert "Validation, 30 examples" in page and "Test, 30 examples" in page
+    metrics = {m.label: m.value for m in at.metric}
+    assert (metrics["Baseline (test)"], metrics["Optimized (test)"]) == ("13.3%", "83.3%")
+    assert "On 30 test examples the optimized prompt got 25 right and the baseline 4 (p < 0.0001)" in page
+    assert "Estimate against actual" in page
+    usage = next(d.value for d in at.dataframe if "tokens in" in d.value.columns)
+    assert list(usage["role"]) == ["task", "reflection", "judge"]
+    assert "The judge against exact match" not in page
+
+
+def test_a_finished_judge_run_shows_where_the_judge_and_exact_match_disagree(explorer_home):
+    at = finished_run_page("run_judge_budget60")
+    no_exception(at)
+    page = texts(at)
+    assert "The judge against exact match, on the validation outputs of the baseline" in page
+    table = next(d.value for d in at.dataframe if "exact match wrong" in d.value.columns)
+    assert list(table["judge"]) == ["right", "wrong"] and table["exact match wrong"].iloc[0] == 22
+    assert "The judge accepts 22 of 30 outputs that exact match rejects" in page
+    assert "The 22 examples they disagree on" in [e.label for e in at.expander]
+    assert "identical (output, expected) pairs are judged once" in page
+
+
+def test_set_up_a_new_run_from_a_judge_run_restores_the_judge_and_its_model(explorer_home):
+    from conftest import fixture_events, record_run
+
+    events = fixture_events("run_judge_budget60")
+    events[0]["config"]["scorer"]["judge_model"] = "my-judge"
+    at = app()
+    at.query_params["run"] = record_run(events)
+    open_page(at, "app_pages/optimize.py")
+    at.button(key="optimize.new").click().run()
+    no_exception(at)
+    assert at.radio(key="optimize.scorer").value == "llm_judge"
+    assert at.session_state["optimize.judge_model"] == "my-judge"
+    assert at.radio(key="optimize.repeats").value == 1
+
+
+def test_the_live_view_shows_tokens_cost_and_pace_beside_the_progress(explorer_home):
+    import subprocess
+    import sys
+
+    from conftest import fixture_events
+
+    folder = explorer_home / "runs" / "spending-live"
+    folder.mkdir(parents=True)
+    events = fixture_events("run_default_final")
+    last_usage = max(i for i, e in enumerate(events[:60]) if e["type"] == "usage")
+    (folder / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events[: last_usage + 1]))
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])  # stands for a live worker
+    try:
+        (folder / "pid").write_text(str(worker.pid))
+        at = app()
+        at.query_params["run"] = folder.name
+        open_page(at, "app_pages/optimize.py")
+        no_exception(at)
+        metrics = {m.label: m.value for m in at.metric}
+        assert metrics["Cost so far (simulated model)"] == "$0"
+        assert int(metrics["Tokens"].replace(",", "")) > 0
+        assert metrics["Pace"].endswith("calls/s") and metrics["Time left"].startswith("about ")
+    finally:
+        worker.kill()
+        worker.wait()
+
+
+@pytest.mark.slow
+def test_repeat_with_three_seeds_starts_three_runs_and_follows_each(explorer_home):
+    at = optimize_page()
+    at.number_input(key="optimize.budget").set_value(60).run()
+    at.radio(key="optimize.repeats").set_value(3).run()
+    at.button(key="optimize.run").click().run()
+    no_exception(at)
+    group = at.query_params["group"]
+    assert group and "run" not in at.query_params
+    refs = at.session_state["optimize.group"]["refs"]
+    assert len(refs) == 3 and len(set(refs)) == 3
+    links = [link.proto for link in at.get("page_link")]
+    assert any(f"group={group}" in link.query_string for link in links)
+    wait_until(at, lambda a: "best candidate over 3 seeds" in texts(a))
+    page = texts(at)
+    assert "Validation (30 examples), best candidate over 3 seeds" in page
+    seeds = next(d.value for d in at.dataframe if "seed" in d.value.columns)
+    assert sorted(seeds["seed"]) == [0, 1, 2]

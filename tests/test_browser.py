@@ -157,7 +157,9 @@ def test_newcomer_path_from_welcome_to_results(app_url, page):
     settle(page)
     assert_no_traceback(page)
     shot(page, "06-optimize-finished")
-    assert "Registered as a new version" in page.inner_text("body")
+    body = page.inner_text("body")
+    assert "Registered as a new version" in body
+    assert "Test, 30 examples" in body and "Optimized (test)" in body  # the held-out score, at a glance
 
     page.get_by_role("link", name="Open in Results").click()
     page.get_by_role("heading", name="Results", exact=True).wait_for(timeout=60_000)

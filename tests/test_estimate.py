@@ -118,3 +118,9 @@ def test_the_judge_effect_is_worded_by_the_ratio():
 def test_a_shape_that_cannot_run_is_refused(change, message):
     with pytest.raises(ValueError, match=message):
         default_run(**change)
+
+
+def test_test_rows_scored_after_the_search_are_new_to_the_judges_cache():
+    repeats_only = estimate_run(default_run(judge=True, final_evaluation_calls=240))
+    with_test = estimate_run(default_run(judge=True, final_evaluation_calls=240, final_new_outputs=60))
+    assert with_test.by_role["judge"].calls == pytest.approx(repeats_only.by_role["judge"].calls + 60)

@@ -8,6 +8,11 @@ import streamlit as st
 from core import analysis
 from core.templates import markdown_escape
 
+SPLIT_NAMES = {"validation": "Validation", "test": "Test"}
+SPLIT_ROLES = {
+    "validation": "the examples GEPA selected candidates by",
+    "test": "held out: never seen by the search",
+}
 METHODS = {
     "exact_mcnemar": "exact McNemar test on the examples that changed",
     "sign_flip": "paired sign-flip permutation test",
@@ -20,19 +25,20 @@ def render_before_after(view: analysis.RunView) -> None:
     if not comparisons:
         return
     for split, comparison in comparisons.items():
-        size = f"{split}, {comparison.n} examples"
-        left, right, gain = st.columns(3)
-        left.metric(f"Baseline ({size})", f"{comparison.before_mean:.1%}")
-        right.metric(f"Optimized ({size})", f"{comparison.after_mean:.1%}")
+        st.markdown(f"**{SPLIT_NAMES.get(split, split)}, {comparison.n} examples** · {SPLIT_ROLES.get(split, '')}")
         interval = comparison.interval
-        gain.metric(
-            "Gain (95% interval)",
-            f"{comparison.mean_difference:+.1%}",
-            delta=f"{interval.low:+.1%} to {interval.high:+.1%}",
-            delta_color="off",
-            help=f"Paired bootstrap interval of the gain ({interval.resamples:,} resamples), "
-            f"p from the {METHODS.get(comparison.method, comparison.method)}.",
-        )
+        with st.container(horizontal=True, gap="large"):  # as wide as their labels, wrapping when narrow
+            st.metric(f"Baseline ({split})", f"{comparison.before_mean:.1%}", width="content")
+            st.metric(f"Optimized ({split})", f"{comparison.after_mean:.1%}", width="content")
+            st.metric(
+                "Gain (95% interval)",
+                f"{comparison.mean_difference:+.1%}",
+                delta=f"{interval.low:+.1%} to {interval.high:+.1%}",
+                delta_color="off",
+                width="content",
+                help=f"Paired bootstrap interval of the gain ({interval.resamples:,} resamples), "
+                f"p from the {METHODS.get(comparison.method, comparison.method)}.",
+            )
         st.markdown(markdown_escape(comparison.sentence))
     if "test" not in comparisons:
         st.caption(

@@ -17,7 +17,7 @@ from core.scorers import compare_scorers
 from core.store import runs_home
 from core.summary import counted, failure_warning
 from core.templates import diff_markdown, markdown_escape, word_diff
-from ui import data, registration, results_views, shell
+from ui import before_after, costs, data, registration, results_views, shell
 
 RUN_PARAM = "run"
 
@@ -110,6 +110,7 @@ def render_live(handle: RunHandle) -> None:
 def render_progress(view: analysis.RunView) -> None:
     done = min(1.0, view.metric_calls / max(1, view.budget))
     st.progress(done, text=f"{view.metric_calls} of {view.budget} metric calls used")
+    costs.render_usage(view)
     if view.metric_calls > view.budget:
         st.caption(
             "GEPA checks the budget before each iteration and finishes the one it started, so a run can "
@@ -162,12 +163,26 @@ def render_finished(context: shell.AppContext, opened: OpenRun) -> None:
         if warning := failure_warning(view):
             st.warning(warning)
     else:
+        before_after.render_before_after(view)
         render_scores(view)
         render_registration(context, view, opened)
         st.markdown(f"**Baseline → candidate {best.index}, word by word** (added in bold, removed struck through)")
         with st.container(border=True):
             st.markdown(diff_markdown(word_diff(view.baseline.template, best.template)))
+    render_spending(view)
     render_links(context, opened)
+
+
+def render_spending(view: analysis.RunView) -> None:
+    """What the finished run spent, against the estimate made before it, and for a judge run where the
+    judge and exact match disagree."""
+    if view.usage is None:
+        return
+    st.markdown("**What the run spent**, every model call from the preflight checks to the final evaluation")
+    costs.render_usage(view)
+    costs.render_usage_table(view)
+    costs.render_estimate_vs_actual(view)
+    costs.render_agreement(view)
 
 
 def render_scores(view: analysis.RunView) -> None:
