@@ -188,8 +188,30 @@ class RunInfo:
         """The id shared by the runs of one repeat over seeds, if this run is one of them."""
         return self.tags.get(tags.GROUP) or None
 
+    @property
+    def participant(self) -> str | None:
+        """Who of a class started the run (:mod:`core.participants`), if anyone said."""
+        return self.tags.get(tags.PARTICIPANT) or None
 
-SCORER_SHORT = {"exact_match": "exact match", "f1": "F1", "contains": "contains"}
+    @property
+    def test_scores(self) -> tuple[float | None, float | None]:
+        """(baseline, best) on the held-out test set, from the final evaluation's metrics; (None, None)
+        without a test set or before the run ended."""
+        return self.metrics.get("test_baseline_score"), self.metrics.get("test_best_score")
+
+    @property
+    def cost_usd(self) -> float | None:
+        """Dollars the run spent; None when a model's price is unknown, or the run logged no cost
+        (it is still going, or it was recorded before metering)."""
+        return self.metrics.get("cost_usd")
+
+    @property
+    def seconds(self) -> float | None:
+        """The run's wall time; None until it ended."""
+        return self.metrics.get("seconds")
+
+
+SCORER_SHORT = {"exact_match": "exact match", "f1": "F1", "contains": "contains", "llm_judge": "LLM judge"}
 
 
 def _started(info: RunInfo) -> str:
@@ -201,11 +223,24 @@ def run_label(info: RunInfo) -> str:
     (scorer, budget, patience, seed, when it started), and its state unless it finished."""
     initial, final = info.metrics.get("initial_eval_score"), info.metrics.get("final_eval_score")
     scores = f"{initial:.0%} → {final:.0%}" if initial is not None and final is not None else "no score yet"
+    test_initial, test_final = info.test_scores
+    if test_initial is not None and test_final is not None:
+        scores += f" (test {test_initial:.0%} → {test_final:.0%})"
     params = info.params
     parts = [scores, SCORER_SHORT.get(params.get("scorer", ""), params.get("scorer") or info.scorer)]
     parts += [f"{name} {params[name]}" for name in ("budget", "patience", "seed") if params.get(name)]
+    if info.cost_usd is not None:
+        parts.append(_dollars(info.cost_usd))
+    if info.seconds is not None:
+        parts.append(f"{info.seconds:.0f} s")
+    if info.participant:
+        parts.append(f"by {info.participant}")
     parts += [_started(info), "" if info.explorer_status == "finished" else info.explorer_status]
     return " · ".join(part for part in parts if part)
+
+
+def _dollars(value: float) -> str:
+    return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
 
 
 def run_rows(runs: list[RunInfo]) -> list[dict[str, Any]]:
@@ -214,10 +249,14 @@ def run_rows(runs: list[RunInfo]) -> list[dict[str, Any]]:
         {
             "baseline": r.metrics.get("initial_eval_score"),
             "best": r.metrics.get("final_eval_score"),
+            "test": r.test_scores[1],
             "scorer": r.scorer or r.params.get("scorer", ""),
             "budget": r.params.get("budget"),
             "patience": r.params.get("patience"),
             "seed": r.params.get("seed"),
+            "cost": r.cost_usd,
+            "seconds": r.seconds,
+            "participant": r.participant or "",
             "started": _started(r),
             "dataset": r.dataset,
             "status": r.explorer_status,

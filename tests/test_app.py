@@ -793,7 +793,7 @@ def test_results_tables_put_scores_and_the_input_first(recorded_run):
     open_page(at, "app_pages/results.py")
     no_exception(at)
     runs = at.dataframe[0].value
-    assert list(runs.columns)[:6] == ["baseline", "best", "scorer", "budget", "patience", "seed"]
+    assert list(runs.columns)[:7] == ["baseline", "best", "test", "scorer", "budget", "patience", "seed"]
     assert at.selectbox[0].format_func(recorded_run).startswith("20% → 95% · budget 300 · patience 0 · seed 2 · ")
     at.session_state["results.tab"] = "Per example"
     at.run()
