@@ -364,3 +364,36 @@ def test_cost_figure_says_when_prices_are_unknown():
 
     fig = cost_figure(view_of("run_short_qa_seed0"))  # a run recorded before metering
     assert list(fig.data[0].x) == [] and "No cost recorded" in fig.layout.annotations[0].text
+
+
+def test_validation_test_figure_puts_each_candidate_against_the_equal_line():
+    from core.analysis import validation_vs_test
+    from core.charts import CHOSEN_TRACE, EQUAL_TRACE, VALIDATION_TEST_TRACE, validation_test_figure
+
+    view = view_of("run_default_seed0")
+    fig = validation_test_figure(validation_vs_test(view))
+    traces = {t.name: t for t in fig.data}
+    assert list(traces[EQUAL_TRACE].x) == [0, 1] and list(traces[EQUAL_TRACE].y) == [0, 1]
+    assert [d[0] for d in traces[CHOSEN_TRACE].customdata] == [view.best_candidate]
+    assert list(traces[CHOSEN_TRACE].y) == [view.on_test[view.best_candidate].aggregate]
+    assert len(traces[VALIDATION_TEST_TRACE].x) == len(view.candidates) - 1
+
+
+def test_what_if_test_figure_colours_cells_by_the_test_score():
+    from core.analysis import what_if_on_test
+    from core.charts import what_if_test_figure
+
+    view = view_of("run_default_seed0")
+    table = what_if_on_test(view, what_if(view, [36, 300], [None, 2]))
+    heatmap = what_if_test_figure(table).data[0]
+    first = table.iloc[0]
+    assert heatmap.z[0][0] == first["test_score"]
+    assert heatmap.text[0][0].endswith(f"val {first['best_score']:.2f}")
+
+
+def test_cost_figure_draws_dollars_over_metric_calls_for_a_priced_run():
+    from core.charts import cost_figure
+
+    view = view_of("run_judge_priced")
+    fig = cost_figure(view)
+    assert len(fig.data[0].x) == len(view.usage_updates) and fig.data[0].y[-1] == view.cost.total > 0
