@@ -1213,3 +1213,10 @@ def what_if_on_test(view: RunView, table: pd.DataFrame) -> pd.DataFrame | None:
     scored = table.copy()
     scored["test_score"] = [view.on_test[int(i)].aggregate for i in scored["best_candidate"]]
     return scored
+
+
+def examples_export(view: RunView) -> pd.DataFrame:
+    """The per-example download: the best candidate against the baseline on every split they were both
+    scored on (validation, then test), one row per example with its ``split`` (see
+    :func:`compare_examples`)."""
+    return compare_examples(view, candidate=view.best_candidate, against=0, splits=("validation", "test"))

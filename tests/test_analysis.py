@@ -689,3 +689,20 @@ def test_example_rationales_are_the_judges_reasons_per_split():
     test_reasons = example_rationales(judged, judged.best_candidate, "test")
     assert len(test_reasons) == len(judged.test_examples) and "expected answer" in test_reasons[0]
     assert example_rationales(view_of("run_default_seed0"), 0, "test") == ()
+
+
+def test_the_per_example_export_has_a_split_column_with_the_test_rows():
+    import io
+
+    import pandas as pd
+
+    from core.analysis import examples_export
+
+    view = view_of("run_default_seed0")
+    frame = pd.read_csv(io.StringIO(examples_export(view).to_csv(index=False)))
+    assert frame.columns[0] == "split"
+    assert frame["split"].value_counts().to_dict() == {"validation": 30, "test": 30}
+    test_rows = frame[frame["split"] == "test"]
+    assert list(test_rows["example_id"]) == [e.id for e in view.test_examples]
+    assert list(test_rows["candidate_score"]) == list(view.final_evaluation.test_best.scores)
+    assert set(examples_export(view_of("run_short_qa_budget300"))["split"]) == {"validation"}
