@@ -1220,3 +1220,31 @@ def examples_export(view: RunView) -> pd.DataFrame:
     scored on (validation, then test), one row per example with its ``split`` (see
     :func:`compare_examples`)."""
     return compare_examples(view, candidate=view.best_candidate, against=0, splits=("validation", "test"))
+
+
+@dataclass(frozen=True)
+class CurveBand:
+    """Best-so-far curves of several runs (a group of seeds) summed up at each metric-call count where
+    any of them changes: the mean, lowest and highest best validation score, over ``runs[i]`` runs
+    (those that had a score by then; a run that ended keeps its last best)."""
+
+    metric_calls: tuple[int, ...]
+    mean: tuple[float, ...]
+    lowest: tuple[float, ...]
+    highest: tuple[float, ...]
+    runs: tuple[int, ...]
+
+
+def curve_band(curves: Sequence[Sequence[tuple[int, float]]]) -> CurveBand:
+    """The :class:`CurveBand` of :func:`run_curve` curves (step functions: a score holds until the
+    next point). Empty curves are ignored."""
+    curves = [list(c) for c in curves if c]
+    xs = sorted({at for curve in curves for at, _ in curve})
+    mean, lowest, highest, runs = [], [], [], []
+    for x in xs:
+        values = [max(score for at, score in curve if at <= x) for curve in curves if curve[0][0] <= x]
+        mean.append(float(np.mean(values)))
+        lowest.append(min(values))
+        highest.append(max(values))
+        runs.append(len(values))
+    return CurveBand(tuple(xs), tuple(mean), tuple(lowest), tuple(highest), tuple(runs))

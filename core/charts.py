@@ -22,6 +22,7 @@ import plotly.graph_objects as go
 
 from core.analysis import (
     Candidate,
+    CurveBand,
     RunView,
     XAxis,
     best_so_far,
@@ -725,6 +726,55 @@ def what_if_test_figure(table: pd.DataFrame) -> go.Figure:
         },
         margin={"t": 90},
     )
+    return fig
+
+
+def compare_groups_figure(bands: Mapping[str, CurveBand]) -> go.Figure:
+    """One mean best-so-far line per group of seeds (from :func:`core.analysis.curve_band`), against
+    metric calls, inside a shaded band from its lowest to its highest run: distributions, not single
+    runs. Groups differ by dash and marker symbol, not only colour."""
+    fig = go.Figure()
+    for number, (label, band) in enumerate(bands.items()):
+        name = html.escape(str(label), quote=False)
+        xs = list(band.metric_calls)
+        fig.add_trace(
+            go.Scatter(
+                x=xs + xs[::-1],
+                y=list(band.highest) + list(band.lowest)[::-1],
+                fill="toself",
+                line={"width": 0, "shape": "hv"},
+                opacity=0.25,
+                name=f"{name}: lowest to highest",
+                legendgroup=name,
+                hoverinfo="skip",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=list(band.mean),
+                mode="lines+markers",
+                line_shape="hv",
+                name=f"{name}: mean",
+                legendgroup=name,
+                line={"dash": RUN_DASHES[number % len(RUN_DASHES)]},
+                marker={"symbol": RUN_SYMBOLS[number % len(RUN_SYMBOLS)], "size": 7},
+                hovertext=[
+                    f"{name}<br>{x} metric calls: mean {m:.3f} over {n} runs (lowest {lo:.3f}, highest {hi:.3f})"
+                    for x, m, lo, hi, n in zip(xs, band.mean, band.lowest, band.highest, band.runs, strict=True)
+                ],
+                hoverinfo="text",
+            )
+        )
+    fig.update_layout(
+        title="Groups compared: mean best validation score so far, lowest to highest seed",
+        xaxis_title=_X_TITLES["metric_calls"],
+        yaxis_title="Best validation score so far",
+        yaxis_range=[-0.05, 1.05],
+        hovermode="closest",
+    )
+    if not bands:
+        _empty_note(fig, "Choose groups to compare.")
     return fig
 
 

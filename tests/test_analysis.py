@@ -706,3 +706,14 @@ def test_the_per_example_export_has_a_split_column_with_the_test_rows():
     assert list(test_rows["example_id"]) == [e.id for e in view.test_examples]
     assert list(test_rows["candidate_score"]) == list(view.final_evaluation.test_best.scores)
     assert set(examples_export(view_of("run_short_qa_budget300"))["split"]) == {"validation"}
+
+
+def test_curve_band_sums_up_step_curves_at_every_change():
+    from core.analysis import curve_band
+
+    band = curve_band([[(30, 0.2), (60, 0.5), (100, 0.5)], [(30, 0.1), (90, 0.7), (120, 0.7)], []])
+    assert band.metric_calls == (30, 60, 90, 100, 120)
+    assert band.lowest == (0.1, 0.1, 0.5, 0.5, 0.5)
+    assert band.highest == (0.2, 0.5, 0.7, 0.7, 0.7)
+    assert band.mean == pytest.approx((0.15, 0.3, 0.6, 0.6, 0.6)) and band.runs == (2, 2, 2, 2, 2)
+    assert curve_band([[(40, 0.3)], [(50, 0.4)]]).runs == (1, 2)

@@ -994,3 +994,9 @@ def test_a_group_link_opens_the_seeds_view_with_mean_and_spread(explorer_home):
     assert "**Test (30 examples), best candidate over 3 seeds**: mean 83.3%, standard deviation 0.0%" in page
     assert sorted(at.dataframe[-1].value["seed"]) == [0, 1, 2]
     assert len(at.get("plotly_chart")) == 2  # every seed's best-so-far curve; what if over the group
+    at.session_state["results.tab"] = "What if"
+    at.run()
+    no_exception(at)
+    assert at.multiselect(key="results.compare_groups").value == ["g1"]  # its own group, as a distribution
+    compared = at.dataframe[-1].value
+    assert list(compared["seeds"]) == [3] and list(compared["test mean"]) == pytest.approx([25 / 30])

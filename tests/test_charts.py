@@ -397,3 +397,15 @@ def test_cost_figure_draws_dollars_over_metric_calls_for_a_priced_run():
     view = view_of("run_judge_priced")
     fig = cost_figure(view)
     assert len(fig.data[0].x) == len(view.usage_updates) and fig.data[0].y[-1] == view.cost.total > 0
+
+
+def test_compare_groups_figure_draws_a_band_and_a_mean_per_group():
+    from core.analysis import curve_band
+    from core.charts import compare_groups_figure
+
+    band = curve_band([run_curve(view_of(n)) for n in ("run_default_seed0", "run_default_seed1", "run_default_seed2")])
+    fig = compare_groups_figure({"budget 300 <3 seeds>": band})
+    area, mean = fig.data
+    assert area.fill == "toself" and list(area.y) == list(band.highest) + list(band.lowest)[::-1]
+    assert list(mean.y) == list(band.mean) and mean.name == "budget 300 &lt;3 seeds&gt;: mean"
+    assert "Choose groups" in compare_groups_figure({}).layout.annotations[0].text

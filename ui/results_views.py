@@ -11,7 +11,7 @@ from typing import Any
 
 import streamlit as st
 
-from core import analysis, charts
+from core import analysis, charts, groups
 from core.export import export_run
 from core.offline_model import own_data_note
 from core.registration import describe_registered
@@ -19,6 +19,7 @@ from core.scorers import SCORER_LABELS
 from core.summary import counted
 from core.templates import diff_markdown, markdown_escape, word_diff
 from ui import costs, data, registration, shell
+from ui import groups as group_views
 
 EXAMPLES_IN_DETAIL = 50
 PROPOSALS_SHOWN = 200
@@ -420,6 +421,70 @@ def render_what_if(view: analysis.RunView, uri: str, runs: list[Any], info: Any)
         except Exception as error:  # noqa: BLE001 - one unreadable run must not hide the others
             st.warning(f"{labels[run_id]}: {shell.one_line(error)}")
     st.plotly_chart(charts.compare_runs_figure(curves), width="stretch", key="results.compare_chart")
+    render_group_comparison(uri, runs, info)
+
+
+def group_label(members: list[Any]) -> str:
+    """A group of seeds by what its runs share: how many, budget, patience, scorer, and who ran it."""
+    first = members[0]
+    parts = [counted(len(members), "seed"), f"budget {first.params.get('budget', '?')}"]
+    parts.append(f"patience {first.params.get('patience') or 'off'}")
+    parts.append(first.scorer or first.params.get("scorer", ""))
+    if first.participant:
+        parts.append(f"by {first.participant}")
+    return " · ".join(part for part in parts if part) + f" ({first.group})"
+
+
+def render_group_comparison(uri: str, runs: list[Any], info: Any) -> None:
+    """Groups of seeds side by side: each one's mean best-so-far curve inside its lowest-to-highest
+    band, and its final scores' mean and spread."""
+    members: dict[str, list[Any]] = {}
+    for run in runs:
+        if run.group and run.status != "RUNNING":
+            members.setdefault(run.group, []).append(run)
+    if not members:
+        return
+    st.markdown(
+        "**Compare groups of seeds**: a distribution per setting, not one lucky run. Each group's mean "
+        "best-so-far line sits inside the band from its lowest to its highest seed."
+    )
+    labels = {group: group_label(found) for group, found in members.items()}
+    chosen = st.multiselect(
+        "Groups",
+        list(labels),
+        default=[info.group] if info.group in labels else [],
+        format_func=labels.get,
+        key="results.compare_groups",
+    )
+    bands, rows = {}, []
+    for group in chosen:
+        views = group_views.views_of_group(uri, runs, group)
+        if not views:
+            continue
+        bands[labels[group]] = analysis.curve_band([analysis.run_curve(view) for view in views])
+        table = groups.group_table(views)
+        validation, test = (
+            groups.spread(list(table[column].dropna())) for column in ("validation after", "test after")
+        )
+        rows.append(
+            {
+                "group": labels[group],
+                "seeds": len(views),
+                "validation mean": validation.mean,
+                "validation std": validation.std,
+                "test mean": test.mean,
+                "test std": test.std,
+            }
+        )
+    st.plotly_chart(charts.compare_groups_figure(bands), width="stretch", key="results.compare_groups_chart")
+    if rows:
+        percent = st.column_config.NumberColumn(format="percent")
+        st.dataframe(
+            rows,
+            hide_index=True,
+            width="stretch",
+            column_config={name: percent for name in ("validation mean", "validation std", "test mean", "test std")},
+        )
 
 
 def render_cost(view: analysis.RunView) -> None:
