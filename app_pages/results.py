@@ -10,7 +10,7 @@ from core import analysis, charts
 from core.participants import runs_of
 from core.runs import RunInfo, run_label, run_rows
 from core.templates import markdown_escape
-from ui import data, groups, instructor, replay, results_views, shell, status
+from ui import data, instructor, replay, results_views, shell, status
 
 RUN_PARAM = "run"
 GROUP_PARAM = "group"  # ?group=<id>: the Optimize page's link to a repeat over seeds
@@ -190,7 +190,7 @@ def render_seeds(uri: str, runs: list[RunInfo], info: RunInfo) -> None:
         f"**This run is one of {len(members)} runs of the same settings with different seeds** "
         f"(group {info.group}): how much of its result is the seed's luck?"
     )
-    groups.render_group_summary(uri, runs, info.group or "")
+    results_views.render_seeds(uri, runs, info.group or "")
 
 
 main()

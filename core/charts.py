@@ -642,6 +642,12 @@ def validation_test_figure(table: pd.DataFrame) -> go.Figure:
             hoverinfo="skip",
         )
     )
+    # Candidates on the same spot share one label ("4, 5, 7"), written once, beside the run's pick if
+    # it is one of them.
+    at_spot: dict[tuple[float, float], list[int]] = {}
+    for row in table.sort_values("best", ascending=False, kind="stable").itertuples():
+        at_spot.setdefault((row.validation, row.test), []).append(int(row.candidate))
+    labels = {spot[0]: ", ".join(map(str, sorted(spot))) for spot in at_spot.values()}
     for name, rows, symbol, size in (
         (VALIDATION_TEST_TRACE, table[~table["best"]], "circle", 10),
         (CHOSEN_TRACE, table[table["best"]], "star", 16),
@@ -652,7 +658,7 @@ def validation_test_figure(table: pd.DataFrame) -> go.Figure:
                 y=list(rows["test"]),
                 mode="markers+text" if len(table) <= NODE_LABEL_LIMIT else "markers",
                 name=name,
-                text=[str(int(c)) for c in rows["candidate"]],
+                text=[labels.get(int(c), "") for c in rows["candidate"]],
                 textposition="top center",
                 marker={"symbol": symbol, "size": size},
                 customdata=[[int(c), int(i)] for c, i in zip(rows["candidate"], rows["iteration"], strict=True)],
@@ -670,7 +676,7 @@ def validation_test_figure(table: pd.DataFrame) -> go.Figure:
             "subtitle": {"text": "below the dashed line: better on the examples GEPA selected by than on new ones"},
         },
         xaxis={"title": {"text": "Validation score (the search saw these)"}, "range": [-0.05, 1.05]},
-        yaxis={"title": {"text": "Test score (held out)"}, "range": [-0.05, 1.05], "scaleanchor": "x"},
+        yaxis={"title": {"text": "Test score (held out)"}, "range": [-0.05, 1.05]},
         hovermode="closest",
         margin={"t": 90},
     )

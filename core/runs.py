@@ -229,17 +229,19 @@ def run_label(info: RunInfo) -> str:
     params = info.params
     parts = [scores, SCORER_SHORT.get(params.get("scorer", ""), params.get("scorer") or info.scorer)]
     parts += [f"{name} {params[name]}" for name in ("budget", "patience", "seed") if params.get(name)]
+    if info.participant:
+        parts.append(f"by {info.participant}")
     if info.cost_usd is not None:
         parts.append(_dollars(info.cost_usd))
     if info.seconds is not None:
         parts.append(f"{info.seconds:.0f} s")
-    if info.participant:
-        parts.append(f"by {info.participant}")
     parts += [_started(info), "" if info.explorer_status == "finished" else info.explorer_status]
     return " · ".join(part for part in parts if part)
 
 
 def _dollars(value: float) -> str:
+    if value == 0:
+        return "$0"
     return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
 
 

@@ -990,8 +990,8 @@ def test_a_group_link_opens_the_seeds_view_with_mean_and_spread(explorer_home):
     assert "Seeds" in [t.label for t in at.tabs]
     page = texts(at)
     assert "This run is one of 3 runs of the same settings with different seeds" in page
-    assert "**Validation (30 examples), best candidate over 3 seeds**: mean 86.7%, standard deviation 0.0%" in page
-    assert "**Test (30 examples), best candidate over 3 seeds**: mean 83.3%, standard deviation 0.0%" in page
+    assert "**Validation (30 examples)**, best candidate over 3 seeds: mean 86.7%, standard deviation 0.0%" in page
+    assert "**Test (30 examples)**, best candidate over 3 seeds: mean 83.3%, standard deviation 0.0%" in page
     assert sorted(at.dataframe[-1].value["seed"]) == [0, 1, 2]
     assert len(at.get("plotly_chart")) == 2  # every seed's best-so-far curve; what if over the group
     at.session_state["results.tab"] = "What if"

@@ -409,3 +409,15 @@ def test_compare_groups_figure_draws_a_band_and_a_mean_per_group():
     assert area.fill == "toself" and list(area.y) == list(band.highest) + list(band.lowest)[::-1]
     assert list(mean.y) == list(band.mean) and mean.name == "budget 300 &lt;3 seeds&gt;: mean"
     assert "Choose groups" in compare_groups_figure({}).layout.annotations[0].text
+
+
+def test_validation_test_figure_labels_candidates_on_one_spot_once():
+    from core.analysis import validation_vs_test
+    from core.charts import CHOSEN_TRACE, VALIDATION_TEST_TRACE, validation_test_figure
+
+    fig = validation_test_figure(validation_vs_test(view_of("run_default_seed0")))  # 4, 5 and 7: 86.7% / 83.3%
+    traces = {t.name: t for t in fig.data}
+    assert list(traces[CHOSEN_TRACE].text) == ["4, 5, 7"]
+    trace = traces[VALIDATION_TEST_TRACE]
+    others = dict(zip([d[0] for d in trace.customdata], trace.text, strict=True))
+    assert others[5] == others[7] == "" and others[0] == "0"

@@ -475,7 +475,7 @@ def test_a_run_label_names_its_test_scores_cost_seconds_and_participant():
         },
     )
     assert run_label(run).startswith(
-        "90% → 97% (test 90% → 93%) · LLM judge · budget 150 · seed 0 · $0.0240 · 28 s · by alice"
+        "90% → 97% (test 90% → 93%) · LLM judge · budget 150 · seed 0 · by alice · $0.0240 · 28 s"
     )
     row = run_rows([run])[0]
     assert (row["test"], row["cost"], row["seconds"], row["participant"]) == (0.93, 0.024, 27.7, "alice")

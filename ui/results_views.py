@@ -424,6 +424,54 @@ def render_what_if(view: analysis.RunView, uri: str, runs: list[Any], info: Any)
     render_group_comparison(uri, runs, info)
 
 
+def render_seeds(uri: str, runs: list[Any], group: str) -> None:
+    """The seeds of a group: each one's final validation and test score, their mean and spread, and
+    every seed's best-so-far curve on one chart. Like :func:`ui.groups.render_group_summary`, with a
+    table narrow enough for a 1024 px screen (the baselines, the same prompt on the same rows in every
+    seed, are said once above it)."""
+    views = group_views.views_of_group(uri, runs, group)
+    if not views:
+        st.info("None of this group's runs has recorded anything yet.")
+        return
+    table = groups.group_table(views)
+    sizes = {"validation": len(views[0].val_examples), "test": len(views[0].test_examples)}
+    lines = []
+    for split in ("validation", "test"):
+        after, before = (
+            groups.spread(list(table[f"{split} after"].dropna())),
+            groups.spread(list(table[f"{split} before"].dropna())),
+        )
+        if after.n:
+            lines.append(
+                f"- **{split.capitalize()} ({counted(sizes[split], 'example')})**, best candidate over "
+                f"{counted(after.n, 'seed')}: mean {after.mean:.1%}, standard deviation {after.std:.1%} "
+                f"(the baseline: mean {before.mean:.1%})"
+            )
+    st.markdown("\n".join(lines))
+    percent = st.column_config.NumberColumn
+    st.dataframe(
+        table[["seed", "validation after", "test after", "iterations", "metric calls", "stopped by"]],
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "seed": st.column_config.NumberColumn(width=44),
+            "validation after": percent("validation", format="percent", width=84),
+            "test after": percent("test", format="percent", width=70),
+            "iterations": st.column_config.NumberColumn(width=70),
+            "metric calls": st.column_config.NumberColumn(width=90),
+            "stopped by": st.column_config.TextColumn(width=90),
+        },
+    )
+    curves = {f"seed {view.seed}": analysis.run_curve(view) for view in views}
+    st.plotly_chart(charts.compare_runs_figure(curves), width="stretch", key="results.group_curves")
+    finished = [view for view in views if not view.is_live]
+    if finished:
+        budgets, patiences = analysis.what_if_grid(finished[0])
+        grid = groups.what_if_over_group(finished, budgets, patiences)
+        st.markdown("**What if, over the group**: the mean best validation score the seeds would have ended with")
+        st.plotly_chart(charts.what_if_group_figure(grid), width="stretch", key="results.group_what_if")
+
+
 def group_label(members: list[Any]) -> str:
     """A group of seeds by what its runs share: how many, budget, patience, scorer, and who ran it."""
     first = members[0]
