@@ -8,7 +8,7 @@ import streamlit as st
 
 from core import analysis, charts
 from core.participants import runs_of
-from core.runs import RunInfo, run_label, run_rows
+from core.runs import RunInfo, run_labels, run_rows
 from core.templates import markdown_escape
 from ui import data, instructor, replay, results_views, shell, status
 
@@ -79,7 +79,14 @@ def render_picker(runs: list[RunInfo], participant: str | None) -> RunInfo | Non
                 "started": st.column_config.TextColumn(width=100),
             },
         )
-    chosen = st.selectbox("Run", ids, index=index, format_func=lambda i: run_label(shown[ids.index(i)]))
+    labels = run_labels(shown)
+    chosen = st.selectbox(
+        "Run",
+        ids,
+        index=index,
+        format_func=labels.get,
+        help="Each run by its scores, then what differs between the runs listed; all of it in the list above.",
+    )
     if chosen != st.query_params.get(RUN_PARAM):
         st.query_params[RUN_PARAM] = chosen
     info = shown[ids.index(chosen)]
