@@ -1118,3 +1118,133 @@ def mark_meaning(scorer: ScorerSpec) -> str:
     if scorer.kind == "exact_match":
         return f"✓ = exact match after normalising ({', '.join(scorer.normalization) or 'none'})"
     return f"✓ = full score (1.0) on {scorer.label}, ✗ = 0, and a partial score is written as it is (0.67)."
+
+
+def example_rationales(view: RunView, index: int, split: Split = "validation") -> tuple[str, ...]:
+    """The judge's reason for each of candidate ``index``'s verdicts on ``split``, aligned with that
+    split's examples; empty when the run has no judge or the candidate was not scored there.
+
+    Validation reasons are the search's own; test reasons come from scoring every candidate on the
+    test set, or for the baseline and the best from the final evaluation."""
+    if not 0 <= index < len(view.candidates):
+        return ()
+    if split == "validation":
+        return tuple(view.candidates[index].rationales)
+    if index in view.on_test:
+        return tuple(view.on_test[index].rationales)
+    scored = test_scores_of(view, index)
+    return tuple(scored.rationales) if scored is not None else ()
+
+
+VALIDATION_TEST_COLUMNS = ("candidate", "iteration", "validation", "test", "gap", "chance", "best")
+
+
+def validation_vs_test(view: RunView) -> pd.DataFrame | None:
+    """One row per candidate with its validation and test scores, when every candidate was scored on
+    the test set; None otherwise (only the baseline and the best were, or there is no test set).
+
+    ``gap`` is validation - test; ``chance`` is the gap two independent samples of these sizes would
+    exceed about one time in twenty for this candidate (twice the standard error of the difference of
+    the two means, from the per-example scores); ``best`` marks the validation best, the run's pick.
+    """
+    import pandas as pd
+
+    if not view.candidates or not view.test_examples or any(c.index not in view.on_test for c in view.candidates):
+        return None
+    rows = []
+    for c in view.candidates:
+        val, test = np.asarray(c.scores, dtype=float), np.asarray(view.on_test[c.index].scores, dtype=float)
+        chance = 2 * float(np.sqrt(val.var() / max(1, val.size) + test.var() / max(1, test.size)))
+        test_score = view.on_test[c.index].aggregate
+        rows.append(
+            (
+                c.index,
+                c.iteration,
+                c.aggregate,
+                test_score,
+                c.aggregate - test_score,
+                chance,
+                c.index == view.best_candidate,
+            )
+        )
+    return pd.DataFrame(rows, columns=list(VALIDATION_TEST_COLUMNS))
+
+
+def divergence_line(table: pd.DataFrame) -> str:
+    """Where validation and test part ways, in one sentence, from a :func:`validation_vs_test` table:
+    whether the validation best is also the test best, and the candidate whose validation score runs
+    furthest above its test score, called overfitting only when that gap is beyond ``chance``."""
+    chosen = table[table["best"]].iloc[0]
+    on_test = table.loc[table["test"].idxmax()]  # idxmax: the earliest on ties
+    if on_test["test"] <= chosen["test"]:
+        said = (
+            f"The validation best, candidate {int(chosen['candidate'])}, is also the best on test "
+            f"({chosen['test']:.1%})"
+        )
+    else:
+        said = (
+            f"Validation picks candidate {int(chosen['candidate'])} ({chosen['test']:.1%} on test), but "
+            f"candidate {int(on_test['candidate'])} does better on test ({on_test['test']:.1%})"
+        )
+    widest = table.loc[table["gap"].idxmax()]
+    if widest["gap"] <= 0:
+        return f"{said}; no candidate scores higher on validation than on test: no sign of overfitting."
+    where = (
+        f"they diverge most at candidate {int(widest['candidate'])}: validation {widest['validation']:.1%}, "
+        f"test {widest['test']:.1%} ({widest['gap'] * 100:+.1f} points"
+    )
+    if widest["gap"] > widest["chance"]:
+        return (
+            f"{said}; {where}, more than the {widest['chance'] * 100:.0f} points chance gives at these sizes): "
+            "the search fitted the validation examples (overfitting)."
+        )
+    return (
+        f"{said}; {where}, within the {widest['chance'] * 100:.0f} points chance gives at these sizes): "
+        "no clear sign of overfitting."
+    )
+
+
+def what_if_on_test(view: RunView, table: pd.DataFrame) -> pd.DataFrame | None:
+    """A :func:`what_if` table with ``test_score``: the test score of the candidate each stop would
+    have ended with, beside its validation ``best_score``; None unless every candidate was scored on
+    the test set."""
+    if validation_vs_test(view) is None:
+        return None
+    scored = table.copy()
+    scored["test_score"] = [view.on_test[int(i)].aggregate for i in scored["best_candidate"]]
+    return scored
+
+
+def examples_export(view: RunView) -> pd.DataFrame:
+    """The per-example download: the best candidate against the baseline on every split they were both
+    scored on (validation, then test), one row per example with its ``split`` (see
+    :func:`compare_examples`)."""
+    return compare_examples(view, candidate=view.best_candidate, against=0, splits=("validation", "test"))
+
+
+@dataclass(frozen=True)
+class CurveBand:
+    """Best-so-far curves of several runs (a group of seeds) summed up at each metric-call count where
+    any of them changes: the mean, lowest and highest best validation score, over ``runs[i]`` runs
+    (those that had a score by then; a run that ended keeps its last best)."""
+
+    metric_calls: tuple[int, ...]
+    mean: tuple[float, ...]
+    lowest: tuple[float, ...]
+    highest: tuple[float, ...]
+    runs: tuple[int, ...]
+
+
+def curve_band(curves: Sequence[Sequence[tuple[int, float]]]) -> CurveBand:
+    """The :class:`CurveBand` of :func:`run_curve` curves (step functions: a score holds until the
+    next point). Empty curves are ignored."""
+    curves = [list(c) for c in curves if c]
+    xs = sorted({at for curve in curves for at, _ in curve})
+    mean, lowest, highest, runs = [], [], [], []
+    for x in xs:
+        values = [max(score for at, score in curve if at <= x) for curve in curves if curve[0][0] <= x]
+        mean.append(float(np.mean(values)))
+        lowest.append(min(values))
+        highest.append(max(values))
+        runs.append(len(values))
+    return CurveBand(tuple(xs), tuple(mean), tuple(lowest), tuple(highest), tuple(runs))

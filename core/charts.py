@@ -22,6 +22,7 @@ import plotly.graph_objects as go
 
 from core.analysis import (
     Candidate,
+    CurveBand,
     RunView,
     XAxis,
     best_so_far,
@@ -618,6 +619,168 @@ def cost_figure(view: RunView) -> go.Figure:
     if not series:
         known = view.usage_updates and view.cost is not None and view.cost.total is None
         _empty_note(fig, "A model used has no known price: give it in the sidebar." if known else "No cost recorded.")
+    return fig
+
+
+VALIDATION_TEST_TRACE = "Candidate"
+CHOSEN_TRACE = "The run's pick (best on validation)"
+EQUAL_TRACE = "Validation = test"
+
+
+def validation_test_figure(table: pd.DataFrame) -> go.Figure:
+    """Each candidate's validation score (across) against its test score (up), from
+    :func:`core.analysis.validation_vs_test`, with the y = x line: a point below the line did better
+    on the examples the search selected by than on new ones. The validation best is a star."""
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=[0, 1],
+            y=[0, 1],
+            mode="lines",
+            name=EQUAL_TRACE,
+            line={"dash": "dash", "width": 1.5, "color": "#666"},
+            hoverinfo="skip",
+        )
+    )
+    # Candidates on the same spot share one label ("4, 5, 7"), written once, beside the run's pick if
+    # it is one of them.
+    at_spot: dict[tuple[float, float], list[int]] = {}
+    for row in table.sort_values("best", ascending=False, kind="stable").itertuples():
+        at_spot.setdefault((row.validation, row.test), []).append(int(row.candidate))
+    labels = {spot[0]: ", ".join(map(str, sorted(spot))) for spot in at_spot.values()}
+    for name, rows, symbol, size in (
+        (VALIDATION_TEST_TRACE, table[~table["best"]], "circle", 10),
+        (CHOSEN_TRACE, table[table["best"]], "star", 16),
+    ):
+        fig.add_trace(
+            go.Scatter(
+                x=list(rows["validation"]),
+                y=list(rows["test"]),
+                mode="markers+text" if len(table) <= NODE_LABEL_LIMIT else "markers",
+                name=name,
+                text=[labels.get(int(c), "") for c in rows["candidate"]],
+                textposition="top center",
+                marker={"symbol": symbol, "size": size},
+                customdata=[[int(c), int(i)] for c, i in zip(rows["candidate"], rows["iteration"], strict=True)],
+                hovertext=[
+                    f"Candidate {int(r.candidate)} (iteration {int(r.iteration)})<br>validation {r.validation:.3f}, "
+                    f"test {r.test:.3f}<br>gap {r.gap * 100:+.1f} points (chance at these sizes: ±{r.chance * 100:.0f})"
+                    for r in rows.itertuples()
+                ],
+                hoverinfo="text",
+            )
+        )
+    fig.update_layout(
+        title={
+            "text": "Validation against test, per candidate",
+            "subtitle": {"text": "below the dashed line: better on the examples GEPA selected by than on new ones"},
+        },
+        xaxis={"title": {"text": "Validation score (the search saw these)"}, "range": [-0.05, 1.05]},
+        yaxis={"title": {"text": "Test score (held out)"}, "range": [-0.05, 1.05]},
+        hovermode="closest",
+        margin={"t": 90},
+    )
+    return fig
+
+
+def what_if_test_figure(table: pd.DataFrame) -> go.Figure:
+    """Heatmap of :func:`core.analysis.what_if_on_test`: budget across, patience down, cell = the test
+    score of the candidate each stop would have ended with, its validation score written beside it."""
+    budgets = sorted({int(b) for b in table["budget"]})
+    labels = {_patience_label(p): (0 if _patience_label(p) == "off" else int(p)) for p in table["patience"]}
+    patiences = sorted(labels, key=labels.__getitem__)
+    z = np.full((len(patiences), len(budgets)), np.nan)
+    text = [["" for _ in budgets] for _ in patiences]
+    hover = [["" for _ in budgets] for _ in patiences]
+    for row in table.itertuples(index=False):
+        i, j = patiences.index(_patience_label(row.patience)), budgets.index(int(row.budget))
+        z[i, j] = row.test_score
+        mark = "*" if row.beyond_recording else ""
+        text[i][j] = f"{row.test_score:.2f}{mark}<br>val {row.best_score:.2f}"
+        hover[i][j] = (
+            f"Budget {row.budget} metric calls, patience {_patience_label(row.patience)}"
+            f"<br>Stops by: {row.stopped_by}, with candidate {row.best_candidate}"
+            f"<br>Test score {row.test_score:.3f}, validation score {row.best_score:.3f}"
+        )
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=[str(b) for b in budgets],
+            y=patiences,
+            text=text,
+            texttemplate="%{text}",
+            hovertext=hover,
+            hoverinfo="text",
+            colorscale="Viridis",
+            zmin=0.0,
+            zmax=1.0,
+            xgap=1,
+            ygap=1,
+            colorbar={"title": {"text": "Test score", "side": "right"}},
+        )
+    )
+    fig.update_layout(
+        title={
+            "text": "What if, on the test set: where each stop would have landed",
+            "subtitle": {"text": "each cell: the test score of the candidate it ends with, its validation score below"},
+        },
+        xaxis={"title": {"text": "Budget (metric calls)"}, "type": "category"},
+        yaxis={
+            "title": {"text": "Patience (iterations without a better score)"},
+            "type": "category",
+            "autorange": "reversed",
+        },
+        margin={"t": 90},
+    )
+    return fig
+
+
+def compare_groups_figure(bands: Mapping[str, CurveBand]) -> go.Figure:
+    """One mean best-so-far line per group of seeds (from :func:`core.analysis.curve_band`), against
+    metric calls, inside a shaded band from its lowest to its highest run: distributions, not single
+    runs. Groups differ by dash and marker symbol, not only colour."""
+    fig = go.Figure()
+    for number, (label, band) in enumerate(bands.items()):
+        name = html.escape(str(label), quote=False)
+        xs = list(band.metric_calls)
+        fig.add_trace(
+            go.Scatter(
+                x=xs + xs[::-1],
+                y=list(band.highest) + list(band.lowest)[::-1],
+                fill="toself",
+                line={"width": 0, "shape": "hv"},
+                opacity=0.25,
+                name=f"{name}: lowest to highest",
+                legendgroup=name,
+                hoverinfo="skip",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=list(band.mean),
+                mode="lines+markers",
+                line_shape="hv",
+                name=f"{name}: mean",
+                legendgroup=name,
+                line={"dash": RUN_DASHES[number % len(RUN_DASHES)]},
+                marker={"symbol": RUN_SYMBOLS[number % len(RUN_SYMBOLS)], "size": 7},
+                hovertext=[
+                    f"{name}<br>{x} metric calls: mean {m:.3f} over {n} runs (lowest {lo:.3f}, highest {hi:.3f})"
+                    for x, m, lo, hi, n in zip(xs, band.mean, band.lowest, band.highest, band.runs, strict=True)
+                ],
+                hoverinfo="text",
+            )
+        )
+    fig.update_layout(
+        title="Groups compared: mean best validation score so far, lowest to highest seed",
+        xaxis_title=_X_TITLES["metric_calls"],
+        yaxis_title="Best validation score so far",
+        yaxis_range=[-0.05, 1.05],
+        hovermode="closest",
+    )
+    if not bands:
+        _empty_note(fig, "Choose groups to compare.")
     return fig
 
 

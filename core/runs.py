@@ -188,24 +188,95 @@ class RunInfo:
         """The id shared by the runs of one repeat over seeds, if this run is one of them."""
         return self.tags.get(tags.GROUP) or None
 
+    @property
+    def participant(self) -> str | None:
+        """Who of a class started the run (:mod:`core.participants`), if anyone said."""
+        return self.tags.get(tags.PARTICIPANT) or None
 
-SCORER_SHORT = {"exact_match": "exact match", "f1": "F1", "contains": "contains"}
+    @property
+    def test_scores(self) -> tuple[float | None, float | None]:
+        """(baseline, best) on the held-out test set, from the final evaluation's metrics; (None, None)
+        without a test set or before the run ended."""
+        return self.metrics.get("test_baseline_score"), self.metrics.get("test_best_score")
+
+    @property
+    def cost_usd(self) -> float | None:
+        """Dollars the run spent; None when a model's price is unknown, or the run logged no cost
+        (it is still going, or it was recorded before metering)."""
+        return self.metrics.get("cost_usd")
+
+    @property
+    def seconds(self) -> float | None:
+        """The run's wall time; None until it ended."""
+        return self.metrics.get("seconds")
+
+
+SCORER_SHORT = {"exact_match": "exact match", "f1": "F1", "contains": "contains", "llm_judge": "LLM judge"}
 
 
 def _started(info: RunInfo) -> str:
     return time.strftime("%b %d %H:%M", time.localtime(info.start_ms / 1000)) if info.start_ms else "?"
 
 
-def run_label(info: RunInfo) -> str:
-    """How a run is named in a picker: its scores first, then what tells it from the other runs
-    (scorer, budget, patience, seed, when it started), and its state unless it finished."""
+def _label_parts(info: RunInfo) -> list[tuple[str, str]]:
+    """(field, text) pairs of a run's label, in reading order; a field it does not have is absent."""
     initial, final = info.metrics.get("initial_eval_score"), info.metrics.get("final_eval_score")
     scores = f"{initial:.0%} → {final:.0%}" if initial is not None and final is not None else "no score yet"
+    test_initial, test_final = info.test_scores
+    if test_initial is not None and test_final is not None:
+        scores += f" (test {test_initial:.0%} → {test_final:.0%})"
     params = info.params
-    parts = [scores, SCORER_SHORT.get(params.get("scorer", ""), params.get("scorer") or info.scorer)]
-    parts += [f"{name} {params[name]}" for name in ("budget", "patience", "seed") if params.get(name)]
-    parts += [_started(info), "" if info.explorer_status == "finished" else info.explorer_status]
-    return " · ".join(part for part in parts if part)
+    parts = [
+        ("scores", scores),
+        ("scorer", SCORER_SHORT.get(params.get("scorer", ""), params.get("scorer") or info.scorer)),
+    ]
+    parts += [(name, f"{name} {params[name]}") for name in ("budget", "patience", "seed") if params.get(name)]
+    if info.participant:
+        parts.append(("participant", f"by {info.participant}"))
+    if info.cost_usd is not None:
+        parts.append(("cost", _dollars(info.cost_usd)))
+    if info.seconds is not None:
+        parts.append(("seconds", f"{info.seconds:.0f} s"))
+    parts += [
+        ("started", _started(info)),
+        ("status", "" if info.explorer_status == "finished" else info.explorer_status),
+    ]
+    return [(field, text) for field, text in parts if text]
+
+
+def run_label(info: RunInfo) -> str:
+    """How a run is named in a picker: its scores first, then what tells it from the other runs
+    (scorer, budget, patience, seed, participant, cost, seconds, when it started), and its state unless
+    it finished."""
+    return " · ".join(text for _, text in _label_parts(info))
+
+
+def run_labels(runs: list[RunInfo]) -> dict[str, str]:
+    """Each run's label among ``runs`` (by run id), short enough for a picker at 1024 px: its scores,
+    then only the settings that differ between the runs listed, its state unless it finished, and when
+    it started only where the rest would name two runs alike."""
+    if len(runs) < 2:
+        return {info.run_id: run_label(info) for info in runs}
+    parts = {info.run_id: dict(_label_parts(info)) for info in runs}
+    fields = ("scorer", "budget", "patience", "seed", "participant", "cost", "seconds")
+    varying = [f for f in fields if len({p.get(f, "") for p in parts.values()}) > 1]
+    labels = {}
+    for run_id, found in parts.items():
+        shown = [found["scores"], *(found[f] for f in varying if f in found), found.get("status", "")]
+        labels[run_id] = " · ".join(text for text in shown if text)
+    alike: dict[str, int] = {}
+    for label in labels.values():
+        alike[label] = alike.get(label, 0) + 1
+    return {
+        run_id: label if alike[label] == 1 else f"{label} · {parts[run_id]['started']}"
+        for run_id, label in labels.items()
+    }
+
+
+def _dollars(value: float) -> str:
+    if value == 0:
+        return "$0"
+    return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
 
 
 def run_rows(runs: list[RunInfo]) -> list[dict[str, Any]]:
@@ -214,10 +285,14 @@ def run_rows(runs: list[RunInfo]) -> list[dict[str, Any]]:
         {
             "baseline": r.metrics.get("initial_eval_score"),
             "best": r.metrics.get("final_eval_score"),
+            "test": r.test_scores[1],
             "scorer": r.scorer or r.params.get("scorer", ""),
             "budget": r.params.get("budget"),
             "patience": r.params.get("patience"),
             "seed": r.params.get("seed"),
+            "cost": r.cost_usd,
+            "seconds": r.seconds,
+            "participant": r.participant or "",
             "started": _started(r),
             "dataset": r.dataset,
             "status": r.explorer_status,

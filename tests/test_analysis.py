@@ -633,3 +633,87 @@ def test_a_search_that_accepted_nothing_counts_its_iterations_in_one_line():
         "There is nothing to compare or register."
     )
     assert how_it_ended(view) == "finished because several iterations in a row brought no improvement (patience)"
+
+
+def test_validation_vs_test_has_every_candidate_when_all_were_scored_on_test():
+    from core.analysis import validation_vs_test
+
+    view = view_of("run_default_seed0")
+    table = validation_vs_test(view)
+    assert list(table["candidate"]) == [c.index for c in view.candidates]
+    assert list(table["test"]) == [view.on_test[c.index].aggregate for c in view.candidates]
+    assert table.loc[table["best"], "candidate"].tolist() == [view.best_candidate]
+    assert (table["gap"] == table["validation"] - table["test"]).all() and (table["chance"] > 0).all()
+
+
+def test_validation_vs_test_is_none_without_per_candidate_test_scores():
+    from core.analysis import validation_vs_test
+
+    assert validation_vs_test(view_of("run_short_qa_budget300")) is None
+
+
+def test_divergence_line_calls_a_gap_overfitting_only_beyond_chance():
+    import pandas as pd
+
+    from core.analysis import VALIDATION_TEST_COLUMNS, divergence_line, validation_vs_test
+
+    within = divergence_line(validation_vs_test(view_of("run_default_seed0")))
+    assert within.startswith("The validation best, candidate 4, is also the best on test (83.3%)")
+    assert "no clear sign of overfitting" in within
+    rows = [(0, 0, 0.2, 0.2, 0.0, 0.1, False), (1, 3, 0.9, 0.5, 0.4, 0.2, True), (2, 5, 0.7, 0.7, 0.0, 0.2, False)]
+    beyond = divergence_line(pd.DataFrame(rows, columns=list(VALIDATION_TEST_COLUMNS)))
+    assert beyond.startswith(
+        "Validation picks candidate 1 (50.0% on test), but candidate 2 does better on test (70.0%)"
+    )
+    assert "candidate 1: validation 90.0%, test 50.0% (+40.0 points, more than the 20 points" in beyond
+    assert beyond.endswith("(overfitting).")
+
+
+def test_what_if_on_test_names_the_test_score_of_each_stop():
+    from core.analysis import what_if_on_test
+
+    view = view_of("run_default_seed0")
+    table = what_if_on_test(view, what_if(view, *what_if_grid(view)))
+    assert len(table) == 56
+    for row in table.itertuples():
+        assert row.test_score == view.on_test[row.best_candidate].aggregate
+    plain = view_of("run_short_qa_budget300")
+    assert what_if_on_test(plain, what_if(plain, *what_if_grid(plain))) is None
+
+
+def test_example_rationales_are_the_judges_reasons_per_split():
+    from core.analysis import example_rationales
+
+    judged = view_of("run_judge_priced")
+    assert len(example_rationales(judged, 0, "validation")) == len(judged.val_examples)
+    test_reasons = example_rationales(judged, judged.best_candidate, "test")
+    assert len(test_reasons) == len(judged.test_examples) and "expected answer" in test_reasons[0]
+    assert example_rationales(view_of("run_default_seed0"), 0, "test") == ()
+
+
+def test_the_per_example_export_has_a_split_column_with_the_test_rows():
+    import io
+
+    import pandas as pd
+
+    from core.analysis import examples_export
+
+    view = view_of("run_default_seed0")
+    frame = pd.read_csv(io.StringIO(examples_export(view).to_csv(index=False)))
+    assert frame.columns[0] == "split"
+    assert frame["split"].value_counts().to_dict() == {"validation": 30, "test": 30}
+    test_rows = frame[frame["split"] == "test"]
+    assert list(test_rows["example_id"]) == [e.id for e in view.test_examples]
+    assert list(test_rows["candidate_score"]) == list(view.final_evaluation.test_best.scores)
+    assert set(examples_export(view_of("run_short_qa_budget300"))["split"]) == {"validation"}
+
+
+def test_curve_band_sums_up_step_curves_at_every_change():
+    from core.analysis import curve_band
+
+    band = curve_band([[(30, 0.2), (60, 0.5), (100, 0.5)], [(30, 0.1), (90, 0.7), (120, 0.7)], []])
+    assert band.metric_calls == (30, 60, 90, 100, 120)
+    assert band.lowest == (0.1, 0.1, 0.5, 0.5, 0.5)
+    assert band.highest == (0.2, 0.5, 0.7, 0.7, 0.7)
+    assert band.mean == pytest.approx((0.15, 0.3, 0.6, 0.6, 0.6)) and band.runs == (2, 2, 2, 2, 2)
+    assert curve_band([[(40, 0.3)], [(50, 0.4)]]).runs == (1, 2)

@@ -250,8 +250,8 @@ def test_results_page_rebuilds_a_recorded_run(recorded_run):
     open_page(at, "app_pages/results.py")
     no_exception(at)
     assert at.selectbox[0].value == run_id
-    assert "Best (candidate" in at.metric[1].label
-    assert len(at.tabs) == 9
+    assert at.metric[0].label.startswith("Best (candidate 4) · validation, 40 examples")
+    assert len(at.tabs) == 10
     at.session_state["results.tab"] = "Per example"  # as a click on the tab does
     at.run()
     no_exception(at)
@@ -798,7 +798,7 @@ def test_results_tables_put_scores_and_the_input_first(recorded_run):
     open_page(at, "app_pages/results.py")
     no_exception(at)
     runs = at.dataframe[0].value
-    assert list(runs.columns)[:6] == ["baseline", "best", "scorer", "budget", "patience", "seed"]
+    assert list(runs.columns)[:7] == ["baseline", "best", "test", "scorer", "budget", "patience", "seed"]
     assert at.selectbox[0].format_func(recorded_run).startswith("20% → 95% · budget 300 · patience 0 · seed 2 · ")
     at.session_state["results.tab"] = "Per example"
     at.run()
@@ -1037,3 +1037,114 @@ def test_repeat_with_three_seeds_starts_three_runs_and_follows_each(explorer_hom
     assert "Validation (30 examples), best candidate over 3 seeds" in page
     seeds = next(d.value for d in at.dataframe if "seed" in d.value.columns)
     assert sorted(seeds["seed"]) == [0, 1, 2]
+
+def results_of(run_id: str | None = None, **query: str) -> AppTest:
+    at = app()
+    if run_id:
+        at.query_params["run"] = run_id
+    for name, value in query.items():
+        at.query_params[name] = value
+    open_page(at, "app_pages/results.py")
+    no_exception(at)
+    return at
+
+
+def test_the_results_header_names_each_split_with_its_size_and_the_test_sentence(explorer_home):
+    from conftest import fixture_events, record_run
+
+    at = results_of(record_run(fixture_events("run_default_seed0")))
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Best (candidate 4) · validation, 30 examples"] == "86.7%"
+    assert metrics["Its score · test, 30 examples"] == "83.3%"
+    assert metrics["Time"] == "32 s" and metrics["Cost"] == "unknown"  # recorded before costs were counted
+    assert "On 30 test examples the optimized prompt got 25 right and the baseline 4 (p < 0.0001)" in texts(at)
+    assert "scorer Exact match (case, whitespace)" in texts(at)
+
+
+def test_a_priced_run_shows_its_cost_in_the_header_and_a_cost_line(explorer_home):
+    from conftest import fixture_events, record_run
+
+    at = results_of(record_run(fixture_events("run_judge_priced")))
+    assert {m.label: m.value for m in at.metric}["Cost"] == "$0.0240"
+    assert "scorer LLM judge (gepa-offline-demo, simulated)" in texts(at)
+    at.session_state["results.tab"] = "Cost"
+    at.run()
+    no_exception(at)
+    assert "**Cost**: $0.0240 (task $0.0036, reflection $0.0122, judge $0.0082)" in texts(at)
+    assert len(at.get("plotly_chart")) == 1  # dollars over metric calls (core.charts.cost_figure)
+    assert "The judge accepts 22 of 30 outputs that exact match rejects" in texts(at)
+
+
+def test_per_example_shows_the_test_rows_when_the_split_filter_says_test(explorer_home):
+    from conftest import fixture_events, record_run
+
+    at = results_of(record_run(fixture_events("run_default_seed0")))
+    at.session_state["results.tab"] = "Per example"
+    at.run()
+    assert "30 of 30 validation examples" in texts(at)
+    at.segmented_control(key="results.ex_split").set_value("test").run()
+    no_exception(at)
+    assert "30 of 30 test examples" in texts(at)
+    test_rows = {e.row for e in fixture_view("run_default_seed0").test_examples}
+    assert set(at.dataframe[-1].value["row"]) == test_rows
+    titles = [e.label for e in at.expander if e.label.startswith("Row ")]
+    assert len(titles) == 30 and all(" · test · " in t for t in titles)
+
+
+def test_per_example_of_a_judge_run_gives_the_judges_reason(explorer_home):
+    from conftest import fixture_events, record_run
+
+    at = results_of(record_run(fixture_events("run_judge_priced")))
+    at.session_state["results.tab"] = "Per example"
+    at.run()
+    no_exception(at)
+    assert "The judge's reason: The answer 'Jane Austen' gives the expected answer 'Jane Austen'." in texts(at)
+
+
+def fixture_view(name: str):
+    from conftest import fixture_events
+    from core.analysis import build_run_view
+    from core.events import decode_event
+
+    return build_run_view([decode_event(e) for e in fixture_events(name)])
+
+
+def test_mine_shows_only_the_sidebar_names_runs_and_everyone_shows_all(explorer_home):
+    from conftest import fixture_events, record_run
+
+    alice = record_run(fixture_events("run_default_seed0"), tags={"gepa_explorer.participant": "alice"})
+    bob = record_run(fixture_events("run_short_qa_seed0"), tags={"gepa_explorer.participant": "bob"})
+    at = results_of(participant="alice")
+    assert at.segmented_control(key="results.whose").value == "mine"
+    picker = at.selectbox[0]
+    assert picker.value == alice and len(picker.options) == 1 and " · by alice · " in picker.options[0]
+    at.segmented_control(key="results.whose").set_value("everyone").run()
+    no_exception(at)
+    options = at.selectbox[0].options
+    assert len(options) == 2 and {o.split(" · by ")[1].split(" · ")[0] for o in options} == {"alice", "bob"}
+    at.selectbox[0].set_value(bob).run()
+    assert at.query_params["run"] == [bob] or at.query_params["run"] == bob
+    nobody = results_of(participant="carol")
+    assert "No runs by carol in this store yet" in texts(nobody) and not nobody.selectbox
+
+
+def test_a_group_link_opens_the_seeds_view_with_mean_and_spread(explorer_home):
+    from conftest import fixture_events, record_run
+
+    for name in ("run_default_seed0", "run_default_seed1", "run_default_seed2"):
+        record_run(fixture_events(name), tags={"gepa_explorer.group": "g1"})
+    record_run(fixture_events("run_short_qa_seed0"))  # not of the group
+    at = results_of(group="g1")
+    assert "Seeds" in [t.label for t in at.tabs]
+    page = texts(at)
+    assert "This run is one of 3 runs of the same settings with different seeds" in page
+    assert "**Validation (30 examples)**, best candidate over 3 seeds: mean 86.7%, standard deviation 0.0%" in page
+    assert "**Test (30 examples)**, best candidate over 3 seeds: mean 83.3%, standard deviation 0.0%" in page
+    assert sorted(at.dataframe[-1].value["seed"]) == [0, 1, 2]
+    assert len(at.get("plotly_chart")) == 2  # every seed's best-so-far curve; what if over the group
+    at.session_state["results.tab"] = "What if"
+    at.run()
+    no_exception(at)
+    assert at.multiselect(key="results.compare_groups").value == ["g1"]  # its own group, as a distribution
+    compared = at.dataframe[-1].value
+    assert list(compared["seeds"]) == [3] and list(compared["test mean"]) == pytest.approx([25 / 30])

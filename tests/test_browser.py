@@ -362,6 +362,7 @@ RESULTS_TABS = (
     "Score matrix",
     "Per example",
     "What if",
+    "Cost",
     "Export",
     "Proposals",
     "Replay",
@@ -459,3 +460,35 @@ def test_a_live_run_a_new_set_up_beside_it_and_its_stop_read_at_both_widths(shar
     for width in (1440, 1024):
         page.set_viewport_size({"width": width, "height": 2400})
         read_at(page, width, "optimize-stopped")
+
+
+def test_the_results_splits_candidates_and_seeds_read_at_both_widths(explorer_home, browser):
+    """A group of three seeds with a test set: the header, the test rows of Per example, validation
+    against test in Candidates, and the Seeds view, each whole at 1024 and 1440 px."""
+    from conftest import fixture_events, record_run
+
+    run_id, *_ = [
+        record_run(fixture_events(name), tags={"gepa_explorer.group": "g1"})
+        for name in ("run_default_seed0", "run_default_seed1", "run_default_seed2")
+    ]
+    with streamlit_app(explorer_home) as url:
+        for width in (1024, 1440):
+            context = browser.new_context(viewport={"width": width, "height": 2400})
+            page = context.new_page()
+            try:
+                open_page(page, f"{url}/results?run={run_id}", "Its score · test, 30 examples")
+                page.locator(".js-plotly-plot").nth(1).wait_for(timeout=120_000)  # validation against test
+                assert "no clear sign of overfitting" in page.inner_text("body")
+                read_at(page, width, "results-splits-candidates")
+                open_page(page, f"{url}/results?run={run_id}&results.tab=Per+example", "Examples from")
+                page.get_by_text("test (30)", exact=True).click()
+                page.get_by_text("30 of 30 test examples").wait_for(timeout=120_000)
+                settle(page)
+                assert page.evaluate(TABLE_OVERFLOW)[-1] <= 1, "the per-example table is cut"
+                read_at(page, width, "results-per-example-test")
+                open_page(page, f"{url}/results?group=g1", "best candidate over 3 seeds")
+                page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+                assert all(overflow <= 1 for overflow in page.evaluate(TABLE_OVERFLOW)), "the seeds table is cut"
+                read_at(page, width, "results-seeds")
+            finally:
+                context.close()

@@ -364,3 +364,60 @@ def test_cost_figure_says_when_prices_are_unknown():
 
     fig = cost_figure(view_of("run_short_qa_seed0"))  # a run recorded before metering
     assert list(fig.data[0].x) == [] and "No cost recorded" in fig.layout.annotations[0].text
+
+
+def test_validation_test_figure_puts_each_candidate_against_the_equal_line():
+    from core.analysis import validation_vs_test
+    from core.charts import CHOSEN_TRACE, EQUAL_TRACE, VALIDATION_TEST_TRACE, validation_test_figure
+
+    view = view_of("run_default_seed0")
+    fig = validation_test_figure(validation_vs_test(view))
+    traces = {t.name: t for t in fig.data}
+    assert list(traces[EQUAL_TRACE].x) == [0, 1] and list(traces[EQUAL_TRACE].y) == [0, 1]
+    assert [d[0] for d in traces[CHOSEN_TRACE].customdata] == [view.best_candidate]
+    assert list(traces[CHOSEN_TRACE].y) == [view.on_test[view.best_candidate].aggregate]
+    assert len(traces[VALIDATION_TEST_TRACE].x) == len(view.candidates) - 1
+
+
+def test_what_if_test_figure_colours_cells_by_the_test_score():
+    from core.analysis import what_if_on_test
+    from core.charts import what_if_test_figure
+
+    view = view_of("run_default_seed0")
+    table = what_if_on_test(view, what_if(view, [36, 300], [None, 2]))
+    heatmap = what_if_test_figure(table).data[0]
+    first = table.iloc[0]
+    assert heatmap.z[0][0] == first["test_score"]
+    assert heatmap.text[0][0].endswith(f"val {first['best_score']:.2f}")
+
+
+def test_cost_figure_draws_dollars_over_metric_calls_for_a_priced_run():
+    from core.charts import cost_figure
+
+    view = view_of("run_judge_priced")
+    fig = cost_figure(view)
+    assert len(fig.data[0].x) == len(view.usage_updates) and fig.data[0].y[-1] == view.cost.total > 0
+
+
+def test_compare_groups_figure_draws_a_band_and_a_mean_per_group():
+    from core.analysis import curve_band
+    from core.charts import compare_groups_figure
+
+    band = curve_band([run_curve(view_of(n)) for n in ("run_default_seed0", "run_default_seed1", "run_default_seed2")])
+    fig = compare_groups_figure({"budget 300 <3 seeds>": band})
+    area, mean = fig.data
+    assert area.fill == "toself" and list(area.y) == list(band.highest) + list(band.lowest)[::-1]
+    assert list(mean.y) == list(band.mean) and mean.name == "budget 300 &lt;3 seeds&gt;: mean"
+    assert "Choose groups" in compare_groups_figure({}).layout.annotations[0].text
+
+
+def test_validation_test_figure_labels_candidates_on_one_spot_once():
+    from core.analysis import validation_vs_test
+    from core.charts import CHOSEN_TRACE, VALIDATION_TEST_TRACE, validation_test_figure
+
+    fig = validation_test_figure(validation_vs_test(view_of("run_default_seed0")))  # 4, 5 and 7: 86.7% / 83.3%
+    traces = {t.name: t for t in fig.data}
+    assert list(traces[CHOSEN_TRACE].text) == ["4, 5, 7"]
+    trace = traces[VALIDATION_TEST_TRACE]
+    others = dict(zip([d[0] for d in trace.customdata], trace.text, strict=True))
+    assert others[5] == others[7] == "" and others[0] == "0"

@@ -450,4 +450,57 @@ def test_runs_are_named_by_their_scores_then_what_tells_them_apart():
     first, second = info("0", "exact_match"), info("1", "f1")
     assert run_label(first).startswith("20% → 85% · exact match · budget 300 · patience 6 · seed 0 · ")
     assert run_label(first) != run_label(second) and "F1" in run_label(second)
-    assert list(run_rows([first])[0])[:6] == ["baseline", "best", "scorer", "budget", "patience", "seed"]
+    assert list(run_rows([first])[0])[:7] == ["baseline", "best", "test", "scorer", "budget", "patience", "seed"]
+
+
+def test_a_run_label_names_its_test_scores_cost_seconds_and_participant():
+    from core.runs import RunInfo, run_label, run_rows
+
+    run = RunInfo(
+        run_id="id0",
+        name="short-answer-qa v1",
+        experiment_id="1",
+        status="FINISHED",
+        start_ms=0,
+        end_ms=None,
+        params={"scorer": "llm_judge", "budget": "150", "seed": "0"},
+        tags={"gepa_explorer.status": "finished", "gepa_explorer.participant": "alice"},
+        metrics={
+            "initial_eval_score": 0.9,
+            "final_eval_score": 0.97,
+            "test_baseline_score": 0.9,
+            "test_best_score": 0.93,
+            "cost_usd": 0.024,
+            "seconds": 27.7,
+        },
+    )
+    assert run_label(run).startswith(
+        "90% → 97% (test 90% → 93%) · LLM judge · budget 150 · seed 0 · by alice · $0.0240 · 28 s"
+    )
+    row = run_rows([run])[0]
+    assert (row["test"], row["cost"], row["seconds"], row["participant"]) == (0.93, 0.024, 27.7, "alice")
+
+
+def test_run_labels_name_only_what_differs_between_the_runs_listed():
+    import dataclasses
+
+    from core.runs import RunInfo, run_labels
+
+    base = RunInfo(
+        run_id="a",
+        name="run",
+        experiment_id="1",
+        status="FINISHED",
+        start_ms=0,
+        end_ms=None,
+        params={"scorer": "exact_match", "budget": "300", "patience": "6", "seed": "0"},
+        tags={"gepa_explorer.status": "finished", "gepa_explorer.participant": "alice"},
+        metrics={"initial_eval_score": 0.17, "final_eval_score": 0.87, "seconds": 9.0},
+    )
+    other = dataclasses.replace(base, run_id="b", params={**base.params, "seed": "1"}, metrics={**base.metrics})
+    twin = dataclasses.replace(base, run_id="c", start_ms=60_000)
+    labels = run_labels([base, other])
+    assert labels == {"a": "17% → 87% · seed 0", "b": "17% → 87% · seed 1"}
+    alike = run_labels([base, twin])
+    assert alike["a"] != alike["c"] and alike["a"].startswith("17% → 87% · ")  # told apart by when they started
+    assert run_labels([base])["a"].startswith("17% → 87% · exact match · budget 300 · patience 6 · seed 0 · by alice")

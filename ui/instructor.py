@@ -41,6 +41,14 @@ TAB_NOTES: dict[str, str] = {
         "Find the smallest budget that reaches the best score: everything after it was spent without "
         "improvement. Patience moves the stop the same way, without a model call."
     ),
+    "Seeds": (
+        "Compare the seeds' final scores: the spread is how much of one run's gain is luck. Quote the mean "
+        "and the spread, and watch whether the curves reach their best at the same budget."
+    ),
+    "Cost": (
+        "Read where the dollars go: the task model's calls grow with the budget, the reflection model's "
+        "with the iterations. For a judge run, compare its cost with what it changed against exact match."
+    ),
     "Export": (
         "The run as one JSON file (schema in the README) opens in a notebook with `json.load`; "
         "`python -m core export RUN_ID --out FILE` writes the same file from a shell."
