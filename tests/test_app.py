@@ -1038,6 +1038,7 @@ def test_repeat_with_three_seeds_starts_three_runs_and_follows_each(explorer_hom
     seeds = next(d.value for d in at.dataframe if "seed" in d.value.columns)
     assert sorted(seeds["seed"]) == [0, 1, 2]
 
+
 def results_of(run_id: str | None = None, **query: str) -> AppTest:
     at = app()
     if run_id:
