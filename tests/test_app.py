@@ -1037,3 +1037,15 @@ def test_repeat_with_three_seeds_starts_three_runs_and_follows_each(explorer_hom
     assert "Validation (30 examples), best candidate over 3 seeds" in page
     seeds = next(d.value for d in at.dataframe if "seed" in d.value.columns)
     assert sorted(seeds["seed"]) == [0, 1, 2]
+
+
+def test_the_estimate_says_unknown_not_zero_for_a_model_without_a_price(explorer_home, endpoint_factory):
+    server = endpoint_factory()
+    at = optimize_page(
+        **{"sidebar.provider": "compatible", "sidebar.base_url": server.base_url, "sidebar.model": "gepa-offline-demo"}
+    )
+    no_exception(at)
+    line = estimate_line(at)
+    assert "an unknown amount (a model has no price)" in line and "$0" not in line
+    roles = next(d.value for d in at.dataframe if "cost" in d.value.columns and "role" in d.value.columns)
+    assert set(roles["cost"]) == {"unknown"}
