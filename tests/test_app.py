@@ -1149,3 +1149,15 @@ def test_a_group_link_opens_the_seeds_view_with_mean_and_spread(explorer_home):
     assert at.multiselect(key="results.compare_groups").value == ["g1"]  # its own group, as a distribution
     compared = at.dataframe[-1].value
     assert list(compared["seeds"]) == [3] and list(compared["test mean"]) == pytest.approx([25 / 30])
+
+
+def test_the_estimate_says_unknown_not_zero_for_a_model_without_a_price(explorer_home, endpoint_factory):
+    server = endpoint_factory()
+    at = optimize_page(
+        **{"sidebar.provider": "compatible", "sidebar.base_url": server.base_url, "sidebar.model": "gepa-offline-demo"}
+    )
+    no_exception(at)
+    line = estimate_line(at)
+    assert "an unknown amount (a model has no price)" in line and "$0" not in line
+    roles = next(d.value for d in at.dataframe if "cost" in d.value.columns and "role" in d.value.columns)
+    assert set(roles["cost"]) == {"unknown"}
