@@ -548,6 +548,95 @@ def compare_runs_figure(curves: Mapping[str, Sequence[tuple[int, float]]]) -> go
     return fig
 
 
+CLASS_BEST_OUTLINE = "#31333f"
+
+
+def _shown(value: object, form: str = "{}") -> str:
+    """A table cell as hover text: '?' for a missing one (None, NaN or pandas' NA)."""
+    import pandas as pd
+
+    return "?" if pd.isna(value) else form.format(value)  # type: ignore[call-overload]
+
+
+def _patience_key(patience: object) -> str:
+    return f"patience {_shown(patience)}"
+
+
+def _class_hover(row: Mapping[str, Any]) -> str:
+    test = "" if _shown(row["test"]) == "?" else f", test {row['test']:.0%}"
+    best = f"<br>best of {plain(row['participant'])}'s runs" if row["best of participant"] else ""
+    return (
+        f"{plain(row['participant'])} · {plain(row['run'], lines=1)}<br>"
+        f"best validation {row['best validation']:.0%}{test}<br>"
+        f"{row['metric calls']} metric calls of budget {_shown(row['budget'])}, {_patience_key(row['patience'])}, "
+        f"seed {_shown(row['seed'])}<br>{plain(row['scorer'], lines=1)} · {row['status']}{best}"
+    )
+
+
+def class_scatter_figure(table: pd.DataFrame) -> go.Figure:
+    """The class's runs on one dataset (a :func:`core.participants.class_table`): best validation score
+    against metric calls used, one point per scored run. Colour (one trace) per participant; marker
+    symbol per patience, with a grey legend entry per symbol; each participant's best run drawn larger
+    and outlined. ``customdata`` is the run id; hover text names the participant and the run."""
+    scored = table[table["best validation"].notna() & table["metric calls"].notna()]
+    patiences = sorted({_patience_key(p) for p in scored["patience"]}, key=lambda k: (k == "patience ?", len(k), k))
+    symbol = {key: RUN_SYMBOLS[number % len(RUN_SYMBOLS)] for number, key in enumerate(patiences)}
+    fig = go.Figure()
+    names = sorted(set(scored["participant"]), key=lambda name: (name.startswith("("), name))
+    for name in names:
+        rows = scored[scored["participant"] == name].to_dict("records")
+        fig.add_trace(
+            go.Scatter(
+                x=[int(row["metric calls"]) for row in rows],
+                y=[float(row["best validation"]) for row in rows],
+                mode="markers",
+                name=html.escape(str(name), quote=False),
+                legendgroup="participants",
+                legendgrouptitle={"text": "Participant (colour)"} if name == names[0] else None,
+                marker={
+                    "symbol": [symbol[_patience_key(row["patience"])] for row in rows],
+                    "size": [15 if row["best of participant"] else 11 for row in rows],
+                    "line": {
+                        "width": [2 if row["best of participant"] else 0 for row in rows],
+                        "color": CLASS_BEST_OUTLINE,
+                    },
+                    "opacity": 0.9,
+                },
+                customdata=[row["run id"] for row in rows],
+                hovertext=[_class_hover(row) for row in rows],
+                hoverinfo="text",
+            )
+        )
+    for key in patiences:  # legend entries for the symbols, after the participants (their colours stay)
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name=key,
+                legendgroup="patience",
+                legendgrouptitle={"text": "Patience (marker)"} if key == patiences[0] else None,
+                marker={"symbol": symbol[key], "size": 11, "color": "#8a8f98"},
+                hoverinfo="skip",
+            )
+        )
+    fig.update_layout(
+        title={
+            "text": "The class: best validation score against metric calls used",
+            "subtitle": {"text": "One point per run; the larger, outlined point is each participant's best"},
+        },
+        xaxis={"title": {"text": "Metric calls used"}, "rangemode": "tozero"},
+        yaxis={"title": {"text": "Best validation score"}, "tickformat": ".0%", "range": [-0.03, 1.03]},
+        hovermode="closest",
+        legend={"groupclick": "toggleitem", "tracegroupgap": 12},
+        margin={"t": 90},
+        height=480,
+    )
+    if scored.empty:
+        _empty_note(fig, "No run on this dataset has a score yet.")
+    return fig
+
+
 def live_scores_figure(view: RunView) -> go.Figure:
     """A small (:data:`LIVE_HEIGHT` px) chart for a running optimization: each validated candidate's
     score by iteration, the best so far, and the baseline's score as a dashed reference line."""
