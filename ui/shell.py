@@ -32,6 +32,7 @@ WELCOME = "app_pages/welcome.py"
 PROMPTS = "app_pages/prompts.py"
 OPTIMIZE = "app_pages/optimize.py"
 RESULTS = "app_pages/results.py"
+CLASS = "app_pages/class_view.py"
 
 
 def navigation() -> Any:
@@ -41,6 +42,7 @@ def navigation() -> Any:
         st.Page(PROMPTS, title="Prompts", icon=":material/edit_note:", url_path="prompts"),
         st.Page(OPTIMIZE, title="Optimize", icon=":material/rocket_launch:", url_path="optimize"),
         st.Page(RESULTS, title="Results", icon=":material/insights:", url_path="results"),
+        st.Page(CLASS, title="Class", icon=":material/groups:", url_path="class"),
     ]
     return st.navigation(pages)
 
