@@ -96,7 +96,8 @@ def render_table(table: pd.DataFrame) -> None:
     )
     st.caption(
         "Highlighted: each participant's best run. Click a column to sort; **open** shows that run on the "
-        "Results page (in a new tab). Cost is unknown (empty) when a model used has no known price."
+        "Results page (in a new tab). *None*: not recorded (a test score without a test set, a cost when a "
+        "model used has no known price, scores of a run still going)."
     )
 
 

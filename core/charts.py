@@ -549,6 +549,16 @@ def compare_runs_figure(curves: Mapping[str, Sequence[tuple[int, float]]]) -> go
 
 
 CLASS_BEST_OUTLINE = "#31333f"
+CLASS_KEY_COLOR = "#8a8f98"
+CLASS_NO_NAME_COLOR = "#6b7079"
+# Saturated and distinct on white (plotly's Dark24), so thirty participants stay told apart by hover,
+# not by a pale tint; the pale half of the app's own colourway would vanish on a projector.
+CLASS_COLORS = (
+    "#2E91E5", "#E15F99", "#1CA71C", "#FB0D0D", "#DA16FF", "#222A2A", "#B68100", "#750D86",
+    "#EB663B", "#511CFB", "#00A08B", "#FB00D1", "#FC0080", "#B2828D", "#6C7C32", "#778AAE",
+    "#862A16", "#A777F1", "#620042", "#1616A7", "#DA60CA", "#6C4516", "#0D2A63", "#AF0038",
+)  # fmt: skip
+PARTICIPANT_GROUP = "participant:"  # + the name: a participant's points and their legend entry
 
 
 def _shown(value: object, form: str = "{}") -> str:
@@ -575,27 +585,32 @@ def _class_hover(row: Mapping[str, Any]) -> str:
 
 def class_scatter_figure(table: pd.DataFrame) -> go.Figure:
     """The class's runs on one dataset (a :func:`core.participants.class_table`): best validation score
-    against metric calls used, one point per scored run. Colour (one trace) per participant; marker
-    symbol per patience, with a grey legend entry per symbol; each participant's best run drawn larger
-    and outlined. ``customdata`` is the run id; hover text names the participant and the run."""
+    against metric calls used, one point per scored run. A colour per participant and a marker symbol
+    per patience; the legend keys each apart (a coloured line per participant, in legend group
+    :data:`PARTICIPANT_GROUP` + name with their points, so a click hides them; a grey marker per
+    patience, group ``patience``). Each participant's best run is drawn larger and outlined.
+    ``customdata`` is the run id; hover text names the participant and the run."""
     scored = table[table["best validation"].notna() & table["metric calls"].notna()]
     patiences = sorted({_patience_key(p) for p in scored["patience"]}, key=lambda k: (k == "patience ?", len(k), k))
     symbol = {key: RUN_SYMBOLS[number % len(RUN_SYMBOLS)] for number, key in enumerate(patiences)}
     fig = go.Figure()
     names = sorted(set(scored["participant"]), key=lambda name: (name.startswith("("), name))
-    for name in names:
+    for number, name in enumerate(names):
         rows = scored[scored["participant"] == name].to_dict("records")
+        color = CLASS_NO_NAME_COLOR if name.startswith("(") else CLASS_COLORS[number % len(CLASS_COLORS)]
+        label = html.escape(str(name), quote=False)
         fig.add_trace(
             go.Scatter(
                 x=[int(row["metric calls"]) for row in rows],
                 y=[float(row["best validation"]) for row in rows],
                 mode="markers",
-                name=html.escape(str(name), quote=False),
-                legendgroup="participants",
-                legendgrouptitle={"text": "Participant (colour)"} if name == names[0] else None,
+                name=label,
+                legendgroup=PARTICIPANT_GROUP + name,
+                showlegend=False,
                 marker={
                     "symbol": [symbol[_patience_key(row["patience"])] for row in rows],
                     "size": [15 if row["best of participant"] else 11 for row in rows],
+                    "color": color,
                     "line": {
                         "width": [2 if row["best of participant"] else 0 for row in rows],
                         "color": CLASS_BEST_OUTLINE,
@@ -607,7 +622,19 @@ def class_scatter_figure(table: pd.DataFrame) -> go.Figure:
                 hoverinfo="text",
             )
         )
-    for key in patiences:  # legend entries for the symbols, after the participants (their colours stay)
+        fig.add_trace(  # the legend entry: a line, which no patience's marker can be mistaken for
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="lines",
+                name=label,
+                legendgroup=PARTICIPANT_GROUP + name,
+                legendgrouptitle={"text": "Participant (colour)"} if number == 0 else None,
+                line={"color": color, "width": 4},
+                hoverinfo="skip",
+            )
+        )
+    for key in patiences:
         fig.add_trace(
             go.Scatter(
                 x=[None],
@@ -616,7 +643,7 @@ def class_scatter_figure(table: pd.DataFrame) -> go.Figure:
                 name=key,
                 legendgroup="patience",
                 legendgrouptitle={"text": "Patience (marker)"} if key == patiences[0] else None,
-                marker={"symbol": symbol[key], "size": 11, "color": "#8a8f98"},
+                marker={"symbol": symbol[key], "size": 11, "color": CLASS_KEY_COLOR},
                 hoverinfo="skip",
             )
         )
@@ -628,7 +655,7 @@ def class_scatter_figure(table: pd.DataFrame) -> go.Figure:
         xaxis={"title": {"text": "Metric calls used"}, "rangemode": "tozero"},
         yaxis={"title": {"text": "Best validation score"}, "tickformat": ".0%", "range": [-0.03, 1.03]},
         hovermode="closest",
-        legend={"groupclick": "toggleitem", "tracegroupgap": 12},
+        legend={"tracegroupgap": 2},
         margin={"t": 90},
         height=480,
     )

@@ -166,24 +166,33 @@ def test_cancelled_and_failed_runs_are_shown_but_not_compared():
     assert len(table) == 4 and class_finding(table) is None
 
 
-def test_the_class_scatter_has_a_trace_per_participant_and_a_symbol_per_patience(class_runs):
-    from core.charts import class_scatter_figure
+def points(fig) -> list:
+    """The traces that draw runs (one per participant), not the legend's keys."""
+    return [t for t in fig.data if t.customdata is not None]
+
+
+def test_the_class_scatter_has_a_colour_per_participant_and_a_symbol_per_patience(class_runs):
+    from core.charts import PARTICIPANT_GROUP, class_scatter_figure
 
     fig = class_scatter_figure(class_table(class_runs, dataset="short_answer_qa"))
-    people = [t for t in fig.data if t.legendgroup == "participants"]
-    keys = [t for t in fig.data if t.legendgroup == "patience"]
+    people = points(fig)
     assert [t.name for t in people] == ["alice", "bob", "carol", NO_NAME]
+    assert len({t.marker.color for t in people}) == 4
+    keys = [t for t in fig.data if t.legendgroup == "patience"]
     assert [t.name for t in keys] == ["patience 0", "patience 3"]
+    lines = [t for t in fig.data if t.mode == "lines"]  # each participant's legend entry, in their colour
+    assert [(t.name, t.line.color, t.legendgroup) for t in lines] == [
+        (t.name, t.marker.color, PARTICIPANT_GROUP + t.name) for t in people
+    ]
+    assert not any(t.showlegend for t in people)
     alice = people[0]
     assert list(alice.x) == [102, 305] and list(alice.y) == [0.70, 0.90]
     assert list(alice.marker.symbol) == [keys[1].marker.symbol, keys[0].marker.symbol]
     assert list(alice.marker.size) == [11, 15]  # the best run of each participant is drawn larger
     assert list(alice.customdata) == [class_runs[0].run_id, class_runs[1].run_id]
-    assert alice.hovertext[1].startswith("alice · short-answer-qa v1 · budget 300<br>best validation 90%, test 80%")
-    assert (
-        "best of alice's runs" in alice.hovertext[1]
-        and "305 metric calls of budget 300, patience 0" in alice.hovertext[1]
-    )
+    hover = alice.hovertext[1]
+    assert hover.startswith("alice · short-answer-qa v1 · budget 300<br>best validation 90%, test 80%")
+    assert "best of alice's runs" in hover and "305 metric calls of budget 300, patience 0" in hover
     assert fig.layout.yaxis.tickformat == ".0%" and fig.layout.xaxis.title.text == "Metric calls used"
 
 
@@ -191,9 +200,9 @@ def test_the_class_scatter_leaves_out_runs_without_a_score_and_says_when_none_ha
     from core.charts import class_scatter_figure
 
     fig = class_scatter_figure(class_table(class_runs, dataset="context_qa"))
-    assert [t.name for t in fig.data if t.legendgroup == "participants"] == ["alice"]
+    assert [t.name for t in points(fig)] == ["alice"]
     empty = class_scatter_figure(class_table([run("dave", score=None, status="running")]))
-    assert [t for t in empty.data if t.legendgroup == "participants"] == []
+    assert points(empty) == []
     assert empty.layout.annotations[0].text == "No run on this dataset has a score yet."
 
 
@@ -202,5 +211,5 @@ def test_hover_text_escapes_what_a_participant_typed():
 
     nasty = run("alice")
     nasty = RunInfo(**{**nasty.__dict__, "name": "<b>mine</b>"})
-    fig = class_scatter_figure(class_table([nasty]))
-    assert "&lt;b&gt;mine&lt;/b&gt;" in fig.data[0].hovertext[0] and "<b>" not in fig.data[0].hovertext[0]
+    hover = points(class_scatter_figure(class_table([nasty])))[0].hovertext[0]
+    assert "&lt;b&gt;mine&lt;/b&gt;" in hover and "<b>" not in hover
