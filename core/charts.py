@@ -576,7 +576,7 @@ def _class_hover(row: Mapping[str, Any]) -> str:
     test = "" if _shown(row["test"]) == "?" else f", test {row['test']:.0%}"
     best = f"<br>best of {plain(row['participant'])}'s runs" if row["best of participant"] else ""
     return (
-        f"{plain(row['participant'])} · {plain(row['run'], lines=1)}<br>"
+        f"{plain(row['participant'])} · {plain(row['run'], lines=1)} (run {plain(row['run id'][:8])})<br>"
         f"best validation {row['best validation']:.0%}{test}<br>"
         f"{row['metric calls']} metric calls of budget {_shown(row['budget'])}, {_patience_key(row['patience'])}, "
         f"seed {_shown(row['seed'])}<br>{plain(row['scorer'], lines=1)} · {row['status']}{best}"

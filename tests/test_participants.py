@@ -191,7 +191,9 @@ def test_the_class_scatter_has_a_colour_per_participant_and_a_symbol_per_patienc
     assert list(alice.marker.size) == [11, 15]  # the best run of each participant is drawn larger
     assert list(alice.customdata) == [class_runs[0].run_id, class_runs[1].run_id]
     hover = alice.hovertext[1]
-    assert hover.startswith("alice · short-answer-qa v1 · budget 300<br>best validation 90%, test 80%")
+    assert hover.startswith(
+        f"alice · short-answer-qa v1 · budget 300 (run {class_runs[1].run_id[:8]})<br>best validation 90%, test 80%"
+    )
     assert "best of alice's runs" in hover and "305 metric calls of budget 300, patience 0" in hover
     assert fig.layout.yaxis.tickformat == ".0%" and fig.layout.xaxis.title.text == "Metric calls used"
 
