@@ -43,9 +43,17 @@ def test_a_rows_link_opens_that_run_on_the_results_page(class_url, browser):  # 
     page = context.new_page()
     page.goto(f"{url}/class")
     page.get_by_role("heading", name="Class", exact=True).wait_for(timeout=60_000)
+    table = page.locator("[data-testid='stDataFrame']")
+    table.wait_for(timeout=60_000)
+    all_rows = table.bounding_box()["height"]
     page.get_by_text("Only the best run of each participant").click()  # alice first: 90%
+    page.wait_for_function(  # the grid redrawn with one row per participant (a canvas: measured, not read)
+        "h => document.querySelector('[data-testid=\"stDataFrame\"]').getBoundingClientRect().height < h",
+        arg=all_rows,
+        timeout=60_000,
+    )
     settle(page)
-    grid = page.locator("[data-testid='stDataFrame']").bounding_box()
+    grid = table.bounding_box()
     x, y = grid["x"] + 100 + 14, grid["y"] + 35 + 17  # the first row's "open" (after the 100 px name)
     page.mouse.move(x, y)
     with context.expect_page(timeout=30_000) as opened:
