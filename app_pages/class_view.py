@@ -15,6 +15,7 @@ from ui import data, shell, status
 
 RUN_PARAM = "run"  # the Results page's run parameter
 BEST_FILL = "background-color: #fff4d6"
+FOLLOW_SECONDS = 15  # the run list is cached for 10 s (ui.data.cached_runs)
 
 # The table's order: what differs between runs first, the long and mostly equal columns (scorer, name) last.
 TABLE_COLUMNS = (
@@ -130,16 +131,10 @@ def _runs(count: int) -> str:
     return f"{count} run" if count == 1 else f"{count} runs"
 
 
-def main() -> None:
-    context = shell.app_context()
-    st.title("Class")
-    st.caption(
-        "Every participant's runs on one dataset, side by side: how their budget and patience choices played out."
-    )
-    if not status.store_ready(context):
-        return
+def render_class(tracking_uri: str) -> None:
+    """Everything below the title, from the store's runs as they are now (re-read when following)."""
     try:
-        runs = data.cached_runs(context.tracking_uri)
+        runs = data.cached_runs(tracking_uri)
     except Exception as error:  # noqa: BLE001 - the store is unusable; one line
         st.error(f"The MLflow store cannot be read: {shell.one_line(error)}")
         return
@@ -158,6 +153,22 @@ def main() -> None:
     if st.button("Refresh", icon=":material/refresh:", key="class.refresh", help="Read the store's runs again"):
         data.cached_runs.clear()
         st.rerun()
+
+
+def main() -> None:
+    context = shell.app_context()
+    st.title("Class")
+    st.caption(
+        "Every participant's runs on one dataset, side by side: how their budget and patience choices played out."
+    )
+    if not status.store_ready(context):
+        return
+    follow = st.toggle(
+        f"Follow the class (every {FOLLOW_SECONDS} s)",
+        key="class.follow",
+        help="Reads the runs again by itself while participants run, so new points appear on the projector.",
+    )
+    st.fragment(render_class, run_every=FOLLOW_SECONDS if follow else None)(context.tracking_uri)
 
 
 main()

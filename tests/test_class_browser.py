@@ -1,12 +1,13 @@
 """The Class page and the class passcode in a real Chromium: the scatter draws a point per run at a
-projector's and a desktop's width, a row's link opens that run on Results, and the passcode keeps the
-address's page and participant for after it. Screenshots go where tests/test_browser.py puts them."""
+projector's and a desktop's width, a row's link opens that run on Results, following the class draws a
+new run by itself, and the passcode keeps the address's page and participant for after it. Screenshots go
+where tests/test_browser.py puts them."""
 
 from __future__ import annotations
 
 import pytest
 from test_browser import assert_no_traceback, browser, settle, shot, streamlit_app  # noqa: F401 - fixtures
-from test_class_page import record_class
+from test_class_page import class_run, record_class
 
 from core.access import PASSCODE_VARIABLE
 
@@ -61,6 +62,25 @@ def test_a_rows_link_opens_that_run_on_the_results_page(class_url, browser):  # 
     results = opened.value
     results.get_by_role("heading", name="Results", exact=True).wait_for(timeout=60_000)
     assert results.url.endswith(f"/results?run={ids['alice-long']}")
+    context.close()
+
+
+def test_following_the_class_draws_a_run_recorded_after_the_page_opened(class_url, browser):  # noqa: F811
+    url, _ = class_url
+    context = browser.new_context(viewport={"width": 1024, "height": 1500})
+    page = context.new_page()
+    page.goto(f"{url}/class")
+    points = page.locator(".js-plotly-plot .scatterlayer .point")
+    points.first.wait_for(timeout=60_000)
+    settle(page)
+    assert points.count() == 6
+    page.get_by_text("Follow the class").click()
+    settle(page)
+    class_run("erin", 0.8, 200, 200, 3, "short_answer_qa")
+    page.wait_for_function(  # no reload, no click: the next tick (15 s, a 10 s cache) draws it
+        "() => document.querySelectorAll('.js-plotly-plot .scatterlayer .point').length === 7", timeout=60_000
+    )
+    assert "erin" in page.locator(".js-plotly-plot .legend").text_content()
     context.close()
 
 
