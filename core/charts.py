@@ -549,6 +549,122 @@ def compare_runs_figure(curves: Mapping[str, Sequence[tuple[int, float]]]) -> go
     return fig
 
 
+CLASS_BEST_OUTLINE = "#31333f"
+CLASS_KEY_COLOR = "#8a8f98"
+CLASS_NO_NAME_COLOR = "#6b7079"
+# Saturated and distinct on white (plotly's Dark24), so thirty participants stay told apart by hover,
+# not by a pale tint; the pale half of the app's own colourway would vanish on a projector.
+CLASS_COLORS = (
+    "#2E91E5", "#E15F99", "#1CA71C", "#FB0D0D", "#DA16FF", "#222A2A", "#B68100", "#750D86",
+    "#EB663B", "#511CFB", "#00A08B", "#FB00D1", "#FC0080", "#B2828D", "#6C7C32", "#778AAE",
+    "#862A16", "#A777F1", "#620042", "#1616A7", "#DA60CA", "#6C4516", "#0D2A63", "#AF0038",
+)  # fmt: skip
+PARTICIPANT_GROUP = "participant:"  # + the name: a participant's points and their legend entry
+
+
+def _shown(value: object, form: str = "{}") -> str:
+    """A table cell as hover text: '?' for a missing one (None, NaN or pandas' NA)."""
+    import pandas as pd
+
+    return "?" if pd.isna(value) else form.format(value)  # type: ignore[call-overload]
+
+
+def _patience_key(patience: object) -> str:
+    return f"patience {_shown(patience)}"
+
+
+def _class_hover(row: Mapping[str, Any]) -> str:
+    test = "" if _shown(row["test"]) == "?" else f", test {row['test']:.0%}"
+    best = f"<br>best of {plain(row['participant'])}'s runs" if row["best of participant"] else ""
+    return (
+        f"{plain(row['participant'])} · {plain(row['run'], lines=1)} (run {plain(row['run id'][:8])})<br>"
+        f"best validation {row['best validation']:.0%}{test}<br>"
+        f"{row['metric calls']} metric calls of budget {_shown(row['budget'])}, {_patience_key(row['patience'])}, "
+        f"seed {_shown(row['seed'])}<br>{plain(row['scorer'], lines=1)} · {row['status']}{best}"
+    )
+
+
+def class_scatter_figure(table: pd.DataFrame) -> go.Figure:
+    """The class's runs on one dataset (a :func:`core.participants.class_table`): best validation score
+    against metric calls used, one point per scored run. A colour per participant and a marker symbol
+    per patience; the legend keys each apart (a coloured line per participant, in legend group
+    :data:`PARTICIPANT_GROUP` + name with their points, so a click hides them; a grey marker per
+    patience, group ``patience``). Each participant's best run is drawn larger and outlined.
+    ``customdata`` is the run id; hover text names the participant and the run."""
+    scored = table[table["best validation"].notna() & table["metric calls"].notna()]
+    patiences = sorted({_patience_key(p) for p in scored["patience"]}, key=lambda k: (k == "patience ?", len(k), k))
+    symbol = {key: RUN_SYMBOLS[number % len(RUN_SYMBOLS)] for number, key in enumerate(patiences)}
+    fig = go.Figure()
+    names = sorted(set(scored["participant"]), key=lambda name: (name.startswith("("), name))
+    for number, name in enumerate(names):
+        rows = scored[scored["participant"] == name].to_dict("records")
+        color = CLASS_NO_NAME_COLOR if name.startswith("(") else CLASS_COLORS[number % len(CLASS_COLORS)]
+        label = html.escape(str(name), quote=False)
+        fig.add_trace(
+            go.Scatter(
+                x=[int(row["metric calls"]) for row in rows],
+                y=[float(row["best validation"]) for row in rows],
+                mode="markers",
+                name=label,
+                legendgroup=PARTICIPANT_GROUP + name,
+                showlegend=False,
+                marker={
+                    "symbol": [symbol[_patience_key(row["patience"])] for row in rows],
+                    "size": [15 if row["best of participant"] else 11 for row in rows],
+                    "color": color,
+                    "line": {
+                        "width": [2 if row["best of participant"] else 0 for row in rows],
+                        "color": CLASS_BEST_OUTLINE,
+                    },
+                    "opacity": 0.9,
+                },
+                customdata=[row["run id"] for row in rows],
+                hovertext=[_class_hover(row) for row in rows],
+                hoverinfo="text",
+            )
+        )
+        fig.add_trace(  # the legend entry: a line, which no patience's marker can be mistaken for
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="lines",
+                name=label,
+                legendgroup=PARTICIPANT_GROUP + name,
+                legendgrouptitle={"text": "Participant (colour)"} if number == 0 else None,
+                line={"color": color, "width": 4},
+                hoverinfo="skip",
+            )
+        )
+    for key in patiences:
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name=key,
+                legendgroup="patience",
+                legendgrouptitle={"text": "Patience (marker)"} if key == patiences[0] else None,
+                marker={"symbol": symbol[key], "size": 11, "color": CLASS_KEY_COLOR},
+                hoverinfo="skip",
+            )
+        )
+    fig.update_layout(
+        title={
+            "text": "The class: best validation score against metric calls used",
+            "subtitle": {"text": "One point per run; the larger, outlined point is each participant's best"},
+        },
+        xaxis={"title": {"text": "Metric calls used"}, "rangemode": "tozero"},
+        yaxis={"title": {"text": "Best validation score"}, "tickformat": ".0%", "range": [-0.03, 1.03]},
+        hovermode="closest",
+        legend={"tracegroupgap": 2},
+        margin={"t": 90},
+        height=480,
+    )
+    if scored.empty:
+        _empty_note(fig, "No run on this dataset has a score yet.")
+    return fig
+
+
 def live_scores_figure(view: RunView) -> go.Figure:
     """A small (:data:`LIVE_HEIGHT` px) chart for a running optimization: each validated candidate's
     score by iteration, the best so far, and the baseline's score as a dashed reference line."""

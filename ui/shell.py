@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import streamlit as st
 
@@ -32,17 +32,20 @@ WELCOME = "app_pages/welcome.py"
 PROMPTS = "app_pages/prompts.py"
 OPTIMIZE = "app_pages/optimize.py"
 RESULTS = "app_pages/results.py"
+CLASS = "app_pages/class_view.py"
 
 
-def navigation() -> Any:
-    """The app's pages, registered with ``st.navigation`` (the router calls this on every run)."""
+def navigation(position: Literal["sidebar", "hidden"] = "sidebar") -> Any:
+    """The app's pages, registered with ``st.navigation`` (the router calls this on every run); hidden
+    keeps the address's page for after the class passcode without listing the pages."""
     pages = [
         st.Page(WELCOME, title="Welcome", icon=":material/waving_hand:", default=True),
         st.Page(PROMPTS, title="Prompts", icon=":material/edit_note:", url_path="prompts"),
         st.Page(OPTIMIZE, title="Optimize", icon=":material/rocket_launch:", url_path="optimize"),
         st.Page(RESULTS, title="Results", icon=":material/insights:", url_path="results"),
+        st.Page(CLASS, title="Class", icon=":material/groups:", url_path="class"),
     ]
-    return st.navigation(pages)
+    return st.navigation(pages, position=position)
 
 
 @dataclass(frozen=True)
