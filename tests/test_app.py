@@ -1086,6 +1086,7 @@ def test_per_example_shows_the_test_rows_when_the_split_filter_says_test(explore
     at.segmented_control(key="results.ex_split").set_value("test").run()
     no_exception(at)
     assert "30 of 30 test examples" in texts(at)
+    assert at.selectbox(key="results.ex_candidate.test").format_func(4) == "Candidate 4 (best) · test 83.3%"
     test_rows = {e.row for e in fixture_view("run_default_seed0").test_examples}
     assert set(at.dataframe[-1].value["row"]) == test_rows
     titles = [e.label for e in at.expander if e.label.startswith("Row ")]

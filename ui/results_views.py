@@ -321,6 +321,13 @@ def render_split_choice(view: analysis.RunView) -> analysis.Split:
     )
 
 
+def candidate_on(view: analysis.RunView, index: int, split: analysis.Split) -> str:
+    """A candidate's picker label with its score on ``split`` (the validation one by default)."""
+    label = analysis.candidate_label(view, index)
+    scored = analysis.test_scores_of(view, index) if split == "test" else None
+    return label if scored is None else f"{label.rsplit(' · ', 1)[0]} · test {scored.aggregate:.1%}"
+
+
 def render_examples(view: analysis.RunView) -> None:
     if view.scorer.kind == "llm_judge":
         st.caption(
@@ -335,14 +342,14 @@ def render_examples(view: analysis.RunView) -> None:
         indices,
         index=indices.index(best),
         key=f"results.ex_candidate.{split}",
-        format_func=lambda i: analysis.candidate_label(view, i),
+        format_func=lambda i: candidate_on(view, i, split),
     )
     against = right.selectbox(
         "Against",
         indices,
         index=0,
         key=f"results.ex_against.{split}",
-        format_func=lambda i: analysis.candidate_label(view, i),
+        format_func=lambda i: candidate_on(view, i, split),
     )
     if split == "test" and len(indices) < len(view.candidates):
         st.caption(
