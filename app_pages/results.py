@@ -148,7 +148,13 @@ def open_seeds_once(group: str | None) -> None:
         st.session_state[instructor.TAB_PARAM] = SEEDS_TAB
 
 
+# Ten or eleven tabs do not fit one line at a projector's 1024 px; Streamlit would hide the last ones
+# behind a scroll arrow. They wrap onto a second line instead, every tab in sight.
+WRAP_TABS = "<style>[data-testid='stTabs'] [role='tablist'] { flex-wrap: wrap; row-gap: 0.25rem; }</style>"
+
+
 def render_tabs(view: analysis.RunView, uri: str, runs: list[RunInfo], info: RunInfo) -> None:
+    st.html(WRAP_TABS)
     names = [
         "Candidates",
         "Pareto front",

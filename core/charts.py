@@ -746,7 +746,7 @@ EQUAL_TRACE = "Validation = test"
 def validation_test_figure(table: pd.DataFrame) -> go.Figure:
     """Each candidate's validation score (across) against its test score (up), from
     :func:`core.analysis.validation_vs_test`, with the y = x line: a point below the line did better
-    on the examples the search selected by than on new ones. The validation best is a star."""
+    on the validation examples the search chose by than on new ones. The validation best is a star."""
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(
@@ -789,7 +789,7 @@ def validation_test_figure(table: pd.DataFrame) -> go.Figure:
     fig.update_layout(
         title={
             "text": "Validation against test, per candidate",
-            "subtitle": {"text": "below the dashed line: better on the examples GEPA selected by than on new ones"},
+            "subtitle": {"text": "below the dashed line: better on the validation examples GEPA chose by than on new ones"},
         },
         xaxis={"title": {"text": "Validation score (the search saw these)"}, "range": [-0.05, 1.05]},
         yaxis={"title": {"text": "Test score (held out)"}, "range": [-0.05, 1.05]},

@@ -355,6 +355,13 @@ CUT = """() => [...document.querySelectorAll('[data-testid="stMetricLabel"], [da
     .map(el => el.innerText)"""
 TABLE_OVERFLOW = """() => [...document.querySelectorAll('[data-testid="stDataFrame"] .dvn-scroller')]
     .map(el => el.scrollWidth - el.clientWidth)"""
+HIDDEN_TABS = """() => {
+    const list = document.querySelector('[data-testid="stTabs"] [role="tablist"]');
+    const box = list.getBoundingClientRect();
+    return [...list.querySelectorAll('[role="tab"]')]
+        .filter(t => { const r = t.getBoundingClientRect(); return r.right > box.right + 1 || r.left < box.left - 1; })
+        .map(t => t.innerText);
+}"""
 RESULTS_TABS = (
     "Candidates",
     "Pareto front",
@@ -401,6 +408,8 @@ def test_every_page_reads_at_projector_and_desktop_width(shared, browser, width)
                 page.locator("[data-testid='stDataFrame']").last.wait_for(timeout=60_000)
                 overflow = page.evaluate(TABLE_OVERFLOW)[-1]
                 assert overflow <= 1, f"the per-example table needs {overflow} px more at {width} px"
+            hidden = page.evaluate(HIDDEN_TABS)
+            assert not hidden, f"tabs out of sight at {width} px: {hidden}"
             read_at(page, width, f"results-{tab.lower().replace(' ', '-')}")
     finally:
         context.close()
