@@ -789,7 +789,7 @@ def validation_test_figure(table: pd.DataFrame) -> go.Figure:
     fig.update_layout(
         title={
             "text": "Validation against test, per candidate",
-            "subtitle": {"text": "below the dashed line: better on the validation examples GEPA chose by than on new ones"},
+            "subtitle": {"text": "below the dashed line: better on the examples GEPA chose by than on new ones"},
         },
         xaxis={"title": {"text": "Validation score (the search saw these)"}, "range": [-0.05, 1.05]},
         yaxis={"title": {"text": "Test score (held out)"}, "range": [-0.05, 1.05]},
