@@ -39,7 +39,8 @@ def render_intro() -> None:
 
 
 def render_pages_guide() -> None:
-    prompts, optimize, results = st.columns(3)
+    prompts, optimize = st.columns(2)  # two by two: four narrow cards wrap word by word at 1024 px
+    results, group = st.columns(2)
     with prompts, st.container(border=True):
         st.page_link(shell.PROMPTS, label="**Prompts**", icon=":material/edit_note:")
         st.caption(
@@ -51,7 +52,13 @@ def render_pages_guide() -> None:
         st.caption("Pick a dataset, a scorer, a budget and a patience; run GEPA and watch every proposal live.")
     with results, st.container(border=True):
         st.page_link(shell.RESULTS, label="**Results**", icon=":material/insights:")
-        st.caption("Candidates per iteration, the Pareto front, lineage, and every example side by side.")
+        st.caption(
+            "Candidates per iteration, the Pareto front, lineage, every example side by side, and the "
+            "test score the search never saw."
+        )
+    with group, st.container(border=True):
+        st.page_link(shell.CLASS, label="**Class**", icon=":material/groups:")
+        st.caption("Every participant's runs on one dataset: what their budget and patience choices did.")
 
 
 def render_start() -> None:
