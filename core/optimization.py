@@ -412,9 +412,18 @@ def _run_tags(run: _Run) -> dict[str, str]:
     prepared, config = run.prepared, run.config
     group = {tags.GROUP: config.group} if config.group else {}
     who = {tags.PARTICIPANT: config.participant} if config.participant else {}
+    # Set in an RQ work horse only (core.queue): which job and worker this run is.
+    queued = {
+        tag: os.environ[name]
+        for tag, name in ((tags.QUEUE_REF, "GEPA_EXPLORER_QUEUE_REF"), (tags.WORKER, "GEPA_EXPLORER_WORKER_NAME"))
+        if os.environ.get(name)
+    }
+    resumed = {tags.RESUMED_FROM: run.folder.resumed_from} if run.folder.resumed_from else {}
     return (
         group
         | who
+        | queued
+        | resumed
         | {
             tags.KIND: tags.KIND_OPTIMIZATION,
             tags.STATUS: "running",
@@ -514,6 +523,7 @@ def _search(run: _Run, models: _Models) -> StoppedBy:
         rationale_of=models.judge.rationale_of if models.judge is not None else None,
         usage_update=prepared.accounting.update,
     )
+    recorder.known_candidates, recorder.metric_calls = _replay_resumed(run)
     fired: list[StoppedBy] = []
     gepa_log = _GepaLogFile(run.folder.gepa_log_path)
     gepa_kwargs: dict[str, Any] = {
@@ -526,6 +536,9 @@ def _search(run: _Run, models: _Models) -> StoppedBy:
         "stop_callbacks": _stoppers(run, models, fired),
         "callbacks": [recorder],
         "logger": gepa_log,
+        # GEPA saves its state here before each iteration and resumes from it when it exists
+        # (core.resume); it is logged with the run (artifact gepa/gepa_state.bin).
+        "run_dir": str(run.folder.gepa_dir),
     }
     if prepared.splits.validation is not prepared.splits.train:
         # Safe here: MLflow's per-iteration logging, which a separate valset breaks, is off.
@@ -551,6 +564,29 @@ def _search(run: _Run, models: _Models) -> StoppedBy:
         _tracing(True)
         gepa_log.close()
     return fired[0] if fired else "budget"
+
+
+def _replay_resumed(run: _Run) -> tuple[set[int], int]:
+    """For a resumed run (:mod:`core.resume`): copy the search events of the run it continues into
+    this log, up to the last iteration GEPA's saved state holds (a later, unfinished one is redone),
+    so the log tells the whole search; the candidates already recorded and the metric calls spent."""
+    from gepa.core.state import GEPAState
+
+    from core.events import BudgetUsed, Candidate, FrontUpdated, Proposal, read_events
+
+    earlier = run.folder.path / "resumed_events.jsonl"
+    if not (run.folder.resumed_from and earlier.exists() and run.folder.gepa_state_path.exists()):
+        return set(), 0
+    state = GEPAState.load(str(run.folder.gepa_dir))
+    done = state.i + 1  # GEPA saves before each iteration: iterations 1..i+1 are in the state
+    known: set[int] = set()
+    for event in read_events(earlier):
+        if isinstance(event, Candidate) and event.iteration <= done:
+            known.add(event.index)
+        elif not (isinstance(event, (FrontUpdated, BudgetUsed, Proposal)) and event.iteration <= done):
+            continue
+        run.log.emit(event)
+    return known, int(state.total_num_evals)
 
 
 def _predict_fn(
@@ -899,6 +935,8 @@ def _upload_and_end(run: _Run, finished: RunFinished | None) -> None:
         retry_store(lambda: mlflow.log_artifact(str(run.folder.events_path)))
         if run.folder.gepa_log_path.exists():
             retry_store(lambda: mlflow.log_artifact(str(run.folder.gepa_log_path)))
+        if run.folder.gepa_state_path.exists():
+            retry_store(lambda: mlflow.log_artifact(str(run.folder.gepa_state_path), artifact_path="gepa"))
         retry_store(lambda: mlflow.set_tags(outcome))
         ending = {"finished": "FINISHED", "cancelled": "KILLED"}.get(status, "FAILED")
         retry_store(lambda: mlflow.end_run(status=ending))
