@@ -524,17 +524,20 @@ def _search(run: _Run, models: _Models) -> StoppedBy:
         usage_update=prepared.accounting.update,
     )
     recorder.known_candidates, recorder.metric_calls = _replay_resumed(run)
+    randomness = _SearchRandomness(config, run.folder.gepa_dir)
     fired: list[StoppedBy] = []
     gepa_log = _GepaLogFile(run.folder.gepa_log_path)
     gepa_kwargs: dict[str, Any] = {
         "reflection_strategy": GuardedReflection(
             models.reflection, baseline_template=prepared.baseline.template, recorder=recorder, fatal=run.fatal
         ),
-        "reflection_minibatch_size": config.minibatch_size,
-        "candidate_selection_strategy": config.selection,
+        # GEPA's own strategies, built here on one seeded generator as gepa.optimize would, so their
+        # random state is saved beside GEPA's state (which lacks it) and a resumed run draws on.
+        "candidate_selection_strategy": randomness.selector,
+        "batch_sampler": randomness.sampler,
         "seed": config.seed,
         "stop_callbacks": _stoppers(run, models, fired),
-        "callbacks": [recorder],
+        "callbacks": [recorder, randomness],
         "logger": gepa_log,
         # GEPA saves its state here before each iteration and resumes from it when it exists
         # (core.resume); it is logged with the run (artifact gepa/gepa_state.bin).
@@ -564,6 +567,54 @@ def _search(run: _Run, models: _Models) -> StoppedBy:
         _tracing(True)
         gepa_log.close()
     return fired[0] if fired else "budget"
+
+
+class _SearchRandomness:
+    """GEPA's random generator, parent selector and minibatch sampler, held here (GEPA's saved state
+    has none of them): a GEPA callback that pickles the generator's and sampler's state to
+    ``gepa/random_state.pkl`` whenever GEPA saves its own (before each iteration, and at the end),
+    and restores it when that file is there, so a resumed run makes the draws the uninterrupted run
+    would have made."""
+
+    FILE = "random_state.pkl"
+
+    def __init__(self, config: OptimizationConfig, gepa_dir: Path):
+        import random
+
+        from gepa.strategies.batch_sampler import EpochShuffledBatchSampler
+        from gepa.strategies.candidate_selector import CurrentBestCandidateSelector, ParetoCandidateSelector
+
+        self.rng = random.Random(config.seed)
+        self.sampler = EpochShuffledBatchSampler(minibatch_size=config.minibatch_size, rng=self.rng)
+        pareto = config.selection == "pareto"
+        self.selector = ParetoCandidateSelector(rng=self.rng) if pareto else CurrentBestCandidateSelector()
+        self.path = gepa_dir / self.FILE
+        self._restore()
+
+    def _restore(self) -> None:
+        import pickle
+
+        try:
+            saved = pickle.loads(self.path.read_bytes())
+        except (OSError, pickle.UnpicklingError, EOFError):
+            return
+        self.rng.setstate(saved["rng"])
+        self.sampler.__dict__.update(saved["sampler"])
+
+    def _save(self) -> None:
+        import pickle
+
+        sampler = {k: v for k, v in self.sampler.__dict__.items() if k != "rng"}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_bytes(pickle.dumps({"rng": self.rng.getstate(), "sampler": sampler}))
+        os.replace(temporary, self.path)
+
+    def on_state_saved(self, _event: Any) -> None:
+        self._save()
+
+    def on_optimization_end(self, _event: Any) -> None:
+        self._save()
 
 
 def _replay_resumed(run: _Run) -> tuple[set[int], int]:
@@ -935,8 +986,8 @@ def _upload_and_end(run: _Run, finished: RunFinished | None) -> None:
         retry_store(lambda: mlflow.log_artifact(str(run.folder.events_path)))
         if run.folder.gepa_log_path.exists():
             retry_store(lambda: mlflow.log_artifact(str(run.folder.gepa_log_path)))
-        if run.folder.gepa_state_path.exists():
-            retry_store(lambda: mlflow.log_artifact(str(run.folder.gepa_state_path), artifact_path="gepa"))
+        for saved in run.folder.gepa_saved_files():
+            retry_store(lambda saved=saved: mlflow.log_artifact(str(saved), artifact_path="gepa"))
         retry_store(lambda: mlflow.set_tags(outcome))
         ending = {"finished": "FINISHED", "cancelled": "KILLED"}.get(status, "FAILED")
         retry_store(lambda: mlflow.end_run(status=ending))

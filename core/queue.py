@@ -532,18 +532,22 @@ class _Guard(threading.Thread):
             self.stopped.wait(0.5)
 
     def upload_state(self) -> None:
-        """GEPA's saved state to the MLflow run (artifact ``gepa/gepa_state.bin``) when it changed."""
-        state = self.folder.path / "gepa" / "gepa_state.bin"
+        """GEPA's saved state (and the random state beside it) to the MLflow run, artifacts
+        ``gepa/``, when it changed since the last upload."""
         run_id = self.folder.run_id()
         try:
-            mtime = state.stat().st_mtime
+            mtime = self.folder.gepa_state_path.stat().st_mtime
+            # The random state is written just after GEPA's: wait for it, so the two always match.
+            ready = (self.folder.gepa_dir / "random_state.pkl").stat().st_mtime >= mtime
         except OSError:
             return
-        if run_id is None or mtime == self._state_mtime:
+        if run_id is None or mtime == self._state_mtime or not ready:
             return
         import mlflow
 
-        mlflow.MlflowClient(self.tracking_uri).log_artifact(run_id, str(state), artifact_path="gepa")
+        client = mlflow.MlflowClient(self.tracking_uri)
+        for saved in self.folder.gepa_saved_files():
+            client.log_artifact(run_id, str(saved), artifact_path="gepa")
         self._state_mtime = mtime
 
 

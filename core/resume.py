@@ -2,16 +2,18 @@
 
 Every run gives GEPA a ``run_dir`` in its folder (``gepa/``; ``gepa_kwargs["run_dir"]`` reaches
 ``gepa.optimize`` through ``GepaPromptOptimizer``), where GEPA saves its state before each
-iteration; the state is logged to the MLflow run (artifact ``gepa/gepa_state.bin``) at the end, by a
-queued run's guard whenever it changes, and by a salvage. A resume is a **new MLflow run** tagged
+iteration, and the run keeps the state of GEPA's random generator and minibatch sampler beside it
+(``gepa/random_state.pkl``, which GEPA's own state lacks); both are logged to the MLflow run
+(artifacts ``gepa/``) at the end, by a queued run's guard whenever they change, and by a salvage.
+A resume is a **new MLflow run** tagged
 ``gepa_explorer.resumed_from`` with the same settings (seed and total budget included): the old run
 stays as it ended (its record is history), and the new one's event log starts with the old one's
 search up to the last saved iteration, so a results view shows the whole search. GEPA itself resumes
 from the state: its candidates, scores, Pareto front and metric calls spent, so the budget is the
-total over both runs. What is not in GEPA's state: its random generator (re-seeded from ``seed``,
-so the draws after the resume point differ from an uninterrupted run's), the patience counter, and
-the token tally (the new run counts its own calls); it also scores the baseline on the validation set
-once more before it goes on (outside the budget).
+total over both runs, and with the random state restored it draws the parents and minibatches the
+uninterrupted run would have (with a deterministic model, the same iterations). Not carried over:
+the patience counter (it starts again) and the token tally (the new run counts its own calls); it
+also scores the baseline on the validation set once more before it goes on (outside the budget).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 
 RESUMABLE = ("FAILED", "KILLED")
 STATE_ARTIFACT = "gepa/gepa_state.bin"
+RANDOM_ARTIFACT = "gepa/random_state.pkl"
 
 
 class NotResumable(InputError):
@@ -81,6 +84,8 @@ def prepare_resume(run_id: str, folder: RunDir, tracking_uri: str) -> None:
     client = mlflow.MlflowClient(tracking_uri)
     folder.gepa_dir.mkdir(parents=True, exist_ok=True)
     client.download_artifacts(run_id, STATE_ARTIFACT, str(folder.path))
+    if RANDOM_ARTIFACT in {item.path for item in client.list_artifacts(run_id, "gepa")}:
+        client.download_artifacts(run_id, RANDOM_ARTIFACT, str(folder.path))
     client.download_artifacts(run_id, EVENTS_FILE, str(folder.gepa_dir))
     (folder.gepa_dir / EVENTS_FILE).replace(folder.path / "resumed_events.jsonl")
     (folder.path / "resumed_from").write_text(run_id)

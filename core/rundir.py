@@ -81,6 +81,10 @@ class RunDir:
     def gepa_state_path(self) -> Path:
         return self.gepa_dir / "gepa_state.bin"
 
+    def gepa_saved_files(self) -> list[Path]:
+        """What a resume needs of ``gepa/``: GEPA's state and the random state kept beside it."""
+        return [path for path in (self.gepa_state_path, self.gepa_dir / "random_state.pkl") if path.exists()]
+
     @property
     def resumed_from(self) -> str | None:
         """The MLflow run this run continues (``resumed_from``, written by :mod:`core.resume`)."""

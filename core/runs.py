@@ -330,9 +330,8 @@ def close_orphan(info: RunInfo, *, tracking_uri: str | None = None) -> None:
     live = info.live_dir
     if live is not None and (live / EVENTS_FILE).exists():
         retry_store(lambda: client.log_artifact(info.run_id, str(live / EVENTS_FILE)))
-    state = RunDir(live).gepa_state_path if live is not None else None
-    if state is not None and state.exists():  # so the run can be resumed (core.resume)
-        retry_store(lambda: client.log_artifact(info.run_id, str(state), artifact_path="gepa"))
+    for saved in RunDir(live).gepa_saved_files() if live is not None else []:  # for a resume (core.resume)
+        retry_store(lambda saved=saved: client.log_artifact(info.run_id, str(saved), artifact_path="gepa"))
     retry_store(lambda: client.set_tag(info.run_id, tags.STATUS, "failed"))
     retry_store(lambda: client.set_tag(info.run_id, tags.ERROR, "The optimization process ended unexpectedly."))
     retry_store(lambda: client.set_terminated(info.run_id, status="FAILED"))
