@@ -522,7 +522,7 @@ class _Guard(threading.Thread):
                 if now - last_lease >= LEASE_RENEW_SECONDS:
                     self.conn.set(lease_key(self.ref), os.getpid(), ex=LEASE_SECONDS)
                     last_lease = now
-                    self.upload_state()
+                self.upload_state()  # as soon as GEPA saved: a worker may die at any moment
                 flag = self.conn.get(cancel_key(self.ref))
                 if flag is not None and not self.folder.cancel_requested:
                     register = bool(json.loads(flag).get("register_best"))
@@ -624,10 +624,11 @@ def serve_workers(url: str, concurrency: int, *, name: str | None = None) -> int
         _log.warning("could not preload %s", failed)
     prefix = name or socket.gethostname()
     children: dict[int, int] = {}
+    me = os.getpid()
     for index in range(concurrency):
         pid = os.fork()
         if pid == 0:
-            os._exit(_one_worker(url, f"{prefix}-{os.getpid()}-{index}"))
+            os._exit(_one_worker(url, f"{prefix}-{me}-{index}"))
         children[pid] = index
     print(
         f"{concurrency} worker{'s' if concurrency != 1 else ''} on {redacted(url)} (queue {QUEUE_NAME}), "
@@ -665,6 +666,18 @@ def _heavy_modules() -> tuple[str, ...]:
     return ("mlflow", "mlflow.genai.optimize", "gepa", "litellm", "openai", "core.optimization", "core.runs")
 
 
+def _stop_with_parent() -> None:
+    """Linux: SIGTERM (RQ's warm shutdown: the current run finishes) when the worker command dies,
+    so no RQ worker outlives ``python -m core worker`` killed with SIGKILL."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _one_worker(url: str, name: str) -> int:
     import signal
 
@@ -673,6 +686,7 @@ def _one_worker(url: str, name: str) -> int:
 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    _stop_with_parent()
     conn = redis.Redis.from_url(url)
     worker = Worker(
         [Queue(QUEUE_NAME, connection=conn)],
