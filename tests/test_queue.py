@@ -16,6 +16,7 @@ from pathlib import Path
 import mlflow
 import pytest
 import redis
+
 from conftest import ROOT, cli_env
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -29,13 +30,6 @@ class WorkerProcess:
     process: subprocess.Popen
     home: Path
     log: Path
-
-    def rq_workers(self, url: str) -> list:
-        from rq import Worker
-
-        from core.queue import QUEUE_NAME
-
-        return [w for w in Worker.all(connection=redis.Redis.from_url(url)) if w.name.split("-")[-2] == str(self.pid)]
 
     @property
     def pid(self) -> int:
@@ -172,9 +166,9 @@ def test_a_killed_worker_fails_its_run_within_a_minute_keeping_its_events_and_a_
     assert events[-1]["type"] == "run_finished" and events[-1]["status"] == "failed"
     assert "died" in events[-1]["error"]
 
+    command = ["resume", summary["run_id"], "--queue", redis_url, "--tracking-uri", mlflow_postgres_url, "--quiet"]
     resumed = subprocess.run(
-        [sys.executable, "-m", "core", "resume", summary["run_id"], "--queue", redis_url]
-        + ["--tracking-uri", mlflow_postgres_url, "--quiet"],
+        [sys.executable, "-m", "core", *command],
         cwd=ROOT,
         env=cli_env(tmp_path / "client"),
         capture_output=True,
@@ -261,7 +255,7 @@ def _dump(conn, key: bytes) -> bytes:
     if kind == b"list":
         return b"".join(conn.lrange(key, 0, -1))
     if kind == b"stream":
-        return b"".join(json.dumps({k.decode(): v.decode() for k, v in f.items()}).encode() for _, f in conn.xrange(key))
+        return b"".join(b"".join(f.keys()) + b"".join(f.values()) for _, f in conn.xrange(key))
     return b""
 
 
