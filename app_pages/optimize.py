@@ -203,7 +203,11 @@ def render_setup(context: shell.AppContext) -> None:
 def start(config: OptimizationConfig) -> None:
     from core.runs import start_run
 
-    handle = start_run(config)
+    try:
+        handle = start_run(config)
+    except InputError as error:  # the queue cannot be reached, or a key cannot travel encrypted
+        st.error(shell.one_line(error))
+        return
     st.session_state["optimize.run_ref"] = handle.run_dir.name
     st.session_state.pop("optimize.watching", None)
     st.query_params[RUN_PARAM] = handle.run_dir.name

@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=int, default=1, metavar="N", help="runs at once (default 1)")
     worker.add_argument("--name", metavar="NAME", help="prefix of the workers' names (default: the host name)")
     # Warm workers: a process that imports what a run needs, then forks one worker per run (core.forkserver).
-    forkserver = commands.add_parser("forkserver", help=argparse.SUPPRESS)
+    forkserver = commands.add_parser("forkserver")
     forkserver.add_argument("fd", type=int)
     # The app's status line, computed in a child process (see core.health).
     commands.add_parser("check-models")

@@ -223,9 +223,13 @@ class QueueExecutor:
         """Nothing to warm here: the workers are warm."""
 
     def start(self, folder: RunDir, *, api_key: str | None) -> QueueRunHandle:
+        """Submit the run in ``folder`` (a scratch folder here; the worker makes its own). The app's
+        own ``OPENAI_API_KEY`` is not sent: workers use the key in their environment."""
         from core.config import OptimizationConfig
 
         config = OptimizationConfig.from_dict(folder.read_config())
+        if api_key and api_key == os.environ.get("OPENAI_API_KEY"):
+            api_key = None
         return self.submit(config, api_key=api_key, ref=folder.name)
 
     def submit(
@@ -367,6 +371,9 @@ class QueueRunHandle:
             return None
         end = self._end
         return WorkerOutcome(end["status"], end.get("error"), end.get("summary") or {}, end.get("finished_at", 0.0))
+
+    def queue_state(self) -> QueueState:
+        return queue_state(self.conn, self.ref)
 
     @property
     def worker(self) -> str | None:

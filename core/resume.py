@@ -124,3 +124,30 @@ def _started(events: list) -> RunStarted:
     if started is None:
         raise NotResumable("the run's event log has no run_started event: nothing to resume")
     return started
+
+
+def start_resume(run_id: str, *, tracking_uri: str | None = None, api_key: str | None = None) -> Any:
+    """Start the continuation of run ``run_id`` through the default executor (the queue when
+    ``GEPA_EXPLORER_QUEUE_URL`` is set, else a process here); its handle, whose ``run_dir.name`` is
+    the reference a page keeps. The Results page's Resume button.
+
+    Raises:
+        NotResumable, RunNotFound: see :func:`resume_config`.
+    """
+    import dataclasses
+
+    from core.executors import default_executor
+    from core.store import runs_home
+
+    config = resume_config(run_id, tracking_uri=tracking_uri)
+    if api_key:
+        config = dataclasses.replace(config, models=dataclasses.replace(config.models, api_key=api_key))
+    executor = default_executor()
+    submit = getattr(executor, "submit", None)
+    if submit is not None:
+        return submit(config, api_key=api_key, resume=run_id)
+    folder = RunDir.create(runs_home())
+    assert config.tracking_uri is not None
+    prepare_resume(run_id, folder, config.tracking_uri)
+    folder.write_config(config.to_dict())
+    return executor.start(folder, api_key=api_key)

@@ -103,6 +103,11 @@ def warm_up() -> None:
     default_executor().warm_up()
 
 
+def find_handle(ref: str) -> Any:
+    """The handle of run ``ref`` (a run folder's name) from the default executor; None if unknown."""
+    return default_executor().find(ref)
+
+
 def attach(run_dir: Path) -> RunHandle:
     """A handle on an existing run folder (after a page reload, say)."""
     return RunHandle(run_dir, RunDir(run_dir).pid())
