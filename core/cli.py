@@ -230,7 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     worker.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a run folder (internal: local cold runs)")
-    worker.add_argument("--queue", metavar="URL", help="the Redis queue, redis://[:PASSWORD@]HOST:PORT/DB")
+    worker.add_argument(
+        "--queue",
+        metavar="URL",
+        help="the Redis queue, redis://[:PASSWORD@]HOST:PORT/DB (default: GEPA_EXPLORER_QUEUE_URL, which keeps a "
+        "password out of the process list)",
+    )
     worker.add_argument("--concurrency", type=int, default=1, metavar="N", help="runs at once (default 1)")
     worker.add_argument("--name", metavar="NAME", help="prefix of the workers' names (default: the host name)")
     # Warm workers: a process that imports what a run needs, then forks one worker per run (core.forkserver).
@@ -272,18 +277,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _worker(args: argparse.Namespace) -> int:
     from core.errors import InputError
 
-    if (args.run_dir is None) == (args.queue is None):
-        _fail("worker needs exactly one of RUN_DIR or --queue redis://HOST:PORT/DB")
+    if args.run_dir is not None and args.queue is not None:
+        _fail("worker needs exactly one of RUN_DIR or --queue redis://HOST:PORT/DB, not both")
     if args.run_dir is not None:
         from core.runs import worker_main
 
         return worker_main(Path(args.run_dir))
+    # The URL may come from the environment, which keeps a password out of `ps`.
+    url = args.queue or os.environ.get("GEPA_EXPLORER_QUEUE_URL", "").strip()
+    if not url:
+        _fail("worker needs exactly one of RUN_DIR or --queue redis://HOST:PORT/DB (or GEPA_EXPLORER_QUEUE_URL)")
     if not 1 <= args.concurrency <= 64:
         _fail(f"--concurrency {args.concurrency}: give 1 to 64 runs at once")
     from core.queue import serve_workers
 
     try:
-        return serve_workers(args.queue, args.concurrency, name=args.name)
+        return serve_workers(url, args.concurrency, name=args.name)
     except InputError as error:
         _fail(str(error))
 

@@ -199,7 +199,8 @@ def test_a_queue_password_never_shows_in_the_error(run_cli):
     assert "s3cret" not in result.stderr and "***" in result.stderr
 
 
-def test_worker_needs_exactly_one_of_a_run_folder_or_a_queue(run_cli):
+def test_worker_needs_exactly_one_of_a_run_folder_or_a_queue(run_cli, monkeypatch):
+    monkeypatch.delenv("GEPA_EXPLORER_QUEUE_URL", raising=False)
     for args in ((), ("somewhere", "--queue", "redis://127.0.0.1:1/0")):
         result = run_cli("worker", *args, timeout=60)
         assert result.returncode == 2
