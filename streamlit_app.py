@@ -6,9 +6,10 @@ The entry point is a router: page objects, the shared sidebar, then the current 
 import streamlit as st
 
 from core import runs
-from ui import shell, status
+from ui import passcode, shell, status
 
 st.set_page_config(page_title="GEPA Explorer", page_icon=":material/genetics:", layout="wide")
+passcode.require()  # a class server (GEPA_EXPLORER_CLASS_PASSCODE): nothing shown before the passcode
 
 page = shell.navigation()
 context = shell.render_sidebar()

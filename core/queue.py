@@ -73,6 +73,20 @@ STREAM_MAXLEN = 200_000  # a safety net far above a run's few thousand events
 STREAM_TTL_SECONDS = 7 * 24 * 3600
 KEY_TTL_SECONDS = 24 * 3600
 WORKER_ALIVE_SECONDS = 3 * JOB_MONITORING_INTERVAL + 5
+# What a queued run needs beyond the fork server's list (core.forkserver.PRELOAD): imported by the
+# worker command before it forks its RQ workers, so every horse starts warm.
+QUEUE_PRELOAD = (
+    "core.queue",
+    "core.resume",
+    "gepa.core.state",
+    "gepa.strategies.batch_sampler",
+    "gepa.strategies.candidate_selector",
+    "mlflow.store.tracking.rest_store",
+    "mlflow.store.artifact.http_artifact_repo",
+    "cryptography.fernet",
+    "cryptography.hazmat.primitives.kdf.hkdf",
+    "rq",
+)
 
 _log = logging.getLogger(__name__)
 
@@ -621,12 +635,16 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
 def serve_workers(url: str, concurrency: int, *, name: str | None = None) -> int:
     """Body of ``python -m core worker --queue URL --concurrency N``: import what a run needs, then
     fork N RQ workers (each forks one horse per job, warm); on SIGTERM/SIGINT stop them and exit."""
+    import gc
     import signal
 
-    from core.forkserver import preload
+    from core.forkserver import PRELOAD, preload
 
     connect(url).close()
-    failed = preload(("core.queue", *_heavy_modules()))
+    gc.disable()  # as the fork server does: no collection while importing, then one frozen generation
+    failed = preload((*PRELOAD, *QUEUE_PRELOAD))
+    gc.freeze()
+    gc.enable()
     if failed:
         _log.warning("could not preload %s", failed)
     prefix = name or socket.gethostname()
@@ -667,10 +685,6 @@ def serve_workers(url: str, concurrency: int, *, name: str | None = None) -> int
             status = 1
             _log.error("worker %s exited (%s)", pid, code)
     return status
-
-
-def _heavy_modules() -> tuple[str, ...]:
-    return ("mlflow", "mlflow.genai.optimize", "gepa", "litellm", "openai", "core.optimization", "core.runs")
 
 
 def _stop_with_parent() -> None:
