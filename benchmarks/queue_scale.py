@@ -197,12 +197,19 @@ def killed_worker(url: str, tracking: str, args: argparse.Namespace, workers: li
     victim = workers[0]
     busy = [w for w in Worker.all(connection=conn) if w.name.split("-")[-2] == str(victim.pid)]
     ref = busy[0].get_current_job_id()
-    time.sleep(8)  # mid-run: past the preflight and a few iterations
+    from core.queue import events_key
+
+    def iterations() -> int:
+        return sum(1 for _, f in conn.xrange(events_key(ref)) if b'"type": "iteration"' in f.get(b"event", b""))
+
+    wait_for(lambda: iterations() >= 2, 300, "two iterations of the victim's run")  # mid-run
     os.killpg(victim.pid, signal.SIGKILL)  # the worker command and its RQ worker: a machine gone
     killed = time.monotonic()
     client = mlflow.MlflowClient(tracking)
-    run_id = None
+    run_id, follower_ended = None, None
     while True:
+        if follower_ended is None and any(f.poll() is not None for f in followers):
+            follower_ended = time.monotonic() - killed
         runs = client.search_runs(
             [e.experiment_id for e in client.search_experiments()],
             filter_string=f"tags.`gepa_explorer.queue_ref` = '{ref}'",
@@ -215,6 +222,10 @@ def killed_worker(url: str, tracking: str, args: argparse.Namespace, workers: li
             break
         time.sleep(0.5)
     not_running_after = time.monotonic() - killed
+    while follower_ended is None and time.monotonic() - killed < 120:
+        if any(f.poll() is not None for f in followers):
+            follower_ended = time.monotonic() - killed
+        time.sleep(0.2)
     ends = []
     for follower in followers:
         try:
@@ -224,7 +235,13 @@ def killed_worker(url: str, tracking: str, args: argparse.Namespace, workers: li
             follower.kill()
             ends.append((None, "still following after 600 s"))
     status = client.get_run(run_id).info.status if run_id else None
-    return {"seconds_until_not_running": round(not_running_after, 1), "status": status, "followers": ends}
+    return {
+        "seconds_until_not_running": round(not_running_after, 1),
+        "follower_ended_after": round(follower_ended, 1) if follower_ended is not None else None,
+        "iterations_before_kill": iterations(),
+        "status": status,
+        "followers": ends,
+    }
 
 
 def main() -> None:
@@ -299,8 +316,10 @@ def main() -> None:
             )
             kill = killed_worker(url, tracking, args, workers)
             print(
-                f"worker SIGKILLed mid-run: its run not RUNNING after {kill['seconds_until_not_running']} s "
-                f"(MLflow status {kill['status']}); followers ended: {kill['followers']}"
+                f"worker SIGKILLed mid-run (after {kill['iterations_before_kill']} iterations of its run): its run "
+                f"not RUNNING after {kill['seconds_until_not_running']} s (MLflow status {kill['status']}), its "
+                f"follower ended after {kill['follower_ended_after']} s; every follower's exit and last line: "
+                f"{kill['followers']}"
             )
         finally:
             for worker in workers:

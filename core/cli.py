@@ -406,6 +406,7 @@ def _optimize_queued(
     """``--queue``: submit the run, follow its events from Redis with the usual progress lines, and
     end with the usual JSON line plus ``worker`` (the RQ worker that ran it)."""
     from core.errors import InputError
+    from core.events import RunFinished
     from core.queue import QueueExecutor
 
     api_key = config.models.api_key if getattr(args, "send_key", False) else None
@@ -426,9 +427,11 @@ def _optimize_queued(
     outcome = handle.follow(reporter)
     if outcome.status == "rejected":
         _fail(outcome.error or "the run was refused")
-    summary = dict(outcome.summary) or _summary_of(handle.read_events(), outcome)
+    events = handle.read_events()
+    summary = dict(outcome.summary) or _summary_of(events, outcome)
     summary["worker"] = outcome.summary.get("worker") or handle.worker
-    if (outcome.summary == {}) and outcome.error and reporter is None:
+    said_by_printer = reporter is not None and any(isinstance(e, RunFinished) for e in events)
+    if not outcome.summary and outcome.error and not said_by_printer:
         sys.stderr.write("error: " + " ".join(outcome.error.split()) + "\n")
     print(json.dumps(summary), flush=True)
     return EXIT_FAILED if summary.get("status") == "failed" else EXIT_OK

@@ -193,6 +193,12 @@ def decrypt_key(ref: str, token: bytes) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
+def participant_key(api_key: str | None) -> str | None:
+    """The key to send with a run the app submits: None for the app's own ``OPENAI_API_KEY`` (the
+    workers use the key in their environment), else the key a participant typed."""
+    return None if not api_key or api_key == os.environ.get("OPENAI_API_KEY") else api_key
+
+
 def job_payload(config: OptimizationConfig) -> dict[str, Any]:
     """What travels in the job: the public config (tracking URI resolved here, where the user chose
     it) and the bytes of the dataset files it names, so the worker needs no shared folder."""
@@ -200,6 +206,12 @@ def job_payload(config: OptimizationConfig) -> dict[str, Any]:
 
     data = config.to_dict()
     data["tracking_uri"] = config.tracking_uri or default_tracking_uri()
+    if urlsplit(data["tracking_uri"]).scheme not in ("http", "https"):
+        raise QueueError(
+            f"a queued run records to a tracking server its worker can reach, not {data['tracking_uri']}: start "
+            "`mlflow server` (see the README, 'A class on one host') and set MLFLOW_TRACKING_URI or --tracking-uri "
+            "to its http:// URL"
+        )
     files: dict[str, str] = {}
     for name in ("dataset_path", "test_dataset_path"):
         if data.get(name):
@@ -242,9 +254,7 @@ class QueueExecutor:
         from core.config import OptimizationConfig
 
         config = OptimizationConfig.from_dict(folder.read_config())
-        if api_key and api_key == os.environ.get("OPENAI_API_KEY"):
-            api_key = None
-        return self.submit(config, api_key=api_key, ref=folder.name)
+        return self.submit(config, api_key=participant_key(api_key), ref=folder.name)
 
     def submit(
         self,
@@ -275,11 +285,18 @@ class QueueExecutor:
         return QueueRunHandle(ref, conn)
 
     def find(self, name: str) -> QueueRunHandle | None:
+        """The queued run ``name``, if the queue knows it. Raises RunNotFound (one line) when the queue
+        cannot be reached."""
         from rq.job import Job
+
+        from core.runs import RunNotFound
 
         if not name or "/" in name:
             return None
-        conn = self.conn
+        try:
+            conn = self.conn
+        except QueueError as error:
+            raise RunNotFound(str(error)) from None
         if not (Job.exists(name, connection=conn) or conn.exists(events_key(name))):
             return None
         return QueueRunHandle(name, conn)

@@ -145,7 +145,9 @@ def start_resume(run_id: str, *, tracking_uri: str | None = None, api_key: str |
     executor = default_executor()
     submit = getattr(executor, "submit", None)
     if submit is not None:
-        return submit(config, api_key=api_key, resume=run_id)
+        from core.queue import participant_key
+
+        return submit(config, api_key=participant_key(api_key), resume=run_id)
     folder = RunDir.create(runs_home())
     assert config.tracking_uri is not None
     prepare_resume(run_id, folder, config.tracking_uri)

@@ -18,10 +18,12 @@ import pytest
 import redis
 
 from conftest import ROOT, cli_env
+from core.config import OptimizationConfig
 
-pytestmark = [pytest.mark.services, pytest.mark.slow]
+pytestmark = pytest.mark.services
 
 QUICK = ("--budget", "40", "--patience", "0", "--no-register", "--quiet")
+SERVER = OptimizationConfig(tracking_uri="http://127.0.0.1:9")  # never contacted by a submission
 SLOW = ("--budget", "300", "--patience", "0", "--no-register", "--offline-delay-ms", "200", "--seed", "3")
 
 
@@ -101,6 +103,7 @@ def summary_of(stdout: str) -> dict:
     return json.loads(stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_six_runs_submitted_at_once_all_finish_on_both_workers(workers, redis_url, mlflow_postgres_url, tmp_path):
     clients = [submit(redis_url, mlflow_postgres_url, tmp_path / "client", *QUICK, "--seed", str(i)) for i in range(6)]
     results = [client.communicate(timeout=300) for client in clients]
@@ -119,6 +122,7 @@ def test_six_runs_submitted_at_once_all_finish_on_both_workers(workers, redis_ur
         assert "events.jsonl" in {a.path for a in client.list_artifacts(summary["run_id"])}
 
 
+@pytest.mark.slow
 def test_ctrl_c_of_the_follower_cancels_the_run_through_the_queue(workers, redis_url, mlflow_postgres_url, tmp_path):
     client = submit(redis_url, mlflow_postgres_url, tmp_path / "client", *SLOW)
     lines = []
@@ -135,6 +139,7 @@ def test_ctrl_c_of_the_follower_cancels_the_run_through_the_queue(workers, redis
     assert events[-1]["status"] == "cancelled"
 
 
+@pytest.mark.slow
 def test_a_killed_worker_fails_its_run_within_a_minute_keeping_its_events_and_a_resume_matches(
     workers, redis_url, mlflow_postgres_url, tmp_path
 ):
@@ -210,11 +215,10 @@ def test_worker_needs_exactly_one_of_a_run_folder_or_a_queue(run_cli, monkeypatc
 def test_a_key_sent_through_the_queue_is_never_in_redis_in_plain_text(redis_url, monkeypatch):
     from cryptography.fernet import Fernet
 
-    from core.config import OptimizationConfig
     from core.queue import QueueExecutor, decrypt_key, secret_key
 
     monkeypatch.setenv("GEPA_EXPLORER_QUEUE_SECRET", Fernet.generate_key().decode())
-    handle = QueueExecutor(redis_url).submit(OptimizationConfig(), api_key="sk-plain-text-key", ref="r1")
+    handle = QueueExecutor(redis_url).submit(SERVER, api_key="sk-plain-text-key", ref="r1")
     conn = redis.Redis.from_url(redis_url)
     everything = b"".join(_dump(conn, key) for key in conn.keys("*"))
     assert b"sk-plain-text-key" not in everything
@@ -225,26 +229,32 @@ def test_a_key_sent_through_the_queue_is_never_in_redis_in_plain_text(redis_url,
 
 
 def test_a_key_without_the_shared_secret_is_refused(redis_url, monkeypatch):
-    from core.config import OptimizationConfig
     from core.errors import InputError
     from core.queue import QueueExecutor
 
     monkeypatch.delenv("GEPA_EXPLORER_QUEUE_SECRET", raising=False)
     with pytest.raises(InputError, match="GEPA_EXPLORER_QUEUE_SECRET"):
-        QueueExecutor(redis_url).submit(OptimizationConfig(), api_key="sk-x", ref="r2")
+        QueueExecutor(redis_url).submit(SERVER, api_key="sk-x", ref="r2")
     assert not redis.Redis.from_url(redis_url).exists("rq:job:r2")
 
 
 def test_queue_state_says_the_place_workers_and_runs_in_flight(redis_url):
-    from core.config import OptimizationConfig
     from core.queue import QueueExecutor, queue_state
 
     executor = QueueExecutor(redis_url)
     for ref in ("a", "b", "c"):
-        executor.submit(OptimizationConfig(), ref=ref)
+        executor.submit(SERVER, ref=ref)
     state = queue_state(executor.conn, "c")
     assert (state.position, state.waiting, state.workers_alive, state.in_flight) == (2, 3, 0, 0)
     assert state.caption() == "Queued run: #3 of 3 waiting · 0 workers alive · 0 runs in flight"
+
+
+def test_a_queued_run_needs_a_tracking_server_not_a_local_file(redis_url):
+    from core.errors import InputError
+    from core.queue import QueueExecutor
+
+    with pytest.raises(InputError, match="tracking server its worker can reach"):
+        QueueExecutor(redis_url).submit(OptimizationConfig(tracking_uri="sqlite:////tmp/x.db"), ref="r3")
 
 
 def _dump(conn, key: bytes) -> bytes:
