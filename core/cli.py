@@ -1,5 +1,7 @@
-"""Command line: ``python -m core optimize`` (headless runs), ``python -m core export`` (a recorded run
-as one JSON file, :mod:`core.export`), ``python -m core serve-offline``.
+"""Command line: ``python -m core optimize`` (headless runs, here or ``--queue``), ``python -m core resume``
+(continue a failed or cancelled run, :mod:`core.resume`), ``python -m core worker`` (``--queue``: run queued
+runs, :mod:`core.queue`; ``RUN_DIR``: one local cold run), ``python -m core export`` (a recorded run as one
+JSON file, :mod:`core.export`), ``python -m core serve-offline``.
 
 Bad input exits with status 2 and one line ``error: ...`` on stderr, never a traceback, and
 registers nothing. Progress goes to stderr; the last (only) stdout line of ``optimize`` and
