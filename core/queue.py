@@ -269,8 +269,8 @@ class QueueExecutor:
         import uuid
 
         ref = ref or f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        conn = self.conn  # an unreachable queue is said first
         payload = job_payload(config) | {"resume": resume, "key": bool(api_key)}
-        conn = self.conn
         if api_key:
             conn.set(secret_key(ref), encrypt_key(ref, api_key), ex=KEY_TTL_SECONDS)
         self.queue.enqueue(
