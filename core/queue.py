@@ -212,16 +212,24 @@ def job_payload(config: OptimizationConfig) -> dict[str, Any]:
             "`mlflow server` (see the README, 'A class on one host') and set MLFLOW_TRACKING_URI or --tracking-uri "
             "to its http:// URL"
         )
+    from core.datasets import bundled_dataset_at
+    from core.executors import PROJECT_ROOT
+
     files: dict[str, str] = {}
+    bundled: dict[str, str] = {}
     for name in ("dataset_path", "test_dataset_path"):
-        if data.get(name):
+        if data.get(name) and bundled_dataset_at(data[name]) is not None:
+            # A bundled set stays itself (its declared split): the worker has its own copy.
+            bundled[name] = str(Path(data[name]).resolve().relative_to(PROJECT_ROOT))
+            data[name] = None
+        elif data.get(name):
             path = Path(data[name])
             try:
                 files[name] = base64.b64encode(path.read_bytes()).decode()
             except OSError as error:
                 raise QueueError(f"{path} cannot be read: {error.strerror or error}") from None
             data[name] = path.name
-    return {"config": data, "files": files}
+    return {"config": data, "files": files, "bundled": bundled}
 
 
 class QueueExecutor:
@@ -609,6 +617,10 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
         folder = RunDir(runs_home() / ref)
         folder.path.mkdir(parents=True, exist_ok=True)
         config = dict(payload["config"])
+        from core.executors import PROJECT_ROOT
+
+        for name, relative in (payload.get("bundled") or {}).items():
+            config[name] = str(PROJECT_ROOT / relative)
         for name, content in (payload.get("files") or {}).items():
             path = folder.path / "inputs" / Path(config[name]).name
             path.parent.mkdir(exist_ok=True)
