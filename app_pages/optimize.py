@@ -282,7 +282,11 @@ def start(config: OptimizationConfig, *, repeats: int = 1) -> None:
         st.rerun()
     from core.runs import start_run
 
-    handle = start_run(config)
+    try:
+        handle = start_run(config)
+    except InputError as error:  # the queue cannot be reached, or a key cannot travel encrypted
+        st.error(shell.one_line(error))
+        return
     st.session_state["optimize.run_ref"] = handle.run_dir.name
     st.session_state.pop("optimize.group", None)
     st.query_params.pop(GROUP_PARAM, None)

@@ -95,6 +95,29 @@ def render_picker(runs: list[RunInfo], participant: str | None) -> RunInfo | Non
     return info
 
 
+def render_resume(info: RunInfo, uri: str) -> None:
+    """For a failed or cancelled run: Resume, which continues it from GEPA's saved state as a new run
+    (on the queue when there is one) and opens that run on the Optimize page."""
+    from core.errors import InputError
+    from core.resume import RESUMABLE, start_resume
+
+    if info.status not in RESUMABLE:
+        return
+    if st.button(
+        "Resume",
+        key="results.resume",
+        icon=":material/play_arrow:",
+        help="Continue this run from the GEPA state it saved, as a new run with the same settings and budget.",
+    ):
+        models = shell.app_context().models
+        try:
+            handle = start_resume(info.run_id, tracking_uri=uri, api_key=models.api_key if models else None)
+        except InputError as error:
+            st.error(shell.one_line(error))
+            return
+        st.switch_page(shell.OPTIMIZE, query_params={RUN_PARAM: handle.run_dir.name})
+
+
 def main() -> None:
     context = shell.app_context()
     uri = context.tracking_uri
@@ -125,6 +148,7 @@ def main() -> None:
             st.error(markdown_escape(opened.message or "This run recorded nothing."))
         return
     results_views.render_header(view, info)
+    render_resume(info, uri)
     if not view.candidates:
         st.info(
             "The baseline is still being scored: the views appear once it has a score."

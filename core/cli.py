@@ -1,5 +1,7 @@
-"""Command line: ``python -m core optimize`` (headless runs), ``python -m core export`` (a recorded run
-as one JSON file, :mod:`core.export`), ``python -m core serve-offline``.
+"""Command line: ``python -m core optimize`` (headless runs, here or ``--queue``), ``python -m core resume``
+(continue a failed or cancelled run, :mod:`core.resume`), ``python -m core worker`` (``--queue``: run queued
+runs, :mod:`core.queue`; ``RUN_DIR``: one local cold run), ``python -m core export`` (a recorded run as one
+JSON file, :mod:`core.export`), ``python -m core serve-offline``.
 
 Bad input exits with status 2 and one line ``error: ...`` on stderr, never a traceback, and
 registers nothing. Progress goes to stderr; the last (only) stdout line of ``optimize`` and
@@ -45,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     # The metavar lists the public commands only; the hidden ones get no help line at all (argparse
     # prints "==SUPPRESS==" for a subcommand whose help is SUPPRESS).
     commands = parser.add_subparsers(
-        dest="command", required=True, parser_class=_Parser, metavar="{optimize,export,serve-offline}"
+        dest="command", required=True, parser_class=_Parser, metavar="{optimize,resume,worker,export,serve-offline}"
     )
 
     opt = commands.add_parser(
@@ -171,6 +173,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--run-dir", metavar="DIR", help="folder for the live event log (default: under GEPA_EXPLORER_HOME)"
     )
     opt.add_argument("--quiet", action="store_true", help="print only the final JSON line")
+    queue = opt.add_argument_group("queue")
+    queue.add_argument(
+        "--queue",
+        metavar="URL",
+        help="submit the run to the Redis queue at URL (redis://HOST:PORT/DB) and follow it there; a worker "
+        "(python -m core worker --queue URL) runs it. Default: GEPA_EXPLORER_QUEUE_URL when set, else this machine",
+    )
+    queue.add_argument(
+        "--send-key",
+        action="store_true",
+        help="with --queue: send this environment's API key with the run, encrypted with GEPA_EXPLORER_QUEUE_SECRET "
+        "(default: the worker uses the key in its own environment)",
+    )
+
+    resume = commands.add_parser(
+        "resume",
+        help="continue a failed or cancelled run from GEPA's saved state",
+        description=(
+            "Continue run RUN_ID (failed, cancelled, or its worker died) from the GEPA state it saved, as a new "
+            "MLflow run tagged gepa_explorer.resumed_from=RUN_ID, with the same settings and the same total budget."
+        ),
+    )
+    resume.add_argument("run_id", metavar="RUN_ID", help="the MLflow run id of the run to continue")
+    resume.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (default: local SQLite store)")
+    resume.add_argument("--queue", metavar="URL", help="run it on the queue at URL instead of this machine")
+    resume.add_argument("--quiet", action="store_true", help="print only the final JSON line")
 
     export = commands.add_parser(
         "export",
@@ -194,8 +222,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered 429/500")
     serve.add_argument("--seed", type=int, default=0)
 
-    worker = commands.add_parser("worker")
-    worker.add_argument("run_dir")
+    worker = commands.add_parser(
+        "worker",
+        help="run queued runs: python -m core worker --queue redis://HOST:PORT/DB [--concurrency N]",
+        description=(
+            "With --queue: import what a run needs once, then run N RQ workers taking runs from the queue "
+            "(each run in a process of its own, forked warm); Ctrl+C or SIGTERM stops them. With RUN_DIR "
+            "(used internally): run the one run whose settings are in that folder."
+        ),
+    )
+    worker.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a run folder (internal: local cold runs)")
+    worker.add_argument(
+        "--queue",
+        metavar="URL",
+        help="the Redis queue, redis://[:PASSWORD@]HOST:PORT/DB (default: GEPA_EXPLORER_QUEUE_URL, which keeps a "
+        "password out of the process list)",
+    )
+    worker.add_argument("--concurrency", type=int, default=1, metavar="N", help="runs at once (default 1)")
+    worker.add_argument("--name", metavar="NAME", help="prefix of the workers' names (default: the host name)")
     # Warm workers: a process that imports what a run needs, then forks one worker per run (core.forkserver).
     forkserver = commands.add_parser("forkserver")
     forkserver.add_argument("fd", type=int)
@@ -227,9 +271,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         from core.forkserver import serve
 
         return serve(args.fd)
-    from core.runs import worker_main
+    if args.command == "resume":
+        return _resume(args)
+    return _worker(args)
 
-    return worker_main(Path(args.run_dir))
+
+def _worker(args: argparse.Namespace) -> int:
+    from core.errors import InputError
+
+    if args.run_dir is not None and args.queue is not None:
+        _fail("worker needs exactly one of RUN_DIR or --queue redis://HOST:PORT/DB, not both")
+    if args.run_dir is not None:
+        from core.runs import worker_main
+
+        return worker_main(Path(args.run_dir))
+    # The URL may come from the environment, which keeps a password out of `ps`.
+    url = args.queue or os.environ.get("GEPA_EXPLORER_QUEUE_URL", "").strip()
+    if not url:
+        _fail("worker needs exactly one of RUN_DIR or --queue redis://HOST:PORT/DB (or GEPA_EXPLORER_QUEUE_URL)")
+    if not 1 <= args.concurrency <= 64:
+        _fail(f"--concurrency {args.concurrency}: give 1 to 64 runs at once")
+    from core.queue import serve_workers
+
+    try:
+        return serve_workers(url, args.concurrency, name=args.name)
+    except InputError as error:
+        _fail(str(error))
 
 
 def _config_from_args(args: argparse.Namespace) -> OptimizationConfig:
@@ -306,6 +373,9 @@ def _optimize(args: argparse.Namespace) -> int:
         config = _config_from_args(args)
     except InputError as error:
         _fail(str(error))
+    queue_url = args.queue or os.environ.get("GEPA_EXPLORER_QUEUE_URL", "").strip() or None
+    if queue_url and args.seeds is None:
+        return _optimize_queued(args, config, queue_url)
     if args.seeds is not None:
         return _optimize_seeds(args, config)
     run_dir = _fresh_run_dir(args.run_dir) if args.run_dir else new_run_dir()
@@ -328,6 +398,76 @@ def _optimize(args: argparse.Namespace) -> int:
             traceback.print_exc(file=handle)
         sys.stderr.write("error: " + internal_error_line(error, log) + "\n")
         return EXIT_FAILED
+    print(json.dumps(summary.cli_dict()), flush=True)
+    return EXIT_FAILED if summary.status == "failed" else EXIT_OK
+
+
+def _optimize_queued(
+    args: argparse.Namespace, config: OptimizationConfig, url: str, *, resume: str | None = None
+) -> int:
+    """``--queue``: submit the run, follow its events from Redis with the usual progress lines, and
+    end with the usual JSON line plus ``worker`` (the RQ worker that ran it)."""
+    from core.errors import InputError
+    from core.events import RunFinished
+    from core.queue import QueueExecutor
+
+    api_key = config.models.api_key if getattr(args, "send_key", False) else None
+    try:
+        handle = QueueExecutor(url).submit(config, api_key=api_key, resume=resume)
+    except InputError as error:
+        _fail(str(error))
+
+    def on_sigint(_signum: int, _frame: Any) -> None:
+        sys.stderr.write("\nStopping at the next iteration boundary (Ctrl-C again to stop following)...\n")
+        handle.cancel()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, on_sigint)
+    reporter = None if args.quiet else _ProgressPrinter()
+    if reporter is not None:
+        sys.stderr.write(f"Queued as {handle.ref}; waiting for a worker...\n")
+    outcome = handle.follow(reporter)
+    if outcome.status == "rejected":
+        _fail(outcome.error or "the run was refused")
+    events = handle.read_events()
+    summary = dict(outcome.summary) or _summary_of(events, outcome)
+    summary["worker"] = outcome.summary.get("worker") or handle.worker
+    said_by_printer = reporter is not None and any(isinstance(e, RunFinished) for e in events)
+    if not outcome.summary and outcome.error and not said_by_printer:
+        sys.stderr.write("error: " + " ".join(outcome.error.split()) + "\n")
+    print(json.dumps(summary), flush=True)
+    return EXIT_FAILED if summary.get("status") == "failed" else EXIT_OK
+
+
+def _summary_of(events: list[Any], outcome: Any) -> dict[str, Any]:
+    """The JSON line of a run that ended without its own summary (its worker died, say)."""
+    from core.analysis import build_run_view
+    from core.events import RunFinished
+    from core.summary import RunSummary
+
+    if events and any(isinstance(e, RunFinished) for e in events):
+        summary = RunSummary.of(build_run_view(events)).cli_dict()
+        summary["error"] = outcome.error or summary.get("error")
+        return summary
+    return {"run_id": None, "status": outcome.status, "error": outcome.error}
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from core.errors import InputError
+    from core.resume import resume_config, resume_locally
+
+    queue_url = args.queue or os.environ.get("GEPA_EXPLORER_QUEUE_URL", "").strip() or None
+    try:
+        config = resume_config(args.run_id, tracking_uri=args.tracking_uri)
+    except InputError as error:
+        _fail(str(error))
+    if queue_url:
+        return _optimize_queued(args, config, queue_url, resume=args.run_id)
+    reporter = None if args.quiet else _ProgressPrinter()
+    try:
+        summary = resume_locally(args.run_id, config, on_event=reporter)
+    except InputError as error:
+        _fail(str(error))
     print(json.dumps(summary.cli_dict()), flush=True)
     return EXIT_FAILED if summary.status == "failed" else EXIT_OK
 

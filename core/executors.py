@@ -15,8 +15,8 @@ its next iteration boundary). The contract every executor keeps:
 :class:`LocalExecutor` runs on this machine. Warm (the default where ``os.fork`` exists), each run is
 forked from a fork server that has already imported what a run needs (:mod:`core.forkserver`), so it
 starts at once; cold (``GEPA_EXPLORER_WARM_WORKERS=0``, or when the fork server cannot be used) it is
-a fresh ``python -m core worker RUN_DIR``, paying the imports itself. A queue executor (RQ on Redis)
-is meant to come behind the same seam.
+a fresh ``python -m core worker RUN_DIR``, paying the imports itself. :class:`core.queue.QueueExecutor`
+(RQ on Redis, when ``GEPA_EXPLORER_QUEUE_URL`` is set) runs them on warm workers on any machine.
 """
 
 from __future__ import annotations
@@ -162,14 +162,21 @@ def process_alive(pid: int) -> bool:
         return True
 
 
-_default: LocalExecutor | None = None
+_default: RunExecutor | None = None
 _default_lock = threading.Lock()
 
 
-def default_executor() -> LocalExecutor:
-    """The executor :func:`core.runs.start_run` uses: one per process."""
+def default_executor() -> RunExecutor:
+    """The executor :func:`core.runs.start_run` uses: one per process. The queue's
+    (:class:`core.queue.QueueExecutor`) when ``GEPA_EXPLORER_QUEUE_URL`` is set, else the local one."""
     global _default
     with _default_lock:
         if _default is None:
-            _default = LocalExecutor()
+            url = os.environ.get("GEPA_EXPLORER_QUEUE_URL", "").strip()
+            if url:
+                from core.queue import QueueExecutor
+
+                _default = QueueExecutor(url)
+            else:
+                _default = LocalExecutor()
         return _default

@@ -412,9 +412,18 @@ def _run_tags(run: _Run) -> dict[str, str]:
     prepared, config = run.prepared, run.config
     group = {tags.GROUP: config.group} if config.group else {}
     who = {tags.PARTICIPANT: config.participant} if config.participant else {}
+    # Set in an RQ work horse only (core.queue): which job and worker this run is.
+    queued = {
+        tag: os.environ[name]
+        for tag, name in ((tags.QUEUE_REF, "GEPA_EXPLORER_QUEUE_REF"), (tags.WORKER, "GEPA_EXPLORER_WORKER_NAME"))
+        if os.environ.get(name)
+    }
+    resumed = {tags.RESUMED_FROM: run.folder.resumed_from} if run.folder.resumed_from else {}
     return (
         group
         | who
+        | queued
+        | resumed
         | {
             tags.KIND: tags.KIND_OPTIMIZATION,
             tags.STATUS: "running",
@@ -514,18 +523,25 @@ def _search(run: _Run, models: _Models) -> StoppedBy:
         rationale_of=models.judge.rationale_of if models.judge is not None else None,
         usage_update=prepared.accounting.update,
     )
+    recorder.known_candidates, recorder.metric_calls = _replay_resumed(run)
+    randomness = _SearchRandomness(config, run.folder.gepa_dir)
     fired: list[StoppedBy] = []
     gepa_log = _GepaLogFile(run.folder.gepa_log_path)
     gepa_kwargs: dict[str, Any] = {
         "reflection_strategy": GuardedReflection(
             models.reflection, baseline_template=prepared.baseline.template, recorder=recorder, fatal=run.fatal
         ),
-        "reflection_minibatch_size": config.minibatch_size,
-        "candidate_selection_strategy": config.selection,
+        # GEPA's own strategies, built here on one seeded generator as gepa.optimize would, so their
+        # random state is saved beside GEPA's state (which lacks it) and a resumed run draws on.
+        "candidate_selection_strategy": randomness.selector,
+        "batch_sampler": randomness.sampler,
         "seed": config.seed,
         "stop_callbacks": _stoppers(run, models, fired),
-        "callbacks": [recorder],
+        "callbacks": [recorder, randomness],
         "logger": gepa_log,
+        # GEPA saves its state here before each iteration and resumes from it when it exists
+        # (core.resume); it is logged with the run (artifact gepa/gepa_state.bin).
+        "run_dir": str(run.folder.gepa_dir),
     }
     if prepared.splits.validation is not prepared.splits.train:
         # Safe here: MLflow's per-iteration logging, which a separate valset breaks, is off.
@@ -551,6 +567,77 @@ def _search(run: _Run, models: _Models) -> StoppedBy:
         _tracing(True)
         gepa_log.close()
     return fired[0] if fired else "budget"
+
+
+class _SearchRandomness:
+    """GEPA's random generator, parent selector and minibatch sampler, held here (GEPA's saved state
+    has none of them): a GEPA callback that pickles the generator's and sampler's state to
+    ``gepa/random_state.pkl`` whenever GEPA saves its own (before each iteration, and at the end),
+    and restores it when that file is there, so a resumed run makes the draws the uninterrupted run
+    would have made."""
+
+    FILE = "random_state.pkl"
+
+    def __init__(self, config: OptimizationConfig, gepa_dir: Path):
+        import random
+
+        from gepa.strategies.batch_sampler import EpochShuffledBatchSampler
+        from gepa.strategies.candidate_selector import CurrentBestCandidateSelector, ParetoCandidateSelector
+
+        self.rng = random.Random(config.seed)
+        self.sampler = EpochShuffledBatchSampler(minibatch_size=config.minibatch_size, rng=self.rng)
+        pareto = config.selection == "pareto"
+        self.selector = ParetoCandidateSelector(rng=self.rng) if pareto else CurrentBestCandidateSelector()
+        self.path = gepa_dir / self.FILE
+        self._restore()
+
+    def _restore(self) -> None:
+        import pickle
+
+        try:
+            saved = pickle.loads(self.path.read_bytes())
+        except (OSError, pickle.UnpicklingError, EOFError):
+            return
+        self.rng.setstate(saved["rng"])
+        self.sampler.__dict__.update(saved["sampler"])
+
+    def _save(self) -> None:
+        import pickle
+
+        sampler = {k: v for k, v in self.sampler.__dict__.items() if k != "rng"}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_bytes(pickle.dumps({"rng": self.rng.getstate(), "sampler": sampler}))
+        os.replace(temporary, self.path)
+
+    def on_state_saved(self, _event: Any) -> None:
+        self._save()
+
+    def on_optimization_end(self, _event: Any) -> None:
+        self._save()
+
+
+def _replay_resumed(run: _Run) -> tuple[set[int], int]:
+    """For a resumed run (:mod:`core.resume`): copy the search events of the run it continues into
+    this log, up to the last iteration GEPA's saved state holds (a later, unfinished one is redone),
+    so the log tells the whole search; the candidates already recorded and the metric calls spent."""
+    from gepa.core.state import GEPAState
+
+    from core.events import BudgetUsed, Candidate, FrontUpdated, Proposal, read_events
+
+    earlier = run.folder.path / "resumed_events.jsonl"
+    if not (run.folder.resumed_from and earlier.exists() and run.folder.gepa_state_path.exists()):
+        return set(), 0
+    state = GEPAState.load(str(run.folder.gepa_dir))
+    done = state.i + 1  # GEPA saves before each iteration: iterations 1..i+1 are in the state
+    known: set[int] = set()
+    for event in read_events(earlier):
+        if isinstance(event, Candidate) and event.iteration <= done:
+            known.add(event.index)
+        elif not (isinstance(event, (FrontUpdated, BudgetUsed, Proposal)) and event.iteration <= done):
+            continue
+        run.log.emit(event)
+    return known, int(state.total_num_evals)
 
 
 def _predict_fn(
@@ -899,6 +986,8 @@ def _upload_and_end(run: _Run, finished: RunFinished | None) -> None:
         retry_store(lambda: mlflow.log_artifact(str(run.folder.events_path)))
         if run.folder.gepa_log_path.exists():
             retry_store(lambda: mlflow.log_artifact(str(run.folder.gepa_log_path)))
+        for saved in run.folder.gepa_saved_files():
+            retry_store(lambda saved=saved: mlflow.log_artifact(str(saved), artifact_path="gepa"))
         retry_store(lambda: mlflow.set_tags(outcome))
         ending = {"finished": "FINISHED", "cancelled": "KILLED"}.get(status, "FAILED")
         retry_store(lambda: mlflow.end_run(status=ending))

@@ -81,6 +81,7 @@ class Recorder:
         self.rationale_of = rationale_of
         self.usage_update = usage_update
         self.metric_calls = 0
+        self.known_candidates: set[int] = set()  # already in the log (a resumed run's): not recorded again
         self._current: dict[str, Any] | None = None
         self._lock = threading.Lock()
 
@@ -98,6 +99,9 @@ class Recorder:
     def on_valset_evaluated(self, event: Mapping[str, Any]) -> None:
         def record() -> None:
             candidate = int(event["candidate_idx"])
+            if candidate in self.known_candidates:
+                return
+            self.known_candidates.add(candidate)
             template = self._template_of(event["candidate"])
             by_id = event["scores_by_val_id"]
             if candidate == 0:

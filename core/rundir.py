@@ -10,6 +10,8 @@
 ``outcome.json``   what the worker reported when it ended
 ``run.log``        the worker's output, and the traceback of an internal error
 ``gepa.log``       GEPA's own log lines (logged to the MLflow run too)
+``gepa/``          GEPA's ``run_dir``: ``gepa_state.bin``, saved before each iteration (logged too)
+``resumed_from``   the MLflow run this one continues, for a resumed run
 """
 
 from __future__ import annotations
@@ -69,6 +71,24 @@ class RunDir:
     @property
     def cancel_path(self) -> Path:
         return self.path / "cancel.json"
+
+    @property
+    def gepa_dir(self) -> Path:
+        """GEPA's own ``run_dir``: its saved state, which a resumed run starts from."""
+        return self.path / "gepa"
+
+    @property
+    def gepa_state_path(self) -> Path:
+        return self.gepa_dir / "gepa_state.bin"
+
+    def gepa_saved_files(self) -> list[Path]:
+        """What a resume needs of ``gepa/``: GEPA's state and the random state kept beside it."""
+        return [path for path in (self.gepa_state_path, self.gepa_dir / "random_state.pkl") if path.exists()]
+
+    @property
+    def resumed_from(self) -> str | None:
+        """The MLflow run this run continues (``resumed_from``, written by :mod:`core.resume`)."""
+        return _read_text(self.path / "resumed_from")
 
     # -- settings and identity --------------------------------------------------------------------
     def write_config(self, config: dict[str, Any]) -> None:

@@ -71,6 +71,10 @@ class RunHandle:
     def cancel(self, *, register_best: bool = False) -> None:
         self.folder.request_cancel(register_best=register_best)
 
+    @property
+    def cancel_requested(self) -> bool:
+        return self.folder.cancel_requested
+
     def has_events(self) -> bool:
         """Whether the run has written anything to its event log yet (a file size, nothing parsed)."""
         try:
@@ -99,6 +103,11 @@ def warm_up() -> None:
     default_executor().warm_up()
 
 
+def find_handle(ref: str) -> Any:
+    """The handle of run ``ref`` (a run folder's name) from the default executor; None if unknown."""
+    return default_executor().find(ref)
+
+
 def attach(run_dir: Path) -> RunHandle:
     """A handle on an existing run folder (after a page reload, say)."""
     return RunHandle(run_dir, RunDir(run_dir).pid())
@@ -110,14 +119,23 @@ def worker_main(run_dir: Path) -> int:
     Exit status 0 (finished or cancelled), 1 (the run failed, or an internal error: its traceback
     goes to the run's log), 2 (the inputs were refused before the run existed).
     """
+    folder = RunDir(run_dir)
+    signal.signal(signal.SIGTERM, lambda *_: folder.request_cancel())
+    outcome = run_in_folder(folder, api_key=os.environ.pop(API_KEY_ENV, None))
+    return {"finished": 0, "cancelled": 0, "rejected": 2}.get(outcome.status, 1)
+
+
+def run_in_folder(
+    folder: RunDir, *, api_key: str | None, on_event: Callable[[Event], None] | None = None
+) -> WorkerOutcome:
+    """Run the config in ``folder`` in this process and record (and return) its outcome: the one code
+    path of a worker, local (``python -m core worker RUN_DIR``, a warm fork) or queued (an RQ horse)."""
     from core.config import OptimizationConfig
     from core.optimization import run_optimization
 
-    folder = RunDir(run_dir)
-    signal.signal(signal.SIGTERM, lambda *_: folder.request_cancel())
     try:
-        config = OptimizationConfig.from_dict(folder.read_config(), api_key=os.environ.pop(API_KEY_ENV, None))
-        summary = run_optimization(config, folder.path)
+        config = OptimizationConfig.from_dict(folder.read_config(), api_key=api_key)
+        summary = run_optimization(config, folder.path, on_event=on_event)
         outcome = WorkerOutcome(summary.status, summary.error, summary.cli_dict())
     except InputError as error:
         # Before the MLflow run exists the inputs were refused; after, the store failed the run's end.
@@ -125,8 +143,9 @@ def worker_main(run_dir: Path) -> int:
     except Exception as error:  # noqa: BLE001 - a bug: one line for the UI, the traceback in run.log
         traceback.print_exc()
         outcome = WorkerOutcome("failed", internal_error_line(error, folder.log_path))
-    folder.write_outcome(dataclasses.replace(outcome, finished_at=time.time()))
-    return {"finished": 0, "cancelled": 0, "rejected": 2}.get(outcome.status, 1)
+    outcome = dataclasses.replace(outcome, finished_at=time.time())
+    folder.write_outcome(outcome)
+    return outcome
 
 
 def internal_error_line(error: BaseException, log_path: Path) -> str:
@@ -375,8 +394,9 @@ def load_events(info: RunInfo, *, tracking_uri: str | None = None) -> list[Event
 
 
 def orphaned(info: RunInfo) -> bool:
-    """A run MLflow still calls RUNNING whose worker process on this machine is gone."""
-    if info.status != "RUNNING" or not info.is_local_process:
+    """A run MLflow still calls RUNNING whose worker process on this machine is gone (a queued run's
+    liveness is its lease instead: :func:`core.queue.declare_dead`)."""
+    if info.status != "RUNNING" or not info.is_local_process or info.tags.get(tags.QUEUE_REF):
         return False
     pid = info.tags.get(tags.PID)
     return pid is not None and not process_alive(int(pid))
@@ -390,6 +410,8 @@ def close_orphan(info: RunInfo, *, tracking_uri: str | None = None) -> None:
     live = info.live_dir
     if live is not None and (live / EVENTS_FILE).exists():
         retry_store(lambda: client.log_artifact(info.run_id, str(live / EVENTS_FILE)))
+    for saved in RunDir(live).gepa_saved_files() if live is not None else []:  # for a resume (core.resume)
+        retry_store(lambda saved=saved: client.log_artifact(info.run_id, str(saved), artifact_path="gepa"))
     retry_store(lambda: client.set_tag(info.run_id, tags.STATUS, "failed"))
     retry_store(lambda: client.set_tag(info.run_id, tags.ERROR, "The optimization process ended unexpectedly."))
     retry_store(lambda: client.set_terminated(info.run_id, status="FAILED"))
@@ -444,7 +466,7 @@ class OpenRun:
     @property
     def stopping(self) -> bool:
         """Stop was pressed and the run has not reached its next iteration boundary yet."""
-        return self.is_live and self.handle is not None and self.handle.folder.cancel_requested
+        return self.is_live and self.handle is not None and self.handle.cancel_requested
 
     @property
     def run_id(self) -> str | None:
@@ -466,6 +488,12 @@ def find_run(ref: str, *, tracking_uri: str | None = None) -> tuple[RunHandle | 
         run_id = handle.run_id
         return handle, get_run(run_id, tracking_uri=tracking_uri) if run_id else None
     info = get_run(ref, tracking_uri=tracking_uri)
+    queued = info.tags.get(tags.QUEUE_REF)
+    executor = default_executor()
+    if queued and info.status == "RUNNING" and getattr(executor, "url", None):  # followed through the queue
+        handle = executor.find(queued)
+        if handle is not None:
+            return handle, info
     live = info.live_dir
     handle = attach(live) if live is not None and info.is_local_process and live.is_dir() else None
     return handle, info

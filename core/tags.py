@@ -25,6 +25,9 @@ MODEL = PREFIX + "model"
 OPTIMIZED_URI = PREFIX + "optimized_uri"
 GROUP = PREFIX + "group"  # the runs of one "repeat over seeds"
 PARTICIPANT = PREFIX + "participant"  # who of a class started the run
+QUEUE_REF = PREFIX + "queue_ref"  # the RQ job of a queued run (core.queue)
+WORKER = PREFIX + "worker"  # the RQ worker that ran a queued run
+RESUMED_FROM = PREFIX + "resumed_from"  # the run a resumed run continues (core.resume)
 
 # On a prompt version this app registered
 SOURCE_RUN = PREFIX + "run_id"

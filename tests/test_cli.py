@@ -473,4 +473,6 @@ def test_top_level_help_lists_only_the_public_commands(run_cli):
     result = run_cli("--help", timeout=60)
     assert result.returncode == 0
     assert "==SUPPRESS==" not in result.stdout
-    assert "{optimize,export,serve-offline}" in result.stdout and "worker" not in result.stdout
+    assert "{optimize,resume,worker,export,serve-offline}" in result.stdout
+    assert "python -m core worker --queue redis://HOST:PORT/DB" in " ".join(result.stdout.split())
+    assert "forkserver" not in result.stdout and "check-models" not in result.stdout

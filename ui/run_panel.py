@@ -11,10 +11,10 @@ import streamlit as st
 from core import analysis, charts, tags
 from core.analysis import example_inputs_text
 from core.offline_model import own_data_note
+from core.queue import QueueRunHandle
 from core.registration import describe_registered, registration_line
-from core.runs import OpenRun, RunHandle, RunNotFound, attach
+from core.runs import OpenRun, RunHandle, RunNotFound, find_handle
 from core.scorers import compare_scorers
-from core.store import runs_home
 from core.summary import counted, failure_warning
 from core.templates import diff_markdown, markdown_escape, word_diff
 from ui import before_after, costs, data, registration, results_views, shell
@@ -49,11 +49,10 @@ def render(context: shell.AppContext, ref: str) -> OpenRun | None:
 @st.fragment(run_every=2.0)
 def render_left_run(ref: str) -> None:
     """A run this session left to set up another one: one line of where it is and a link back, read
-    from its folder on this machine (no store query), until it ends."""
-    folder = runs_home() / ref
-    if not folder.is_dir():
+    from its folder on this machine or the queue (no store query), until it ends."""
+    handle = find_handle(ref)
+    if handle is None:
         return
-    handle = attach(folder)
     events = handle.read_events()
     live = handle.outcome() is None and handle.is_alive()
     with st.container(border=True):
@@ -84,7 +83,13 @@ def render_starting(handle: RunHandle) -> None:
     and the whole panel is drawn again as soon as it is there."""
     if handle.outcome() is not None or not handle.is_alive() or handle.has_events():
         st.rerun()
-    st.info("Starting: checking the store and that the models answer...", icon=":material/hourglass_top:")
+    queued = handle.queue_state() if isinstance(handle, QueueRunHandle) else None
+    if queued is not None and queued.position is not None:
+        st.info("Waiting in the queue for a worker...", icon=":material/hourglass_top:")
+    else:
+        st.info("Starting: checking the store and that the models answer...", icon=":material/hourglass_top:")
+    if queued is not None:
+        st.caption(queued.caption())
 
 
 @st.fragment(run_every=1.0)
