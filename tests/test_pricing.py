@@ -82,6 +82,9 @@ def test_run_prices_name_each_roles_model():
 
 def test_reading_prices_never_imports_litellm():
     # What it costs in seconds is benchmarks/judge_cost.py's to say; here: litellm is never imported.
-    code = "import sys; from core.pricing import known_price; p = known_price('gpt-4o-mini'); print('litellm' in sys.modules, p is not None)"
+    code = (
+        "import sys; from core.pricing import known_price; p = known_price('gpt-4o-mini'); "
+        "print('litellm' in sys.modules, p is not None)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "True"]
