@@ -421,51 +421,44 @@ def _patience_label(patience: object) -> str:
     return "off" if patience is None or patience != patience or not patience else str(int(patience))
 
 
-def what_if_figure(table: pd.DataFrame) -> go.Figure:
-    """Heatmap of :func:`core.analysis.what_if`: budget across, patience down, cell = best validation
-    score the replay would end with. A cell marked * asks for more than was recorded (the recorded run
-    ended first), so it shows the recorded outcome."""
+def _stop_heatmap(
+    table: pd.DataFrame,
+    value: Callable[[Any], float],
+    text: Callable[[Any], str],
+    hover: Callable[[Any], str],
+    colorbar: str,
+    title: dict[str, Any],
+) -> go.Figure:
+    """A what-if heatmap: budget across, patience down (off first), one cell per row of ``table``
+    with ``value(row)``, ``text(row)`` written in it and ``hover(row)`` on hover."""
     budgets = sorted({int(b) for b in table["budget"]})
     labels = {_patience_label(p): (0 if _patience_label(p) == "off" else int(p)) for p in table["patience"]}
     patiences = sorted(labels, key=labels.__getitem__)
     z = np.full((len(patiences), len(budgets)), np.nan)
-    text = [["" for _ in budgets] for _ in patiences]
-    hover = [["" for _ in budgets] for _ in patiences]
+    texts = [["" for _ in budgets] for _ in patiences]
+    hovers = [["" for _ in budgets] for _ in patiences]
     for row in table.itertuples(index=False):
         i, j = patiences.index(_patience_label(row.patience)), budgets.index(int(row.budget))
-        z[i, j] = row.best_score
-        mark = "*" if row.beyond_recording else ""
-        text[i][j] = f"{row.best_score:.3f}{mark}"
-        note = "<br>* The recorded run ended first: this is what was recorded." if row.beyond_recording else ""
-        hover[i][j] = (
-            f"Budget {row.budget} metric calls, patience {_patience_label(row.patience)}"
-            f"<br>Stops by: {row.stopped_by}, after {row.iterations} iterations and {row.metric_calls} metric calls"
-            f"<br>Best: candidate {row.best_candidate}, validation score {row.best_score:.3f}{note}"
-        )
+        z[i, j], texts[i][j], hovers[i][j] = value(row), text(row), hover(row)
     fig = go.Figure(
         go.Heatmap(
             z=z,
             x=[str(b) for b in budgets],
             y=patiences,
-            text=text,
+            text=texts,
             texttemplate="%{text}",
-            hovertext=hover,
+            hovertext=hovers,
             hoverinfo="text",
             colorscale="Viridis",
             zmin=0.0,
             zmax=1.0,
             xgap=1,
             ygap=1,
-            colorbar={"title": {"text": "Best validation score", "side": "right"}},
+            colorbar={"title": {"text": colorbar, "side": "right"}},
         )
     )
-    beyond = bool(table["beyond_recording"].any()) if len(table) else False
-    note = "* the recorded run ended before this stop, so the cell shows what was recorded" if beyond else ""
     fig.update_layout(
-        title={
-            "text": "What if: best validation score under other budgets and patiences",
-            "subtitle": {"text": note},
-        },
+        title=title,
         xaxis={"title": {"text": "Budget (metric calls)"}, "type": "category"},
         yaxis={
             "title": {"text": "Patience (iterations without a better score)"},
@@ -475,6 +468,31 @@ def what_if_figure(table: pd.DataFrame) -> go.Figure:
         margin={"t": 90},
     )
     return fig
+
+
+def what_if_figure(table: pd.DataFrame) -> go.Figure:
+    """Heatmap of :func:`core.analysis.what_if`: budget across, patience down, cell = best validation
+    score the replay would end with. A cell marked * asks for more than was recorded (the recorded run
+    ended first), so it shows the recorded outcome."""
+
+    def hover(row: Any) -> str:
+        note = "<br>* The recorded run ended first: this is what was recorded." if row.beyond_recording else ""
+        return (
+            f"Budget {row.budget} metric calls, patience {_patience_label(row.patience)}"
+            f"<br>Stops by: {row.stopped_by}, after {row.iterations} iterations and {row.metric_calls} metric calls"
+            f"<br>Best: candidate {row.best_candidate}, validation score {row.best_score:.3f}{note}"
+        )
+
+    beyond = bool(table["beyond_recording"].any()) if len(table) else False
+    note = "* the recorded run ended before this stop, so the cell shows what was recorded" if beyond else ""
+    return _stop_heatmap(
+        table,
+        lambda row: row.best_score,
+        lambda row: f"{row.best_score:.3f}{'*' if row.beyond_recording else ''}",
+        hover,
+        "Best validation score",
+        {"text": "What if: best validation score under other budgets and patiences", "subtitle": {"text": note}},
+    )
 
 
 def what_if_group_figure(table: pd.DataFrame) -> go.Figure:
@@ -802,53 +820,21 @@ def validation_test_figure(table: pd.DataFrame) -> go.Figure:
 def what_if_test_figure(table: pd.DataFrame) -> go.Figure:
     """Heatmap of :func:`core.analysis.what_if_on_test`: budget across, patience down, cell = the test
     score of the candidate each stop would have ended with, its validation score written beside it."""
-    budgets = sorted({int(b) for b in table["budget"]})
-    labels = {_patience_label(p): (0 if _patience_label(p) == "off" else int(p)) for p in table["patience"]}
-    patiences = sorted(labels, key=labels.__getitem__)
-    z = np.full((len(patiences), len(budgets)), np.nan)
-    text = [["" for _ in budgets] for _ in patiences]
-    hover = [["" for _ in budgets] for _ in patiences]
-    for row in table.itertuples(index=False):
-        i, j = patiences.index(_patience_label(row.patience)), budgets.index(int(row.budget))
-        z[i, j] = row.test_score
-        mark = "*" if row.beyond_recording else ""
-        text[i][j] = f"{row.test_score:.2f}{mark}<br>val {row.best_score:.2f}"
-        hover[i][j] = (
+    return _stop_heatmap(
+        table,
+        lambda row: row.test_score,
+        lambda row: f"{row.test_score:.2f}{'*' if row.beyond_recording else ''}<br>val {row.best_score:.2f}",
+        lambda row: (
             f"Budget {row.budget} metric calls, patience {_patience_label(row.patience)}"
             f"<br>Stops by: {row.stopped_by}, with candidate {row.best_candidate}"
             f"<br>Test score {row.test_score:.3f}, validation score {row.best_score:.3f}"
-        )
-    fig = go.Figure(
-        go.Heatmap(
-            z=z,
-            x=[str(b) for b in budgets],
-            y=patiences,
-            text=text,
-            texttemplate="%{text}",
-            hovertext=hover,
-            hoverinfo="text",
-            colorscale="Viridis",
-            zmin=0.0,
-            zmax=1.0,
-            xgap=1,
-            ygap=1,
-            colorbar={"title": {"text": "Test score", "side": "right"}},
-        )
-    )
-    fig.update_layout(
-        title={
+        ),
+        "Test score",
+        {
             "text": "What if, on the test set: where each stop would have landed",
             "subtitle": {"text": "each cell: the test score of the candidate it ends with, its validation score below"},
         },
-        xaxis={"title": {"text": "Budget (metric calls)"}, "type": "category"},
-        yaxis={
-            "title": {"text": "Patience (iterations without a better score)"},
-            "type": "category",
-            "autorange": "reversed",
-        },
-        margin={"t": 90},
     )
-    return fig
 
 
 def compare_groups_figure(bands: Mapping[str, CurveBand]) -> go.Figure:

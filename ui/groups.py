@@ -82,6 +82,11 @@ def render_group_summary(uri: str, runs: list[Any], group: str) -> None:
                 f"**{label.capitalize()} ({size} examples), best candidate over {spread.n} seeds**: mean "
                 f"{spread.mean:.1%}, standard deviation {spread.std:.1%}"
             )
+    render_group_charts(views)
+
+
+def render_group_charts(views: list[analysis.RunView]) -> None:
+    """Every seed's best-so-far curve on one chart, and what if over the finished ones."""
     curves = {f"seed {view.seed}": analysis.run_curve(view) for view in views}
     st.plotly_chart(charts.compare_runs_figure(curves), width="stretch", key="results.group_curves")
     finished = [v for v in views if not v.is_live]

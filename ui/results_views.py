@@ -469,14 +469,7 @@ def render_seeds(uri: str, runs: list[Any], group: str) -> None:
             "stopped by": st.column_config.TextColumn(width=90),
         },
     )
-    curves = {f"seed {view.seed}": analysis.run_curve(view) for view in views}
-    st.plotly_chart(charts.compare_runs_figure(curves), width="stretch", key="results.group_curves")
-    finished = [view for view in views if not view.is_live]
-    if finished:
-        budgets, patiences = analysis.what_if_grid(finished[0])
-        grid = groups.what_if_over_group(finished, budgets, patiences)
-        st.markdown("**What if, over the group**: the mean best validation score the seeds would have ended with")
-        st.plotly_chart(charts.what_if_group_figure(grid), width="stretch", key="results.group_what_if")
+    group_views.render_group_charts(views)
 
 
 def group_label(members: list[Any]) -> str:
