@@ -1162,3 +1162,18 @@ def test_the_estimate_says_unknown_not_zero_for_a_model_without_a_price(explorer
     assert "an unknown amount (a model has no price)" in line and "$0" not in line
     roles = next(d.value for d in at.dataframe if "cost" in d.value.columns and "role" in d.value.columns)
     assert set(roles["cost"]) == {"unknown"}
+
+
+def test_the_runs_overlay_names_each_run_by_its_scorer_when_scorers_differ(explorer_home):
+    from conftest import fixture_events, record_run
+    from core import tags
+
+    exact = record_run(fixture_events("run_default_seed0"), tags={tags.SCORER: "exact_match"})
+    judge = record_run(fixture_events("run_default_seed0"), tags={tags.SCORER: "llm_judge"})
+    at = app()
+    at.query_params["run"] = exact
+    at.query_params["results.tab"] = "What if"
+    open_page(at, "app_pages/results.py")
+    no_exception(at)
+    compare = at.multiselect(key="results.compare")
+    assert "judge" in compare.format_func(judge).lower() and compare.options == [compare.format_func(judge)]

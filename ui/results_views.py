@@ -419,9 +419,14 @@ def render_what_if(view: analysis.RunView, uri: str, runs: list[Any], info: Any)
     with st.expander("As a table"):
         st.dataframe(on_test if on_test is not None else table, hide_index=True, width="stretch")
     others = [r for r in runs if r.run_id != info.run_id and r.status != "RUNNING"]
-    labels = {r.run_id: f"{r.name} ({r.run_id[:8]})" for r in others}
+    from core.runs import run_labels
+
+    # Named by their scores and what differs between them (scorer, budget, patience, seed, cost,
+    # seconds...), so "exact match against the judge on the same data" is one comparison.
+    named = run_labels([info, *others])
+    labels = {r.run_id: f"{named[r.run_id]} ({r.run_id[:6]})" for r in others}
     chosen = st.multiselect("Compare with other runs", list(labels), format_func=labels.get, key="results.compare")
-    curves = {f"this run ({info.run_id[:8]})": analysis.run_curve(view)}
+    curves = {f"this run: {named[info.run_id]}": analysis.run_curve(view)}
     for run_id in chosen:
         try:
             curves[labels[run_id]] = analysis.run_curve(analysis.build_run_view(data.finished_events(uri, run_id)))
