@@ -10,6 +10,7 @@ import streamlit as st
 
 from core import charts, participants
 from core.runs import RunInfo
+from core.summary import counted
 from core.templates import markdown_escape
 from ui import data, shell, status
 
@@ -48,13 +49,13 @@ def render_dataset_picker(runs: list[RunInfo]) -> str:
     counts = dict(participants.class_datasets(runs))
     names = list(counts)
     if len(names) == 1:
-        st.caption(f"Dataset: **{markdown_escape(names[0])}** ({_runs(counts[names[0]])})")
+        st.caption(f"Dataset: **{markdown_escape(names[0])}** ({counted(counts[names[0]], 'run')})")
         return names[0]
     return st.selectbox(
         "Dataset",
         names,
         key="class.dataset",
-        format_func=lambda name: f"{name} ({_runs(counts[name])})",
+        format_func=lambda name: f"{name} ({counted(counts[name], 'run')})",
         help="Scores are only comparable on one dataset: the class's runs on the one chosen here.",
     )
 
@@ -64,7 +65,7 @@ def render_overview(table: pd.DataFrame) -> None:
     unnamed = int((table["participant"] == participants.NO_NAME).sum())
     finished = int((table["status"] == "finished").sum())
     going = int((table["status"] == "running").sum())
-    parts = [_runs(len(table)), f"{len(names)} participant{'s' if len(names) != 1 else ''}"]
+    parts = [counted(len(table), "run"), counted(len(names), "participant")]
     parts += [f"{finished} finished"] + ([f"{going} still running"] if going else [])
     parts += [f"{unnamed} without a name"] if unnamed and names else []
     st.caption(" · ".join(parts))
@@ -127,16 +128,10 @@ def _column_config() -> dict[str, Any]:
     }
 
 
-def _runs(count: int) -> str:
-    return f"{count} run" if count == 1 else f"{count} runs"
-
-
 def render_class(tracking_uri: str) -> None:
     """Everything below the title, from the store's runs as they are now (re-read when following)."""
-    try:
-        runs = data.cached_runs(tracking_uri)
-    except Exception as error:  # noqa: BLE001 - the store is unusable; one line
-        st.error(f"The MLflow store cannot be read: {shell.one_line(error)}")
+    runs = data.runs_or_say_why(tracking_uri)
+    if runs is None:
         return
     if not runs:
         st.info(

@@ -124,10 +124,8 @@ def main() -> None:
     st.title("Results")
     if not status.store_ready(context):
         return
-    try:
-        runs = data.cached_runs(uri)
-    except Exception as error:  # noqa: BLE001 - the store is unusable; one line
-        st.error(f"The MLflow store cannot be read: {shell.one_line(error)}")
+    runs = data.runs_or_say_why(uri)
+    if runs is None:
         return
     if not runs:
         st.info("No optimization runs in this store yet.")

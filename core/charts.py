@@ -555,15 +555,25 @@ def compare_runs_figure(curves: Mapping[str, Sequence[tuple[int, float]]]) -> go
                 hoverinfo="text",
             )
         )
+    return _best_so_far_layout(
+        fig,
+        "Runs compared: best validation score so far, by budget spent",
+        empty="Choose runs to compare." if not curves else None,
+    )
+
+
+def _best_so_far_layout(fig: go.Figure, title: str, *, empty: str | None) -> go.Figure:
+    """The axes every best-so-far comparison shares (metric calls across, score 0 to 1 up), and
+    ``empty``'s note when there is nothing to draw."""
     fig.update_layout(
-        title="Runs compared: best validation score so far, by budget spent",
+        title=title,
         xaxis_title=_X_TITLES["metric_calls"],
         yaxis_title="Best validation score so far",
         yaxis_range=[-0.05, 1.05],
         hovermode="closest",
     )
-    if not curves:
-        _empty_note(fig, "Choose runs to compare.")
+    if empty:
+        _empty_note(fig, empty)
     return fig
 
 
@@ -874,16 +884,11 @@ def compare_groups_figure(bands: Mapping[str, CurveBand]) -> go.Figure:
                 hoverinfo="text",
             )
         )
-    fig.update_layout(
-        title="Groups compared: mean best validation score so far, lowest to highest seed",
-        xaxis_title=_X_TITLES["metric_calls"],
-        yaxis_title="Best validation score so far",
-        yaxis_range=[-0.05, 1.05],
-        hovermode="closest",
+    return _best_so_far_layout(
+        fig,
+        "Groups compared: mean best validation score so far, lowest to highest seed",
+        empty="Choose groups to compare." if not bands else None,
     )
-    if not bands:
-        _empty_note(fig, "Choose groups to compare.")
-    return fig
 
 
 # The colours Streamlit's light theme draws traces in. In the app a figure carries Streamlit's plotly

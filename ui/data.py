@@ -32,6 +32,18 @@ def bundled_prompts(tracking_uri: str) -> list[Any]:
     return prompts.ensure_bundled_prompts(tracking_uri=tracking_uri)
 
 
+def runs_or_say_why(tracking_uri: str) -> list[Any] | None:
+    """The store's optimization runs (:func:`cached_runs`), or None once the page says in one line
+    that the store cannot be read."""
+    try:
+        return cached_runs(tracking_uri)
+    except Exception as error:  # noqa: BLE001 - the store is unusable; one line
+        from ui.shell import one_line
+
+        st.error(f"The MLflow store cannot be read: {one_line(error)}")
+        return None
+
+
 @st.cache_data(ttl=10, show_spinner=False)
 def cached_runs(tracking_uri: str) -> list[Any]:
     from core.runs import list_optimization_runs
